@@ -1,0 +1,3 @@
+//! Back ends: each turns an [`crate::ir::Ruleset`] into one output format.
+
+pub mod nft;

@@ -1,0 +1,1 @@
+//! nftables text back end.

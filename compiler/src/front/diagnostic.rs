@@ -1,0 +1,186 @@
+//! The one diagnostic type every stage reports problems with.
+//!
+//! Each diagnostic has a stable code (`knc::…`, listed in [`Code`]), a
+//! hand-written lowercase message, and when the problem comes from input, the
+//! file and byte span of the offending node, so miette renders
+//! `file:line:column` with a caret under it.
+
+use std::sync::Arc;
+
+use super::source::{SourceFile, Span};
+
+/// Stable diagnostic codes. Tools and docs refer to these strings, so a code
+/// never changes meaning once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Code {
+    /// The bytes are not valid YAML or JSON.
+    Syntax,
+    /// A document is not a mapping with `apiVersion` and `kind`.
+    NotAnObject,
+    /// A field has the wrong type or shape for its kind (serde's verdict).
+    Schema,
+    /// A field this kind does not have (often a typo); a warning.
+    UnknownField,
+    /// A port number outside 1..=65535 (or 0..=65535 where 0 means unset).
+    PortRange,
+    /// An IP address or CIDR that does not parse.
+    InvalidAddress,
+    /// A protocol other than TCP, UDP or SCTP.
+    InvalidProtocol,
+    /// A required field is missing.
+    MissingField,
+    /// The same object (kind, namespace, name) defined twice.
+    DuplicateObject,
+    /// Two Services claim the same NodePort for the same protocol.
+    NodePortConflict,
+    /// A value outside what the field allows (an enum string, a timeout).
+    InvalidValue,
+    /// A file could not be read (reported by the binary).
+    Io,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "knc::syntax",
+            Code::NotAnObject => "knc::not-an-object",
+            Code::Schema => "knc::schema",
+            Code::UnknownField => "knc::unknown-field",
+            Code::PortRange => "knc::port-range",
+            Code::InvalidAddress => "knc::invalid-address",
+            Code::InvalidProtocol => "knc::invalid-protocol",
+            Code::MissingField => "knc::missing-field",
+            Code::DuplicateObject => "knc::duplicate-object",
+            Code::NodePortConflict => "knc::nodeport-conflict",
+            Code::InvalidValue => "knc::invalid-value",
+            Code::Io => "knc::io",
+        }
+    }
+}
+
+/// How bad a diagnostic is: errors stop compilation (exit 1), warnings don't.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// A problem found in the input, located in a source file when possible.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    pub help: Option<String>,
+    pub location: Option<Location>,
+}
+
+/// Where a diagnostic points: a file and a span in it, with a short label
+/// shown under the caret.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub file: SourceFile,
+    pub span: Span,
+    pub label: String,
+    named: miette::NamedSource<Arc<str>>,
+}
+
+impl Diagnostic {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            help: None,
+            location: None,
+        }
+    }
+
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
+    }
+
+    pub fn at(mut self, file: &SourceFile, span: Span, label: impl Into<String>) -> Self {
+        self.location = Some(Location {
+            file: file.clone(),
+            span,
+            label: label.into(),
+            named: file.named_source(),
+        });
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `file:line:column`, or `None` for diagnostics without a location.
+    pub fn position(&self) -> Option<String> {
+        self.location.as_ref().map(|loc| {
+            let (line, col) = loc.file.line_col(loc.span.start);
+            format!("{}:{line}:{col}", loc.file.name)
+        })
+    }
+
+    /// Sort key that makes reports deterministic: file, offset, code, message.
+    pub fn sort_key(&self) -> (Option<Arc<str>>, usize, Code, String) {
+        (
+            self.location.as_ref().map(|l| l.file.name.clone()),
+            self.location.as_ref().map_or(0, |l| l.span.start),
+            self.code,
+            self.message.clone(),
+        )
+    }
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.position() {
+            Some(pos) => write!(f, "{pos}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+impl miette::Diagnostic for Diagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(self.code.as_str()))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Error => miette::Severity::Error,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.location
+            .as_ref()
+            .map(|l| &l.named as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        let loc = self.location.as_ref()?;
+        Some(Box::new(std::iter::once(miette::LabeledSpan::new_with_span(
+            Some(loc.label.clone()),
+            loc.span,
+        ))))
+    }
+}

@@ -1,0 +1,82 @@
+//! Front end: bytes of YAML / JSON in, typed Kubernetes objects out, each
+//! remembering where every one of its fields came from.
+//!
+//! Accepted: multi-document YAML, JSON, and `kind: List` (as `kubectl get -o
+//! yaml` prints it). Kept kinds: Service, Endpoints, EndpointSlice
+//! (discovery.k8s.io/v1), Node and KubeProxyConfiguration
+//! (kubeproxy.config.k8s.io/v1alpha1). Anything else is counted and skipped.
+//! Problems are collected, never thrown: one bad document does not hide the
+//! problems in the next.
+
+pub mod diagnostic;
+pub mod kube_proxy_config;
+pub mod load;
+pub mod source;
+pub mod spans;
+
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+pub use diagnostic::{Code, Diagnostic, Severity};
+pub use kube_proxy_config::KubeProxyConfiguration;
+pub use load::load;
+pub use source::{FileId, SourceFile, Span};
+pub use spans::SpanIndex;
+
+/// A kept Kubernetes object, typed.
+#[derive(Debug, Clone)]
+pub enum Object {
+    Service(Box<Service>),
+    Endpoints(Box<Endpoints>),
+    EndpointSlice(Box<EndpointSlice>),
+    Node(Box<Node>),
+    KubeProxyConfiguration(Box<KubeProxyConfiguration>),
+}
+
+impl Object {
+    /// The kind as written in manifests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Service(_) => "Service",
+            Object::Endpoints(_) => "Endpoints",
+            Object::EndpointSlice(_) => "EndpointSlice",
+            Object::Node(_) => "Node",
+            Object::KubeProxyConfiguration(_) => "KubeProxyConfiguration",
+        }
+    }
+}
+
+/// One object and where it came from: the file and an index from field
+/// paths to spans, so later stages can point at the offending field.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub file: SourceFile,
+    pub spans: SpanIndex,
+    pub object: Object,
+}
+
+impl Document {
+    /// An error diagnostic located at the value of the field at `path`
+    /// (dotted, with `[i]` for list items: `spec.ports[0].port`), or at the
+    /// nearest ancestor that exists in the source.
+    pub fn error_at(&self, code: Code, path: &str, message: impl Into<String>, label: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(code, message).at(&self.file, self.spans.value(path), label)
+    }
+
+    /// Like [`Document::error_at`], as a warning.
+    pub fn warning_at(&self, code: Code, path: &str, message: impl Into<String>, label: impl Into<String>) -> Diagnostic {
+        Diagnostic::warning(code, message).at(&self.file, self.spans.value(path), label)
+    }
+}
+
+/// Everything the front end produced from a set of input files.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Kept objects, in input order (files in the order given, documents in
+    /// file order). Later stages must not depend on this order.
+    pub documents: Vec<Document>,
+    /// How many documents of other kinds were skipped, per kind (sorted).
+    pub skipped: std::collections::BTreeMap<String, usize>,
+    /// Every problem found, errors and warnings.
+    pub diagnostics: Vec<Diagnostic>,
+}

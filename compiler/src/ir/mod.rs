@@ -1,0 +1,229 @@
+//! The intermediate representation: what one node must do with Service
+//! traffic, decided, and nothing about how a back end says it.
+//!
+//! # Contract
+//!
+//! The IR is the only thing back ends see. Lowering (`crate::lower`) builds it
+//! from the cluster model for one node; every emitter (nftables text and
+//! JSON, iptables-restore) is a pure function of it. The IR is serde
+//! serialisable and printed by `knc compile --format ir`.
+//!
+//! * A **[`ServicePort`]** is one port of one Service in one IP family. A
+//!   dual-stack Service with two ports becomes four entries. Everything in an
+//!   entry (frontend addresses, backend addresses) is of that entry's family,
+//!   so no rule can send IPv4 traffic to an IPv6 backend.
+//! * A **[`Frontend`]** is an address and port where the Service is reached:
+//!   its ClusterIP, an ExternalIP, a LoadBalancer ingress IP, or its NodePort
+//!   (on every address of [`Ruleset::nodeport_scope`]).
+//! * A **backend set** is a list of [`Backend`]s: endpoint address, target
+//!   port and a **weight**. A new connection picks a backend with
+//!   probability `weight / sum(weights)`. Lowering gives equal weights today;
+//!   emitters must honour any weights. Each entry carries two sets:
+//!   [`BackendSets::cluster`] (every usable endpoint) and
+//!   [`BackendSets::local`] (usable endpoints on this node).
+//! * Each frontend says, per **source class**, what happens to a new
+//!   connection ([`Routing`]): forward to one of the two sets (masqueraded or
+//!   not), reject (ICMP unreachable / TCP reset), or drop. Source classes:
+//!   `pods` (source inside a cluster CIDR), `node` (source is an address of
+//!   this node), `external` (anything else). An emitter checks them in the
+//!   order node, pods, external.
+//!
+//! # Invariants lowering guarantees
+//!
+//! * Sorted and deduplicated everywhere: entries by (family, namespace,
+//!   name, port name, protocol), frontends by (kind, address, port), backends
+//!   by (address, port). Output depends on nothing but the inputs' content.
+//! * A `Forward` route never names an empty set; an empty set becomes
+//!   `Reject` (no endpoints at all) or `Drop` (no node-local endpoints).
+//! * When [`Ruleset::cluster_cidrs`] has nothing of an entry's family,
+//!   `pods` equals `external` for every frontend of that entry: without a
+//!   cluster CIDR pods cannot be told apart.
+//! * Weights are at least 1.
+//! * Hairpin: whatever the route, a connection whose chosen backend is its
+//!   own source address is masqueraded (so replies come back through the
+//!   node). Emitters implement this for every backend.
+//! * Traffic to an address in [`Ruleset::cluster_ips`] on a port no entry
+//!   serves is rejected; traffic to any other address inside
+//!   [`Ruleset::service_cidrs`] is dropped.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Everything one node needs, for both IP families.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ruleset {
+    /// The node compiled for; `None` for a node-agnostic ruleset.
+    pub node: Option<String>,
+    /// Pod address ranges: sources inside are the `pods` class.
+    pub cluster_cidrs: Vec<IpNet>,
+    /// Service address ranges: unallocated addresses inside are dropped.
+    pub service_cidrs: Vec<IpNet>,
+    /// Active ClusterIPs: unknown ports on them are rejected.
+    pub cluster_ips: Vec<IpAddr>,
+    /// Addresses of this node (sources of the `node` class come from
+    /// these, and NodePorts listen on them when the scope says so).
+    pub node_addresses: Vec<IpAddr>,
+    /// Where NodePort frontends accept traffic.
+    pub nodeport_scope: NodePortScope,
+    /// One entry per Service port and IP family.
+    pub services: Vec<ServicePort>,
+}
+
+/// Which destination addresses NodePorts accept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "cidrs")]
+pub enum NodePortScope {
+    /// Any address local to the node except loopback (node-agnostic output).
+    AnyLocal,
+    /// Addresses local to the node that lie inside one of these ranges (the
+    /// node's primary IPs as /32 and /128, or `--nodeport-addresses`).
+    LocalIn(Vec<IpNet>),
+}
+
+/// IP family of an entry and of everything in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+}
+
+/// Transport protocol of a Service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// One port of one Service in one family, with its frontends and backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePort {
+    pub family: Family,
+    pub namespace: String,
+    pub name: String,
+    /// The Service port's `name` (empty when the Service has one unnamed port).
+    pub port_name: String,
+    pub protocol: Protocol,
+    pub frontends: Vec<Frontend>,
+    pub backends: BackendSets,
+    /// `sessionAffinity: ClientIP`: seconds a client sticks to its backend.
+    pub affinity_timeout_seconds: Option<u32>,
+    /// Port the runtime serves the ETP Local health check on.
+    pub health_check_node_port: Option<u16>,
+}
+
+impl ServicePort {
+    /// `namespace/name:port` as kube-proxy names a service port.
+    pub fn display_name(&self) -> String {
+        if self.port_name.is_empty() {
+            format!("{}/{}", self.namespace, self.name)
+        } else {
+            format!("{}/{}:{}", self.namespace, self.name, self.port_name)
+        }
+    }
+}
+
+/// Where a Service port is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frontend {
+    pub kind: FrontendKind,
+    /// The destination address; `None` for NodePorts (see
+    /// [`Ruleset::nodeport_scope`]).
+    pub address: Option<IpAddr>,
+    pub port: u16,
+    /// Sources allowed to use this frontend (`loadBalancerSourceRanges`);
+    /// empty means everyone. Others are dropped.
+    pub allowed_sources: Vec<IpNet>,
+    pub routing: Routing,
+}
+
+/// What kind of address a frontend is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FrontendKind {
+    ClusterIp,
+    ExternalIp,
+    LoadBalancer,
+    NodePort,
+}
+
+/// What a new connection to a frontend does, by source class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Routing {
+    /// Connections from an address of this node.
+    pub node: Route,
+    /// Connections from inside a cluster CIDR.
+    pub pods: Route,
+    /// Connections from anywhere else.
+    pub external: Route,
+}
+
+/// The fate of a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum Route {
+    /// Send to a backend of `set`, rewriting the source to the node's
+    /// address when `masquerade`.
+    Forward { set: SetKind, masquerade: bool },
+    /// Refuse: ICMP port unreachable, TCP reset.
+    Reject,
+    /// Discard silently.
+    Drop,
+}
+
+/// Which of an entry's two backend sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SetKind {
+    Cluster,
+    Local,
+}
+
+/// The two backend sets of an entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendSets {
+    /// Usable endpoints anywhere in the cluster.
+    pub cluster: Vec<Backend>,
+    /// Usable endpoints on this node.
+    pub local: Vec<Backend>,
+}
+
+impl BackendSets {
+    pub fn get(&self, kind: SetKind) -> &[Backend] {
+        match kind {
+            SetKind::Cluster => &self.cluster,
+            SetKind::Local => &self.local,
+        }
+    }
+}
+
+/// One endpoint address and target port, with its selection weight.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Backend {
+    pub address: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+}

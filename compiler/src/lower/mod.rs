@@ -1,0 +1,1 @@
+//! Lowering: cluster model for one node → IR.
