@@ -1,1 +1,4 @@
-//! The cluster model.
+//! The cluster model: validated objects joined into Services with their
+//! endpoints, plus nodes and proxy configuration.
+
+pub mod validate;
