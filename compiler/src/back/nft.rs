@@ -219,15 +219,9 @@ impl<'a> FamilyEmitter<'a> {
             }
         }
         let mut hairpin = BTreeSet::new();
-        let mut claimed = BTreeSet::new();
         for service in ruleset.services.iter().filter(|s| s.family == family) {
             for frontend in &service.frontends {
                 let key = frontend_key(service, frontend);
-                // Lowering resolves conflicts; this only keeps the text
-                // loadable if two entries ever claim one key.
-                if !claimed.insert(key.clone()) {
-                    continue;
-                }
                 self.frontend(service, frontend, &key, &mut hairpin);
             }
         }
