@@ -9,6 +9,7 @@
 //! problems in the next.
 
 pub mod diagnostic;
+pub mod fields;
 pub mod kube_proxy_config;
 pub mod load;
 pub mod source;
