@@ -35,7 +35,9 @@ pub fn known_fields(kind: &str, path: &str) -> &'static [&'static str] {
         ("Service", "status.loadBalancer.ingress[]") => fields_of::<core::LoadBalancerIngress>,
         ("Endpoints", "") => fields_of::<core::Endpoints>,
         ("Endpoints", "subsets[]") => fields_of::<core::EndpointSubset>,
-        ("Endpoints", "subsets[].addresses[]" | "subsets[].notReadyAddresses[]") => fields_of::<core::EndpointAddress>,
+        ("Endpoints", "subsets[].addresses[]" | "subsets[].notReadyAddresses[]") => {
+            fields_of::<core::EndpointAddress>
+        }
         ("Endpoints", "subsets[].ports[]") => fields_of::<core::EndpointPort>,
         ("EndpointSlice", "") => fields_of::<discovery::EndpointSlice>,
         ("EndpointSlice", "endpoints[]") => fields_of::<discovery::Endpoint>,
@@ -57,7 +59,12 @@ pub fn known_fields(kind: &str, path: &str) -> &'static [&'static str] {
 pub fn suggest(unknown: &str, known: &[&'static str]) -> Option<&'static str> {
     known
         .iter()
-        .map(|k| (strsim::damerau_levenshtein(&unknown.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(&unknown.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
         .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
         .min()
         .map(|(_, k)| k)
@@ -119,8 +126,14 @@ mod tests {
     fn knows_service_port_fields() {
         assert!(known_fields("Service", "spec.ports[7]").contains(&"targetPort"));
         assert!(known_fields("KubeProxyConfiguration", "").contains(&"clusterCIDR"));
-        assert_eq!(suggest("prots", known_fields("Service", "spec")), Some("ports"));
-        assert_eq!(suggest("targetport", known_fields("Service", "spec.ports[0]")), Some("targetPort"));
+        assert_eq!(
+            suggest("prots", known_fields("Service", "spec")),
+            Some("ports")
+        );
+        assert_eq!(
+            suggest("targetport", known_fields("Service", "spec.ports[0]")),
+            Some("targetPort")
+        );
         assert_eq!(suggest("zzzzzz", known_fields("Service", "spec")), None);
     }
 }

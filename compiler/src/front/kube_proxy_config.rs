@@ -61,7 +61,12 @@ pub const UNUSED_FIELDS: &[&str] = &[
 ];
 
 /// Fields of `nftables:` / `iptables:` that do not change the ruleset.
-pub const UNUSED_MODE_FIELDS: &[&str] = &["localhostNodePorts", "masqueradeBit", "minSyncPeriod", "syncPeriod"];
+pub const UNUSED_MODE_FIELDS: &[&str] = &[
+    "localhostNodePorts",
+    "masqueradeBit",
+    "minSyncPeriod",
+    "syncPeriod",
+];
 
 /// Is `path` (relative to the object) a kube-proxy field knc knows and ignores?
 pub fn is_unused_field(path: &str) -> bool {

@@ -59,7 +59,8 @@ fn load_document(file: &SourceFile, doc: ParsedDoc, loaded: &mut Loaded) {
 fn list_kind(value: &Value) -> Option<String> {
     let kind = value.get("kind")?.as_str()?;
     let items = value.get("items")?;
-    (kind.ends_with("List") && matches!(items, Value::Array(_) | Value::Null)).then(|| kind.to_owned())
+    (kind.ends_with("List") && matches!(items, Value::Array(_) | Value::Null))
+        .then(|| kind.to_owned())
 }
 
 /// Items of a typed list (`ServiceList`) may omit `apiVersion` and `kind`;
@@ -91,18 +92,19 @@ fn index(doc: &ParsedDoc) -> SpanIndex {
 /// One span index per `items[i]`, with paths relative to the item. Entries
 /// are bucketed in one pass, so a List of 10,000 Services stays linear.
 fn item_indexes(doc: &ParsedDoc) -> Vec<SpanIndex> {
-    let count = doc.value.get("items").and_then(Value::as_array).map_or(0, Vec::len);
+    let count = doc
+        .value
+        .get("items")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     let mut out: Vec<SpanIndex> = (0..count).map(|_| SpanIndex::new(doc.whole)).collect();
     for (path, span) in &doc.values {
         if let Some((i, rest)) = split_item_path(path) {
-            match out.get_mut(i) {
-                Some(spans) => {
-                    if rest.is_empty() {
-                        spans.set_whole(*span);
-                    }
-                    spans.insert_value(rest.to_owned(), *span);
+            if let Some(spans) = out.get_mut(i) {
+                if rest.is_empty() {
+                    spans.set_whole(*span);
                 }
-                None => {}
+                spans.insert_value(rest.to_owned(), *span);
             }
         }
     }
@@ -144,12 +146,16 @@ fn load_object(file: &SourceFile, value: Value, spans: SpanIndex, loaded: &mut L
         name: display_name(&kind, &value),
     };
     let object = match (api_version.as_str(), kind.as_str()) {
-        ("v1", "Service") => ctx.typed(&value, loaded).map(|o| Object::Service(Box::new(o))),
-        ("v1", "Endpoints") => ctx.typed(&value, loaded).map(|o| Object::Endpoints(Box::new(o))),
+        ("v1", "Service") => ctx
+            .typed(&value, loaded)
+            .map(|o| Object::Service(Box::new(o))),
+        ("v1", "Endpoints") => ctx
+            .typed(&value, loaded)
+            .map(|o| Object::Endpoints(Box::new(o))),
         ("v1", "Node") => ctx.typed(&value, loaded).map(|o| Object::Node(Box::new(o))),
-        ("discovery.k8s.io/v1", "EndpointSlice") => {
-            ctx.typed(&value, loaded).map(|o| Object::EndpointSlice(Box::new(o)))
-        }
+        ("discovery.k8s.io/v1", "EndpointSlice") => ctx
+            .typed(&value, loaded)
+            .map(|o| Object::EndpointSlice(Box::new(o))),
         ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration") => ctx
             .typed::<KubeProxyConfiguration>(&value, loaded)
             .map(|o| Object::KubeProxyConfiguration(Box::new(o))),
@@ -196,11 +202,17 @@ fn json_type(value: &Value) -> &'static str {
 /// show it; `<unnamed>` when the name is missing.
 pub fn display_name(kind: &str, value: &Value) -> String {
     let meta = value.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
     if matches!(kind, "Node" | "KubeProxyConfiguration") {
         return name.to_owned();
     }
-    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
     format!("{namespace}/{name}")
 }
 
@@ -229,7 +241,9 @@ impl Context<'_> {
             Ok(object) => Some(object),
             Err(error) => {
                 let path = error_path(&track.path());
-                loaded.diagnostics.push(self.schema_error(&path, &error.to_string()));
+                loaded
+                    .diagnostics
+                    .push(self.schema_error(&path, &error.to_string()));
                 None
             }
         }
@@ -253,18 +267,32 @@ impl Context<'_> {
 
     fn schema_error(&self, path: &str, error: &str) -> Diagnostic {
         let span = self.spans.value(path);
-        if let Some(field) = error.strip_prefix("missing field `").and_then(|e| e.strip_suffix('`')) {
-            let full = if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") };
+        if let Some(field) = error
+            .strip_prefix("missing field `")
+            .and_then(|e| e.strip_suffix('`'))
+        {
+            let full = if path.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
             return Diagnostic::error(
                 Code::MissingField,
                 format!("{} `{}` is missing `{full}`", self.kind, self.name),
             )
             .at(self.file, span, format!("`{field}` is required here"));
         }
-        let field = if path.is_empty() { "the object".to_owned() } else { format!("`{path}`") };
+        let field = if path.is_empty() {
+            "the object".to_owned()
+        } else {
+            format!("`{path}`")
+        };
         Diagnostic::error(
             Code::Schema,
-            format!("{field} of {} `{}` has the wrong type", self.kind, self.name),
+            format!(
+                "{field} of {} `{}` has the wrong type",
+                self.kind, self.name
+            ),
         )
         .at(self.file, span, error.to_owned())
     }
@@ -294,7 +322,9 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
                 segments.push(format!(".{key}"));
                 at = parent;
             }
-            Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => at = parent,
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => at = parent,
         }
     }
     join(segments.into_iter().rev())
@@ -312,7 +342,10 @@ fn error_path(path: &serde_path_to_error::Path) -> String {
 
 fn join(segments: impl Iterator<Item = String>) -> String {
     let joined: String = segments.collect();
-    joined.strip_prefix('.').map(str::to_owned).unwrap_or(joined)
+    joined
+        .strip_prefix('.')
+        .map(str::to_owned)
+        .unwrap_or(joined)
 }
 
 #[cfg(test)]
@@ -331,7 +364,8 @@ mod tests {
             .collect()
     }
 
-    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n";
+    const SERVICE: &str =
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n";
 
     #[test]
     fn keeps_known_kinds_and_counts_the_rest() {
@@ -363,16 +397,25 @@ mod tests {
 
     #[test]
     fn type_errors_are_located_and_drop_only_their_object() {
-        let text = format!("{}---\n{SERVICE}", SERVICE.replace("port: 80", "port: \"abc\""));
+        let text = format!(
+            "{}---\n{SERVICE}",
+            SERVICE.replace("port: 80", "port: \"abc\"")
+        );
         let loaded = load_str(&text);
-        assert_eq!(positions(&loaded), vec![(Code::Schema, "t.yaml:7:11".into())]);
+        assert_eq!(
+            positions(&loaded),
+            vec![(Code::Schema, "t.yaml:7:11".into())]
+        );
         assert_eq!(loaded.documents.len(), 1);
     }
 
     #[test]
     fn unknown_fields_warn_at_the_key_with_a_suggestion() {
         let loaded = load_str(&SERVICE.replace("ports:", "prots:"));
-        assert_eq!(positions(&loaded), vec![(Code::UnknownField, "t.yaml:6:3".into())]);
+        assert_eq!(
+            positions(&loaded),
+            vec![(Code::UnknownField, "t.yaml:6:3".into())]
+        );
         let d = &loaded.diagnostics[0];
         assert_eq!(d.message, "unknown field `prots` in Service `default/web`");
         assert_eq!(d.help.as_deref(), Some("did you mean `ports`?"));

@@ -83,19 +83,20 @@ fn parse_from(file: &SourceFile, base: usize, rest: &str, out: &mut ParsedFile) 
         }
         Ok(())
     }));
-    let error = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(syntax_error(&mut builder, &e)),
-        // saphyr-parser has a few internal `unwrap`s; a bug there must not
-        // take the whole compiler down with it.
-        Err(_) => {
-            let at = builder.offsets.base;
-            let d = Diagnostic::error(Code::Syntax, "the YAML parser gave up on this input")
-                .at(file, Span::new(at, at), "somewhere after here");
-            builder.diagnostics.push(d);
-            Some(usize::MAX)
-        }
-    };
+    let error =
+        match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(syntax_error(&mut builder, &e)),
+            // saphyr-parser has a few internal `unwrap`s; a bug there must not
+            // take the whole compiler down with it.
+            Err(_) => {
+                let at = builder.offsets.base;
+                let d = Diagnostic::error(Code::Syntax, "the YAML parser gave up on this input")
+                    .at(file, Span::new(at, at), "somewhere after here");
+                builder.diagnostics.push(d);
+                Some(usize::MAX)
+            }
+        };
     out.docs.append(&mut builder.docs);
     out.diagnostics.append(&mut builder.diagnostics);
     error
@@ -118,7 +119,8 @@ fn next_document_start(text: &str, base: usize, from: usize) -> Option<usize> {
     let mut line_start = text.get(..from)?.rfind('\n').map_or(0, |i| i + 1);
     loop {
         let line = text.get(line_start..)?;
-        let marker = line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        let marker =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
         if marker && line_start > base {
             return Some(line_start);
         }
@@ -155,14 +157,22 @@ impl<'a> Offsets<'a> {
             return self.base + index.min(self.text.len());
         }
         while self.char_pos < index {
-            match self.text.get(self.byte_pos..).and_then(|s| s.chars().next()) {
+            match self
+                .text
+                .get(self.byte_pos..)
+                .and_then(|s| s.chars().next())
+            {
                 Some(c) => self.byte_pos += c.len_utf8(),
                 None => break,
             }
             self.char_pos += 1;
         }
         while self.char_pos > index {
-            match self.text.get(..self.byte_pos).and_then(|s| s.chars().next_back()) {
+            match self
+                .text
+                .get(..self.byte_pos)
+                .and_then(|s| s.chars().next_back())
+            {
                 Some(c) => self.byte_pos -= c.len_utf8(),
                 None => break,
             }
@@ -264,7 +274,9 @@ impl<'a> Builder<'a> {
             Event::DocumentStart(_) => self.start_document(),
             Event::DocumentEnd => self.end_document(),
             _ if self.poisoned => {}
-            Event::Scalar(text, style, anchor, tag) => self.scalar(text, style, anchor, tag.as_deref(), span),
+            Event::Scalar(text, style, anchor, tag) => {
+                self.scalar(text, style, anchor, tag.as_deref(), span)
+            }
             Event::Alias(id) => self.alias(id, span),
             Event::MappingStart(anchor, _) => self.open(span, anchor, true),
             Event::SequenceStart(anchor, _) => self.open(span, anchor, false),
@@ -314,8 +326,19 @@ impl<'a> Builder<'a> {
 
     /// Is the next node the key of a mapping?
     fn expecting_key(&self) -> bool {
-        matches!(self.stack.last(), Some(Frame { kind: FrameKind::Map { key: None, .. }, .. }))
-            || matches!(self.stack.last(), Some(Frame { kind: FrameKind::BadKey, .. }))
+        matches!(
+            self.stack.last(),
+            Some(Frame {
+                kind: FrameKind::Map { key: None, .. },
+                ..
+            })
+        ) || matches!(
+            self.stack.last(),
+            Some(Frame {
+                kind: FrameKind::BadKey,
+                ..
+            })
+        )
     }
 
     /// Field path of the node about to start.
@@ -331,7 +354,14 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn scalar(&mut self, text: Cow<'_, str>, style: ScalarStyle, anchor: usize, tag: Option<&Tag>, span: Span) {
+    fn scalar(
+        &mut self,
+        text: Cow<'_, str>,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<&Tag>,
+        span: Span,
+    ) {
         if self.expecting_key() {
             return self.key(text.into_owned(), style, span);
         }
@@ -339,7 +369,11 @@ impl<'a> Builder<'a> {
             Some(value) => value,
             None => {
                 let tag = tag.map(ToString::to_string).unwrap_or_default();
-                self.error(span, format!("value does not match its tag `{tag}`"), "here");
+                self.error(
+                    span,
+                    format!("value does not match its tag `{tag}`"),
+                    "here",
+                );
                 Value::Null
             }
         };
@@ -377,7 +411,11 @@ impl<'a> Builder<'a> {
         });
         self.keys.push((path, span));
         if duplicate {
-            self.error(span, format!("key `{name}` appears twice in the same mapping"), "defined again here");
+            self.error(
+                span,
+                format!("key `{name}` appears twice in the same mapping"),
+                "defined again here",
+            );
         }
     }
 
@@ -391,11 +429,19 @@ impl<'a> Builder<'a> {
         self.alias_nodes += nodes;
         if self.alias_nodes > MAX_ALIAS_NODES {
             self.poisoned = true;
-            return self.error(span, format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"), "here");
+            return self.error(
+                span,
+                format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+                "here",
+            );
         }
         if self.stack.len() + height > MAX_DEPTH {
             self.poisoned = true;
-            return self.error(span, format!("nesting deeper than {MAX_DEPTH} levels"), "here");
+            return self.error(
+                span,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+                "here",
+            );
         }
         let path = self.child_path();
         self.values.push((path, span));
@@ -411,7 +457,11 @@ impl<'a> Builder<'a> {
     fn open(&mut self, span: Span, anchor: usize, mapping: bool) {
         if self.stack.len() >= MAX_DEPTH {
             self.poisoned = true;
-            return self.error(span, format!("nesting deeper than {MAX_DEPTH} levels"), "here");
+            return self.error(
+                span,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+                "here",
+            );
         }
         let kind = if self.expecting_key() {
             FrameKind::BadKey
@@ -441,7 +491,11 @@ impl<'a> Builder<'a> {
             return;
         };
         // Flow collections end at their `}` / `]`; block ones at their last child.
-        let end = if span.is_empty() { frame.end } else { span.end.max(frame.end) };
+        let end = if span.is_empty() {
+            frame.end
+        } else {
+            span.end.max(frame.end)
+        };
         let whole = Span::new(frame.start, end.max(frame.start));
         let value = match frame.kind {
             FrameKind::Map { map, .. } => Value::Object(map),
@@ -478,7 +532,8 @@ impl<'a> Builder<'a> {
     /// Put a finished node into its parent (or make it the document root).
     fn attach(&mut self, node: Node) {
         if node.anchor != 0 {
-            self.anchors.insert(node.anchor, (node.value.clone(), node.nodes, node.height));
+            self.anchors
+                .insert(node.anchor, (node.value.clone(), node.nodes, node.height));
         }
         let Some(parent) = self.stack.last_mut() else {
             self.root = Some(node);
@@ -491,7 +546,9 @@ impl<'a> Builder<'a> {
             FrameKind::Seq(items) => items.push(node.value),
             FrameKind::Map { map, key, merged } => match key.take() {
                 Some(Key { bad: true, .. }) | None => {}
-                Some(Key { merge: true, span, .. }) => {
+                Some(Key {
+                    merge: true, span, ..
+                }) => {
                     if !merge_into(map, merged, node.value) {
                         self.error(span, "`<<` merges only mappings", "not a mapping");
                     }
@@ -548,7 +605,7 @@ mod tests {
         parse_file(&SourceFile::new("t.yaml", text))
     }
 
-    fn span_of<'a>(doc: &'a ParsedDoc, path: &str) -> Option<Span> {
+    fn span_of(doc: &ParsedDoc, path: &str) -> Option<Span> {
         doc.values.iter().find(|(p, _)| p == path).map(|(_, s)| *s)
     }
 
@@ -569,7 +626,12 @@ mod tests {
         let file = SourceFile::new("t", text);
         let span = span_of(doc, "spec.ports[0].port").unwrap();
         assert_eq!(file.line_col(span.start), (4, 11));
-        let key = doc.keys.iter().find(|(p, _)| p == "spec.ports[0].name").unwrap().1;
+        let key = doc
+            .keys
+            .iter()
+            .find(|(p, _)| p == "spec.ports[0].name")
+            .unwrap()
+            .1;
         assert_eq!(&text[key.start..key.end], "name");
     }
 
@@ -581,7 +643,10 @@ mod tests {
         assert_eq!(text_at(text, doc, "spec.port"), "70000");
         assert_eq!(text_at(text, doc, "metadata.name"), "wéb");
         let file = SourceFile::new("t", text);
-        assert_eq!(file.line_col(span_of(doc, "spec.port").unwrap().start), (5, 14));
+        assert_eq!(
+            file.line_col(span_of(doc, "spec.port").unwrap().start),
+            (5, 14)
+        );
     }
 
     #[test]
@@ -619,7 +684,10 @@ mod tests {
     fn duplicate_and_collection_keys_are_errors() {
         let parsed = parse("a: 1\na: 2\n---\n[x]: 1\n---\nok: 1\n");
         let codes: Vec<_> = parsed.diagnostics.iter().map(|d| d.position()).collect();
-        assert_eq!(codes, vec![Some("t.yaml:2:1".into()), Some("t.yaml:4:1".into())]);
+        assert_eq!(
+            codes,
+            vec![Some("t.yaml:2:1".into()), Some("t.yaml:4:1".into())]
+        );
         assert_eq!(parsed.docs.len(), 1);
     }
 
@@ -639,7 +707,11 @@ mod tests {
         assert_eq!(parse(&block).diagnostics.len(), 1);
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..10 {
-            let prev = if i == 0 { "a".to_string() } else { format!("b{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("b{}", i - 1)
+            };
             bomb.push_str(&format!("b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         let parsed = parse(&bomb);
