@@ -131,9 +131,10 @@ fn split_item_path(path: &str) -> Option<(usize, &str)> {
 fn load_object(file: &SourceFile, value: Value, spans: SpanIndex, loaded: &mut Loaded) {
     let (api_version, kind) = match header(&value) {
         Ok(header) => header,
-        Err((path, message)) => {
+        Err((path, message, label)) => {
+            let span = yaml::first_line(&file.text, spans.value(path));
             let d = Diagnostic::error(Code::NotAnObject, message)
-                .at(file, spans.value(path), "expected a mapping with `apiVersion` and `kind`")
+                .at(file, span, label)
                 .with_help("every document must be a Kubernetes object, e.g. `apiVersion: v1` and `kind: Service`");
             loaded.diagnostics.push(d);
             return;
@@ -173,16 +174,29 @@ fn load_object(file: &SourceFile, value: Value, spans: SpanIndex, loaded: &mut L
     }
 }
 
-/// `apiVersion` and `kind`, or the path and message of what is wrong.
-fn header(value: &Value) -> Result<(String, String), (&'static str, String)> {
+/// What is wrong with an object's header: the path to point at, the
+/// message and the label.
+type HeaderError = (&'static str, String, &'static str);
+
+/// `apiVersion` and `kind`, or what is wrong with them.
+fn header(value: &Value) -> Result<(String, String), HeaderError> {
+    const EXPECTED: &str = "expected a mapping with `apiVersion` and `kind`";
     let Value::Object(map) = value else {
         let what = json_type(value);
-        return Err(("", format!("document is {what}, not a Kubernetes object")));
+        return Err((
+            "",
+            format!("document is {what}, not a Kubernetes object"),
+            EXPECTED,
+        ));
     };
     let field = |name: &'static str| match map.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(_) => Err((name, format!("`{name}` must be a non-empty string"))),
-        None => Err(("", format!("document has no `{name}`"))),
+        Some(_) => Err((
+            name,
+            format!("`{name}` must be a non-empty string"),
+            "expected a string",
+        )),
+        None => Err(("", format!("document has no `{name}`"), EXPECTED)),
     };
     Ok((field("apiVersion")?, field("kind")?))
 }
@@ -206,7 +220,7 @@ pub fn display_name(kind: &str, value: &Value) -> String {
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
-    if matches!(kind, "Node" | "KubeProxyConfiguration") {
+    if kind == "Node" {
         return name.to_owned();
     }
     let namespace = meta
@@ -225,6 +239,15 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The object as messages name it: ``Service `default/web` ``.
+    fn what(&self) -> String {
+        match self.kind {
+            // There is one per cluster, and it is rarely named.
+            "KubeProxyConfiguration" => self.kind.to_owned(),
+            _ => format!("{} `{}`", self.kind, self.name),
+        }
+    }
+
     /// Deserialize into `T`, reporting unknown fields (warnings) and the
     /// first type error (which drops the object) at their spans.
     fn typed<T: DeserializeOwned>(&self, value: &Value, loaded: &mut Loaded) -> Option<T> {
@@ -256,7 +279,7 @@ impl Context<'_> {
         let (parent, field) = split_last(path);
         let d = Diagnostic::warning(
             Code::UnknownField,
-            format!("unknown field `{field}` in {} `{}`", self.kind, self.name),
+            format!("unknown field `{field}` in {}", self.what()),
         )
         .at(self.file, self.spans.key(path), "ignored");
         Some(match suggest(field, known_fields(self.kind, parent)) {
@@ -278,7 +301,7 @@ impl Context<'_> {
             };
             return Diagnostic::error(
                 Code::MissingField,
-                format!("{} `{}` is missing `{full}`", self.kind, self.name),
+                format!("{} is missing `{full}`", self.what()),
             )
             .at(self.file, span, format!("`{field}` is required here"));
         }
@@ -450,5 +473,27 @@ mod tests {
         assert_eq!(loaded.diagnostics.len(), 1);
         assert_eq!(loaded.diagnostics[0].code, Code::Syntax);
         assert!(loaded.diagnostics[0].position().is_some());
+    }
+
+    #[test]
+    fn garbage_through_the_whole_front_end_never_panics() {
+        let deep_list = format!("apiVersion: v1\nkind: List\nitems:\n- {}", "[".repeat(500));
+        let inputs = [
+            "\u{0}\u{1}\u{2}".to_owned(),
+            "apiVersion: v1\nkind: Service\nspec: {ports: [{port: 99999999999999999999}]}"
+                .to_owned(),
+            "apiVersion: v1\nkind: Service\nspec: {ports: [{port: 1.5e300}, {port: .nan}]}"
+                .to_owned(),
+            "apiVersion: v1\nkind: List\nitems: [1, null, [], {kind: ServiceList, items: [2]}]"
+                .to_owned(),
+            "apiVersion: v1\nkind: ServiceList\nitems: [{metadata: 3}]".to_owned(),
+            deep_list,
+            "{a: ".repeat(300),
+            "- ".repeat(300) + "x",
+        ];
+        for text in inputs {
+            let loaded = load_str(&text);
+            let _ = crate::model::validate::validate(&loaded);
+        }
     }
 }

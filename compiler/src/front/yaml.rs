@@ -60,7 +60,13 @@ pub fn parse_file(file: &SourceFile) -> ParsedFile {
     while let Some(rest) = file.text.get(base..) {
         match parse_from(file, base, rest, &mut out) {
             Some(error_at) => match next_document_start(&file.text, base, error_at) {
-                Some(next) => base = next,
+                Some(next) => {
+                    if let Some(last) = out.diagnostics.last_mut() {
+                        last.help =
+                            Some("documents after the next `---` line are still read".into());
+                    }
+                    base = next;
+                }
                 None => break,
             },
             None => break,
@@ -105,11 +111,23 @@ fn parse_from(file: &SourceFile, base: usize, rest: &str, out: &mut ParsedFile) 
 /// A diagnostic for a scanner error; returns its byte offset.
 fn syntax_error(builder: &mut Builder<'_>, e: &ScanError) -> usize {
     let at = builder.offsets.byte(e.marker().index());
-    let d = Diagnostic::error(Code::Syntax, format!("invalid YAML: {}", e.info()))
-        .at(builder.file, Span::new(at, at), "here")
-        .with_help("documents after the next `---` line are still read");
+    let d = Diagnostic::error(Code::Syntax, format!("syntax error: {}", e.info())).at(
+        builder.file,
+        Span::new(at, at),
+        "here",
+    );
     builder.diagnostics.push(d);
     at
+}
+
+/// `span` cut at the end of its first line, so a diagnostic about a whole
+/// object underlines its first line instead of reprinting the object.
+pub fn first_line(text: &str, span: Span) -> Span {
+    let end = text
+        .get(span.start..span.end)
+        .and_then(|s| s.find('\n'))
+        .map_or(span.end, |i| span.start + i);
+    Span::new(span.start, end)
 }
 
 /// Byte offset of the first `---` document marker line at or after the line

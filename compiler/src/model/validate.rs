@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::front::fields::suggest;
+use crate::front::yaml::first_line;
 use crate::front::{Code, Diagnostic, Document, KubeProxyConfiguration, Loaded, Object};
 
 /// Every semantic problem in the loaded objects, located at the field.
@@ -73,8 +74,11 @@ struct Check<'a> {
 
 impl<'a> Check<'a> {
     fn new(doc: &'a Document, out: &'a mut Vec<Diagnostic>) -> Self {
-        let what = format!("{} `{}`", doc.object.kind(), display_name(doc));
-        Check { doc, what, out }
+        Check {
+            doc,
+            what: describe(doc),
+            out,
+        }
     }
 
     fn error(
@@ -84,7 +88,9 @@ impl<'a> Check<'a> {
         message: String,
         label: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.out.push(self.doc.error_at(code, path, message, label));
+        let mut d = self.doc.error_at(code, path, message, label);
+        shrink_to_first_line(&mut d);
+        self.out.push(d);
         let last = self.out.len() - 1;
         &mut self.out[last]
     }
@@ -144,7 +150,8 @@ impl<'a> Check<'a> {
             return;
         }
         if port == 0 && !self.doc.spans.contains(path) {
-            let message = format!("{} has no {field}", self.what);
+            let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
+            let message = format!("`{parent}` of {} has no `{field}`", self.what);
             self.error(
                 Code::MissingField,
                 path,
@@ -179,6 +186,22 @@ impl<'a> Check<'a> {
             "expected `TCP`, `UDP` or `SCTP`",
         );
         d.help = help;
+    }
+}
+
+/// A diagnostic about a whole mapping underlines its first line only.
+fn shrink_to_first_line(d: &mut Diagnostic) {
+    if let Some(loc) = &mut d.location {
+        loc.span = first_line(&loc.file.text, loc.span);
+    }
+}
+
+/// The object as messages name it: ``Service `default/web` ``, or just the
+/// kind for the (unnamed, one per cluster) KubeProxyConfiguration.
+fn describe(doc: &Document) -> String {
+    match metadata(&doc.object) {
+        Some(_) => format!("{} `{}`", doc.object.kind(), display_name(doc)),
+        None => doc.object.kind().to_owned(),
     }
 }
 
@@ -665,7 +688,7 @@ fn duplicate_objects(docs: &[Document], out: &mut Vec<Diagnostic>) {
             seen.insert(key, doc);
             continue;
         };
-        let message = format!("{} `{}` is defined more than once", key.0, key.1);
+        let message = format!("{} is defined more than once", describe(doc));
         let help = format!(
             "first defined at {}; remove one of them",
             position(first, "metadata.name")
