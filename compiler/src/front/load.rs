@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::fields::{known_fields, suggest};
 use super::kube_proxy_config::{self, KubeProxyConfiguration};
 use super::yaml::{self, ParsedDoc};
-use super::{Code, Diagnostic, Document, Loaded, Object, SourceFile, SpanIndex};
+use super::{Code, Diagnostic, Document, Loaded, Object, SourceFile, Span, SpanIndex};
 
 /// Parse every file into typed objects, collecting all problems. A bad
 /// document is dropped; the good ones around it are kept.
@@ -36,11 +36,16 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
 /// One YAML document: a single object, or a List of them.
 fn load_document(file: &SourceFile, doc: ParsedDoc, loaded: &mut Loaded) {
     let Some(list_kind) = list_kind(&doc.value) else {
-        let spans = index(&doc);
+        let spans = index(doc.whole, doc.values, doc.keys);
         return load_object(file, doc.value, spans, loaded);
     };
     let api_version = doc.value.get("apiVersion").cloned();
-    let spans = item_indexes(&doc);
+    let count = doc
+        .value
+        .get("items")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let spans = item_indexes(count, doc.whole, doc.values, doc.keys);
     let items = match doc.value {
         Value::Object(mut map) => match map.remove("items") {
             Some(Value::Array(items)) => items,
@@ -78,40 +83,40 @@ fn infer_item_kind(item: &mut Value, list_kind: &str, api_version: Option<&Value
 }
 
 /// The span index of a whole document.
-fn index(doc: &ParsedDoc) -> SpanIndex {
-    let mut spans = SpanIndex::new(doc.whole);
-    for (path, span) in &doc.values {
-        spans.insert_value(path.clone(), *span);
+fn index(whole: Span, values: Vec<(String, Span)>, keys: Vec<(String, Span)>) -> SpanIndex {
+    let mut spans = SpanIndex::new(whole);
+    for (path, span) in values {
+        spans.insert_value(path, span);
     }
-    for (path, span) in &doc.keys {
-        spans.insert_key(path.clone(), *span);
+    for (path, span) in keys {
+        spans.insert_key(path, span);
     }
     spans
 }
 
 /// One span index per `items[i]`, with paths relative to the item. Entries
 /// are bucketed in one pass, so a List of 10,000 Services stays linear.
-fn item_indexes(doc: &ParsedDoc) -> Vec<SpanIndex> {
-    let count = doc
-        .value
-        .get("items")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    let mut out: Vec<SpanIndex> = (0..count).map(|_| SpanIndex::new(doc.whole)).collect();
-    for (path, span) in &doc.values {
+fn item_indexes(
+    count: usize,
+    whole: Span,
+    values: Vec<(String, Span)>,
+    keys: Vec<(String, Span)>,
+) -> Vec<SpanIndex> {
+    let mut out: Vec<SpanIndex> = (0..count).map(|_| SpanIndex::new(whole)).collect();
+    for (path, span) in values {
         if let Some((i, rest)) = split_item_path(path) {
             if let Some(spans) = out.get_mut(i) {
                 if rest.is_empty() {
-                    spans.set_whole(*span);
+                    spans.set_whole(span);
                 }
-                spans.insert_value(rest.to_owned(), *span);
+                spans.insert_value(rest, span);
             }
         }
     }
-    for (path, span) in &doc.keys {
+    for (path, span) in keys {
         if let Some((i, rest)) = split_item_path(path) {
             if let Some(spans) = out.get_mut(i) {
-                spans.insert_key(rest.to_owned(), *span);
+                spans.insert_key(rest, span);
             }
         }
     }
@@ -119,12 +124,17 @@ fn item_indexes(doc: &ParsedDoc) -> Vec<SpanIndex> {
 }
 
 /// `items[3].spec.ports` → `(3, "spec.ports")`; `items[3]` → `(3, "")`.
-fn split_item_path(path: &str) -> Option<(usize, &str)> {
+/// Reuses the path's buffer: a big List has hundreds of thousands.
+fn split_item_path(mut path: String) -> Option<(usize, String)> {
     let rest = path.strip_prefix("items[")?;
     let close = rest.find(']')?;
     let index = rest[..close].parse().ok()?;
-    let rest = &rest[close + 1..];
-    Some((index, rest.strip_prefix('.').unwrap_or(rest)))
+    let mut cut = "items[".len() + close + 1;
+    if path[cut..].starts_with('.') {
+        cut += 1;
+    }
+    path.drain(..cut);
+    Some((index, path))
 }
 
 /// One object: check its header, then deserialize it if it is a kind we keep.
@@ -252,9 +262,7 @@ impl Context<'_> {
     /// first type error (which drops the object) at their spans.
     fn typed<T: DeserializeOwned>(&self, value: &Value, loaded: &mut Loaded) -> Option<T> {
         let mut unknown = Vec::new();
-        let mut track = serde_path_to_error::Track::new();
-        let de = serde_path_to_error::Deserializer::new(value, &mut track);
-        let result = serde_ignored::deserialize(de, |path| unknown.push(ignored_path(&path)));
+        let result = serde_ignored::deserialize(value, |path| unknown.push(ignored_path(&path)));
         for path in unknown {
             if let Some(d) = self.unknown_field(&path) {
                 loaded.diagnostics.push(d);
@@ -262,11 +270,11 @@ impl Context<'_> {
         }
         match result {
             Ok(object) => Some(object),
-            Err(error) => {
-                let path = error_path(&track.path());
-                loaded
-                    .diagnostics
-                    .push(self.schema_error(&path, &error.to_string()));
+            Err(_) => {
+                // Only failures pay for path tracking: deserialize again to
+                // learn where.
+                let (path, error) = locate_error::<T>(value);
+                loaded.diagnostics.push(self.schema_error(&path, &error));
                 None
             }
         }
@@ -318,6 +326,14 @@ impl Context<'_> {
             ),
         )
         .at(self.file, span, error.to_owned())
+    }
+}
+
+/// The path and message of the error deserializing `value` as `T`.
+fn locate_error<T: DeserializeOwned>(value: &Value) -> (String, String) {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(_) => (String::new(), "does not match its kind".into()),
+        Err(error) => (error_path(error.path()), error.into_inner().to_string()),
     }
 }
 
