@@ -1,3 +1,4 @@
 //! Back ends: each turns an [`crate::ir::Ruleset`] into one output format.
 
+pub mod iptables;
 pub mod nft;
