@@ -1,0 +1,46 @@
+//! Every good fixture through every back end, snapshotted. Read the diff of
+//! a changed snapshot like code before accepting it.
+
+mod common;
+
+use knc_compiler::back::{self, Format};
+use knc_compiler::lower::{self, Options};
+
+/// Options every fixture is compiled with: node1 when the fixture has that
+/// Node, and the service CIDR the fixtures allocate from.
+fn options(cluster: &knc_compiler::model::Cluster) -> Options {
+    Options {
+        node: cluster
+            .nodes
+            .contains_key("node1")
+            .then(|| "node1".to_string()),
+        service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
+        ..Options::default()
+    }
+}
+
+#[test]
+fn fixtures_through_every_back_end() {
+    let dirs =
+        common::fixture_dirs(|name| !name.starts_with("bad-") && !name.starts_with("kernel-"));
+    assert!(
+        dirs.len() >= 12,
+        "expected at least 12 fixtures, found {}",
+        dirs.len()
+    );
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let analysis = knc_compiler::analyse(&common::fixture_sources(&dir));
+        assert!(
+            !analysis.has_errors(),
+            "fixture {name} has errors: {:#?}",
+            analysis.diagnostics
+        );
+        let cluster = analysis.cluster.expect("no errors, so a model");
+        let ruleset = lower::lower(&cluster, &options(&cluster)).expect("lowers");
+        common::in_snapshot_dir(|| {
+            insta::assert_snapshot!(format!("{name}.ir"), back::emit(Format::Ir, &ruleset));
+            insta::assert_snapshot!(format!("{name}.nft"), back::emit(Format::Nft, &ruleset));
+        });
+    }
+}
