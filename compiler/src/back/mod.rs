@@ -1,5 +1,6 @@
 //! Back ends: each turns an [`crate::ir::Ruleset`] into one output format.
 
+pub mod iptables;
 pub mod nft;
 
 use crate::ir::Ruleset;
