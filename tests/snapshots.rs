@@ -4,6 +4,7 @@
 mod common;
 
 use knc_compiler::back::{self, Format};
+use knc_compiler::ir::Family;
 use knc_compiler::lower::{self, Options};
 
 /// Options every fixture is compiled with: node1 when the fixture has that
@@ -41,6 +42,16 @@ fn fixtures_through_every_back_end() {
         common::in_snapshot_dir(|| {
             insta::assert_snapshot!(format!("{name}.ir"), back::emit(Format::Ir, &ruleset));
             insta::assert_snapshot!(format!("{name}.nft"), back::emit(Format::Nft, &ruleset));
+            insta::assert_snapshot!(
+                format!("{name}.iptables"),
+                back::emit(Format::Iptables, &ruleset)
+            );
+            if ruleset.services.iter().any(|s| s.family == Family::Ipv6) {
+                insta::assert_snapshot!(
+                    format!("{name}.ip6tables"),
+                    back::emit(Format::Ip6tables, &ruleset)
+                );
+            }
         });
     }
 }
