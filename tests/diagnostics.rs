@@ -2,10 +2,12 @@
 //! user sees it (miette, no colour, fixed width), one snapshot per case in
 //! `snapshots/`. Reading these snapshots is how we review our error messages.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::Path;
 
-use knc_compiler::front::{self, Diagnostic, SourceFile};
+use knc_compiler::front::{self, Diagnostic};
 use knc_compiler::model::validate::validate;
 
 #[test]
@@ -19,7 +21,7 @@ fn diagnostics() {
 
 /// The rendered report for one fixture directory.
 fn report(dir: &Path) -> String {
-    let files = read_sources(dir);
+    let files = common::fixture_sources(dir);
     let loaded = front::load(&files);
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(validate(&loaded));
@@ -43,33 +45,4 @@ fn report(dir: &Path) -> String {
         out.push('\n');
     }
     out
-}
-
-/// `*.yaml`, `*.yml` and `*.json` files of `dir`, sorted, named relative to
-/// the repository root as the CLI would name them.
-fn read_sources(dir: &Path) -> Vec<SourceFile> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .expect("fixture directory is readable")
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            )
-        })
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| {
-            let name = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .to_string_lossy()
-                .into_owned();
-            let text = std::fs::read_to_string(path).expect("fixture is UTF-8");
-            SourceFile::new(name, text)
-        })
-        .collect()
 }

@@ -55,3 +55,25 @@ fn fixtures_through_every_back_end() {
         });
     }
 }
+
+/// The equivalent of `cargo insta test --unreferenced=reject`: every stored
+/// snapshot belongs to a fixture that still exists, so deleting a fixture
+/// cannot leave a stale snapshot behind.
+#[test]
+fn every_snapshot_belongs_to_a_fixture() {
+    let fixtures = common::root().join("fixtures");
+    let formats = [".ir.snap", ".nft.snap", ".iptables.snap", ".ip6tables.snap"];
+    for entry in std::fs::read_dir(common::root().join("snapshots")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let fixture = if let Some(case) = name.strip_prefix("diagnostics@") {
+            case.strip_suffix(".snap")
+        } else {
+            formats.iter().find_map(|f| name.strip_suffix(f))
+        };
+        let fixture = fixture.unwrap_or_else(|| panic!("snapshot {name} has an unknown form"));
+        assert!(
+            fixtures.join(fixture).is_dir(),
+            "snapshot {name} belongs to no fixture"
+        );
+    }
+}
