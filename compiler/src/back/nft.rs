@@ -13,12 +13,16 @@
 //!   kind), shared by every frontend routed alike; it tells the source
 //!   classes apart (node, pods, external), marks for masquerade, rejects or
 //!   drops.
-//! * Forwarding ends in one of four **dnat chains** (`dnat-vip-cluster`,
-//!   `dnat-vip-local`, `dnat-nodeport-cluster`, `dnat-nodeport-local`), each a
-//!   single rule: `dnat to <key> . numgen random mod 720720 map @<backends>`.
-//!   The backends maps are interval maps whose last key component is a
-//!   range of the random number, proportional to the backend's weight; so
-//!   selecting a backend is one map lookup, with no chain per endpoint.
+//! * Forwarding goes to `dnat-<vip|nodeport>-<cluster|local>`, which looks
+//!   the frontend up in a **sizes map** to find its backend group: all
+//!   frontends whose set has the same number of random slots (one per
+//!   backend for equal weights) share a group chain
+//!   `dnat-vip-cluster-<N>`, a single rule `dnat to <key> . numgen random
+//!   mod N map @vip-cluster-<N>`. The backends maps are plain hash maps with
+//!   one element per slot, so picking a backend is one exact lookup, with no
+//!   chain per Service or endpoint. (Interval maps keyed by a random range
+//!   were tried first: their set backend made loading 10,000 Services three
+//!   times slower.)
 //! * `postrouting` masquerades marked connections and hairpin connections
 //!   (source equals the chosen backend, found in the `hairpin` set).
 //! * After the dispatch, traffic to an active ClusterIP on an unknown port is
@@ -42,10 +46,9 @@ use crate::ir::{
 /// Name of knc's tables in both families.
 pub const TABLE: &str = "knc";
 
-/// The modulus of `numgen random`: divisible by every number from 1 to 16,
-/// so up to 16 equally weighted backends get exactly equal shares, and any
-/// weights are honoured within 1/720720.
-pub const RANDOM_MODULUS: u32 = 720_720;
+/// Most random slots one backend set gets for unequal weights; beyond it
+/// weights are approximated (equal weights never are: one slot each).
+pub const MAX_SLOTS: u32 = 4096;
 
 /// Elements per `add element` command. nft 1.0.6 packs one command's
 /// elements into one netlink attribute whose length is 16 bits: past 64 KiB
@@ -138,7 +141,25 @@ struct FamilyEmitter<'a> {
     syntax: Syntax,
     /// Route chains in use: (key kind, routing) → chain name.
     routes: BTreeMap<(KeyKind, RoutingKey), String>,
-    elements: BTreeMap<&'static str, Vec<String>>,
+    /// Backend groups in use: key kind, set and slot count.
+    groups: BTreeSet<Group>,
+    elements: BTreeMap<String, Vec<String>>,
+}
+
+/// Frontends whose backend set has the same number of random slots share
+/// one dnat chain and one backends map.
+type Group = (KeyKind, SetKind, u32);
+
+fn sizes_map(kind: KeyKind, set: SetKind) -> String {
+    format!("{}-{}-sizes", kind.name(), set_name(set))
+}
+
+fn backends_map((kind, set, modulus): Group) -> String {
+    format!("{}-{}-{modulus}", kind.name(), set_name(set))
+}
+
+fn dnat_chain((kind, set, modulus): Group) -> String {
+    format!("dnat-{}-{}-{modulus}", kind.name(), set_name(set))
 }
 
 /// A hashable, ordered stand-in for [`Routing`].
@@ -164,11 +185,16 @@ impl<'a> FamilyEmitter<'a> {
             family,
             syntax: Syntax::of(family),
             routes: BTreeMap::new(),
+            groups: BTreeSet::new(),
             elements: BTreeMap::new(),
         }
     }
 
     fn push(&mut self, set: &'static str, element: String) {
+        self.push_owned(set.to_string(), element);
+    }
+
+    fn push_owned(&mut self, set: String, element: String) {
         self.elements.entry(set).or_default().push(element);
     }
 
@@ -243,13 +269,9 @@ impl<'a> FamilyEmitter<'a> {
         let kind = KeyKind::of(frontend);
         let route_chain = self.route_chain(kind, &frontend.routing);
         let comment = safe_comment(&service.display_name());
-        let (dispatch, cluster_map, local_map) = match kind {
-            KeyKind::Vip => ("frontends", "vip-cluster-backends", "vip-local-backends"),
-            KeyKind::NodePort => (
-                "nodeports",
-                "nodeport-cluster-backends",
-                "nodeport-local-backends",
-            ),
+        let dispatch = match kind {
+            KeyKind::Vip => "frontends",
+            KeyKind::NodePort => "nodeports",
         };
         self.push(
             dispatch,
@@ -269,17 +291,23 @@ impl<'a> FamilyEmitter<'a> {
             .collect();
         for set in sets {
             let backends = service.backends.get(set);
-            let map = match set {
-                SetKind::Cluster => cluster_map,
-                SetKind::Local => local_map,
-            };
-            for (backend, range) in backends.iter().zip(random_ranges(backends)) {
+            let slots = slots(backends);
+            let modulus: u32 = slots.iter().sum();
+            let group = (kind, set, modulus);
+            self.push_owned(
+                sizes_map(kind, set),
+                format!("{key} : goto {}", dnat_chain(group)),
+            );
+            let mut slot = 0;
+            for (backend, count) in backends.iter().zip(slots) {
                 hairpin.insert(backend.address);
-                if let Some((low, high)) = range {
-                    let target = format!("{} . {}", backend.address, backend.port);
-                    self.push(map, format!("{key} . {low}-{high} : {target}"));
+                let target = format!("{} . {}", backend.address, backend.port);
+                for _ in 0..count {
+                    self.push_owned(backends_map(group), format!("{key} . {slot} : {target}"));
+                    slot += 1;
                 }
             }
+            self.groups.insert(group);
         }
         if kind == KeyKind::Vip && !frontend.allowed_sources.is_empty() {
             self.push("firewalled", key.to_string());
@@ -331,13 +359,35 @@ impl<'a> FamilyEmitter<'a> {
         let nodeport = "meta l4proto . th dport".to_string();
         let _ = writeln!(out, "\tmap frontends {{ typeof {vip} : verdict; }}");
         let _ = writeln!(out, "\tmap nodeports {{ typeof {nodeport} : verdict; }}");
-        for (kind, key) in [("vip", &vip), ("nodeport", &nodeport)] {
-            for set in ["cluster", "local"] {
+        for kind in [KeyKind::Vip, KeyKind::NodePort] {
+            for set in [SetKind::Cluster, SetKind::Local] {
+                let key = match kind {
+                    KeyKind::Vip => &vip,
+                    KeyKind::NodePort => &nodeport,
+                };
                 let _ = writeln!(
                     out,
-                    "\tmap {kind}-{set}-backends {{ typeof {key} . numgen random mod {RANDOM_MODULUS} : {a} daddr . th dport; flags interval; }}"
+                    "\tmap {} {{ typeof {key} : verdict; }}",
+                    sizes_map(kind, set)
                 );
             }
+        }
+        for group in &self.groups {
+            let key = self.key_expr(group.0);
+            let _ = writeln!(
+                out,
+                "\tmap {} {{ typeof {key} . numgen random mod {} : {a} daddr . th dport; }}",
+                backends_map(*group),
+                group.2
+            );
+        }
+    }
+
+    /// The lookup key of a frontend kind, as an nft expression.
+    fn key_expr(&self, kind: KeyKind) -> String {
+        match kind {
+            KeyKind::Vip => format!("{} daddr . meta l4proto . th dport", self.syntax.addr),
+            KeyKind::NodePort => "meta l4proto . th dport".to_string(),
         }
     }
 
@@ -419,24 +469,25 @@ impl<'a> FamilyEmitter<'a> {
         rules
     }
 
+    /// `dnat-<kind>-<set>` finds the frontend's group in the sizes map;
+    /// each group's chain draws a slot and translates in one lookup.
     fn dnat_chains(&self, out: &mut String) {
-        let s = self.syntax;
-        let a = s.addr;
         for kind in [KeyKind::Vip, KeyKind::NodePort] {
-            let key = match kind {
-                KeyKind::Vip => format!("{a} daddr . meta l4proto . th dport"),
-                KeyKind::NodePort => "meta l4proto . th dport".to_string(),
-            };
             for set in [SetKind::Cluster, SetKind::Local] {
                 let name = format!("dnat-{}-{}", kind.name(), set_name(set));
-                let rule = format!(
-                    "meta l4proto {{ tcp, udp, sctp }} dnat {} to {key} . numgen random mod {RANDOM_MODULUS} map @{}-{}-backends",
-                    s.family,
-                    kind.name(),
-                    set_name(set)
-                );
+                let rule = format!("{} vmap @{}", self.key_expr(kind), sizes_map(kind, set));
                 chain(out, &name, &[rule]);
             }
+        }
+        for group in &self.groups {
+            let rule = format!(
+                "meta l4proto {{ tcp, udp, sctp }} dnat {} to {} . numgen random mod {} map @{}",
+                self.syntax.family,
+                self.key_expr(group.0),
+                group.2,
+                backends_map(*group)
+            );
+            chain(out, &dnat_chain(*group), &[rule]);
         }
     }
 }
@@ -527,24 +578,28 @@ fn frontend_key(service: &ServicePort, frontend: &Frontend) -> String {
     }
 }
 
-/// Splits `0..RANDOM_MODULUS` into consecutive inclusive ranges, one per
-/// backend, sized by weight; `None` for a backend whose share rounds to
-/// nothing.
-pub fn random_ranges(backends: &[Backend]) -> Vec<Option<(u32, u32)>> {
-    let total: u64 = backends.iter().map(|b| u64::from(b.weight.max(1))).sum();
-    let modulus = u64::from(RANDOM_MODULUS);
-    let mut cumulative = 0u64;
-    let mut low = 0u64;
-    backends
-        .iter()
-        .map(|backend| {
-            cumulative += u64::from(backend.weight.max(1));
-            let high = modulus * cumulative / total;
-            let range = (high > low).then(|| (low as u32, (high - 1) as u32));
-            low = high;
-            range
-        })
-        .collect()
+/// Random slots per backend, in proportion to the weights: equal weights
+/// give one slot each, so `numgen random mod <total>` picks uniformly.
+/// Weights are divided by their greatest common divisor and, past
+/// [`MAX_SLOTS`] in total, scaled down (each backend keeps at least one).
+pub fn slots(backends: &[Backend]) -> Vec<u32> {
+    let weights: Vec<u64> = backends.iter().map(|b| u64::from(b.weight.max(1))).collect();
+    let divisor = weights.iter().copied().fold(0, gcd).max(1);
+    let mut slots: Vec<u64> = weights.iter().map(|w| w / divisor).collect();
+    let total: u64 = slots.iter().sum();
+    let max = u64::from(MAX_SLOTS).max(backends.len() as u64);
+    if total > max {
+        slots = slots.iter().map(|s| (s * max / total).max(1)).collect();
+    }
+    slots.into_iter().map(|s| s as u32).collect()
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Keeps comment text inside a safe alphabet so nothing from a manifest can
@@ -579,25 +634,13 @@ mod tests {
     }
 
     #[test]
-    fn ranges_cover_the_modulus_by_weight() {
-        let ranges = random_ranges(&backends(&[1, 1, 2]));
-        assert_eq!(
-            ranges,
-            vec![
-                Some((0, 180_179)),
-                Some((180_180, 360_359)),
-                Some((360_360, 720_719))
-            ]
-        );
-        let ranges: Vec<(u32, u32)> = random_ranges(&backends(&[1; 7]))
-            .into_iter()
-            .flatten()
-            .collect();
-        assert_eq!(ranges.last().unwrap().1, RANDOM_MODULUS - 1);
-        for pair in ranges.windows(2) {
-            assert_eq!(pair[0].1 + 1, pair[1].0);
-            assert_eq!(pair[0].1 - pair[0].0, pair[1].1 - pair[1].0, "equal shares");
-        }
+    fn slots_follow_weights() {
+        assert_eq!(slots(&backends(&[1, 1, 2])), vec![1, 1, 2]);
+        assert_eq!(slots(&backends(&[5, 5, 10])), vec![1, 1, 2]);
+        assert_eq!(slots(&backends(&[1; 7])), vec![1; 7]);
+        let skewed = slots(&backends(&[10_000, 1]));
+        assert!(skewed.iter().sum::<u32>() <= MAX_SLOTS);
+        assert_eq!(skewed[1], 1, "every backend keeps a slot");
     }
 
     #[test]
