@@ -11,12 +11,16 @@
 mod harness;
 #[path = "kernel/harness_selftest.rs"]
 mod harness_selftest;
+#[path = "kernel/manifests.rs"]
+mod manifests;
 #[path = "kernel/netns.rs"]
 mod netns;
 #[path = "kernel/pods.rs"]
 mod pods;
 #[path = "kernel/probe.rs"]
 mod probe;
+#[path = "kernel/services.rs"]
+mod services;
 
 /// Returns from the test (after a loud `SKIPPED`) when kernel tests cannot
 /// run here; panics instead when `CI` is set.

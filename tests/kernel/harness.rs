@@ -169,7 +169,9 @@ impl Topology {
         };
         for pod in pods {
             assert!(
-                topo.pods.iter().all(|(p, _)| p.ip != pod.ip && p.name != pod.name),
+                topo.pods
+                    .iter()
+                    .all(|(p, _)| p.ip != pod.ip && p.name != pod.name),
                 "duplicate pod {pod:?}"
             );
             let ns = Netns::create(id, &pod.role());
@@ -305,7 +307,9 @@ impl Topology {
     /// Compiles `manifests` (YAML) with the real `knc` binary for node1 and
     /// returns the nft text.
     pub fn compile(&self, manifests: &str) -> String {
-        let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
         let dir: PathBuf = self.dir.path().join(format!("manifests-{n}"));
         std::fs::create_dir(&dir).expect("manifest dir");
         std::fs::write(dir.join("cluster.yaml"), manifests).expect("write manifests");
@@ -325,7 +329,11 @@ impl Topology {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8(out.stdout).expect("knc output is UTF-8");
-        assert!(!text.trim().is_empty(), "[{}] knc compile printed nothing", self.id);
+        assert!(
+            !text.trim().is_empty(),
+            "[{}] knc compile printed nothing",
+            self.id
+        );
         text
     }
 

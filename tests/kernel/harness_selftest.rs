@@ -71,3 +71,52 @@ fn harness_selftest() {
     let tables = topo.nft(&["list", "tables"]);
     assert_eq!(tables.trim(), "table ip knc-selftest");
 }
+
+/// What kube-proxy's layout relies on, by hand: hairpin masquerade, a
+/// NodePort-style DNAT of a node address with masquerade, and rejects that
+/// reach the client fast (TCP and UDP, from outside and from a pod).
+const HAIRPIN_REJECT: &str = "
+table ip knc-selftest2 {
+    chain pre {
+        type nat hook prerouting priority -100;
+        ip daddr 10.96.0.98 tcp dport 80 dnat to 10.244.1.1:8080
+        ip daddr 172.30.0.1 tcp dport 30099 meta mark set 0x4000 dnat to 10.244.1.1:8080
+    }
+    chain post {
+        type nat hook postrouting priority 100;
+        meta mark & 0x4000 == 0x4000 masquerade
+        ip saddr 10.244.1.1 ip daddr 10.244.1.1 masquerade
+    }
+    chain filt {
+        type filter hook forward priority -10;
+        ip daddr 10.96.0.97 reject
+    }
+}
+";
+
+#[test]
+fn harness_selftest_hairpin_nodeport_reject() {
+    require_kernel!("harness_selftest_hairpin_nodeport_reject");
+    let mut topo = Topology::build(
+        "self2",
+        &[
+            Pod::new("self2-a", "10.244.1.1").tcp(&[8080]),
+            Pod::new("self2-c", "10.244.1.2"),
+        ],
+    );
+    topo.tcp(From::Client, "10.96.0.97:80", 1).assert_timeout();
+    topo.load_nft(HAIRPIN_REJECT);
+    topo.tcp(From::Pod("self2-a"), "10.96.0.98:80", 5)
+        .assert_pods(&["self2-a"])
+        .assert_sources_within(&NODE1_LOCAL);
+    topo.tcp(From::Client, "172.30.0.1:30099", 5)
+        .assert_pods(&["self2-a"])
+        .assert_sources_within(&NODE1_LOCAL);
+    let fast = Duration::from_millis(500);
+    topo.tcp(From::Client, "10.96.0.97:80", 3)
+        .assert_refused_within(fast);
+    topo.udp(From::Client, "10.96.0.97:53", 3)
+        .assert_refused_within(fast);
+    topo.tcp(From::Pod("self2-c"), "10.96.0.97:80", 3)
+        .assert_refused_within(fast);
+}

@@ -114,7 +114,11 @@ impl Probes {
 
     /// Panics unless every answer was on `port`.
     pub fn assert_port(&self, port: u16) -> &Self {
-        assert_eq!(self.ports(), BTreeSet::from([port]), "target port; {self:?}");
+        assert_eq!(
+            self.ports(),
+            BTreeSet::from([port]),
+            "target port; {self:?}"
+        );
         self
     }
 
