@@ -1,1 +1,21 @@
-fn main() {}
+//! `knc`: the command-line front of the compiler. Parses arguments, reads
+//! files, runs the pure compiler, writes results, and maps outcomes to exit
+//! status: 0 success, 1 invalid input, 2 usage error.
+
+mod cli;
+mod compile_command;
+mod inputs;
+mod nft_check;
+mod outcome;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Compile(args) => compile_command::run(&args),
+    };
+    std::process::exit(outcome.report());
+}

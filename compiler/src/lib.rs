@@ -22,3 +22,36 @@ pub mod front;
 pub mod ir;
 pub mod lower;
 pub mod model;
+
+use front::{Diagnostic, SourceFile};
+
+/// The front half of every command: load, validate, build the model.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Every diagnostic, errors and warnings, in a deterministic order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// How many documents of other kinds were skipped, by kind.
+    pub skipped: std::collections::BTreeMap<String, usize>,
+    /// The model, when there were no errors.
+    pub cluster: Option<model::Cluster>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Loads and validates `files` and, if nothing is wrong, builds the model.
+pub fn analyse(files: &[SourceFile]) -> Analysis {
+    let loaded = front::load(files);
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(model::validate::validate(&loaded));
+    diagnostics.sort_by_key(Diagnostic::sort_key);
+    let cluster = (!diagnostics.iter().any(Diagnostic::is_error)).then(|| model::build(&loaded));
+    Analysis {
+        diagnostics,
+        skipped: loaded.skipped,
+        cluster,
+    }
+}

@@ -178,9 +178,8 @@ impl miette::Diagnostic for Diagnostic {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let loc = self.location.as_ref()?;
-        Some(Box::new(std::iter::once(miette::LabeledSpan::new_with_span(
-            Some(loc.label.clone()),
-            loc.span,
-        ))))
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_with_span(Some(loc.label.clone()), loc.span),
+        )))
     }
 }

@@ -59,12 +59,24 @@ impl Document {
     /// An error diagnostic located at the value of the field at `path`
     /// (dotted, with `[i]` for list items: `spec.ports[0].port`), or at the
     /// nearest ancestor that exists in the source.
-    pub fn error_at(&self, code: Code, path: &str, message: impl Into<String>, label: impl Into<String>) -> Diagnostic {
+    pub fn error_at(
+        &self,
+        code: Code,
+        path: &str,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::error(code, message).at(&self.file, self.spans.value(path), label)
     }
 
     /// Like [`Document::error_at`], as a warning.
-    pub fn warning_at(&self, code: Code, path: &str, message: impl Into<String>, label: impl Into<String>) -> Diagnostic {
+    pub fn warning_at(
+        &self,
+        code: Code,
+        path: &str,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::warning(code, message).at(&self.file, self.spans.value(path), label)
     }
 }

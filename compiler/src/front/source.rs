@@ -24,7 +24,7 @@ impl SourceFile {
 
     /// miette's view of this file, for labelled diagnostics.
     pub fn named_source(&self) -> miette::NamedSource<Arc<str>> {
-        miette::NamedSource::new(self.name.to_string(), self.text.clone())
+        miette::NamedSource::new(&self.name, self.text.clone())
     }
 
     /// 1-based line and column of a byte offset, as editors count them.

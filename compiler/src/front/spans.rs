@@ -48,7 +48,10 @@ impl SpanIndex {
     /// Span of the key at `path` (for unknown-field warnings), falling back
     /// to the value's span.
     pub fn key(&self, path: &str) -> Span {
-        self.keys.get(path).copied().unwrap_or_else(|| self.value(path))
+        self.keys
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| self.value(path))
     }
 }
 

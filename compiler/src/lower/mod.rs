@@ -1,1 +1,345 @@
-//! Lowering: cluster model for one node → IR.
+//! Lowering: the cluster model, seen from one node, becomes the IR.
+//!
+//! Every policy decision is made here, following kube-proxy's nftables
+//! mode: which endpoints are usable (ready, else serving and terminating,
+//! separately for the cluster-wide and the node-local set), topology hints,
+//! which source classes go to which set, what is masqueraded, and when
+//! traffic is rejected or dropped. Emitters only say it.
+
+mod endpoints;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::ir::{
+    Backend, BackendSets, Family, Frontend, FrontendKind, NodePortScope, Route, Routing, Ruleset,
+    ServicePort, SetKind,
+};
+use crate::model::{self, Cluster, NodePortAddress};
+
+/// Which kube-proxy mode's settings apply (KubeProxyConfiguration keeps
+/// `masqueradeAll` under `nftables:` or `iptables:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProxyMode {
+    #[default]
+    Nftables,
+    Iptables,
+}
+
+/// Settings from the command line. Empty lists and `false` mean "not given":
+/// the inputs' KubeProxyConfiguration, then the defaults, apply.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The node to compile for; `None` for a node-agnostic ruleset.
+    pub node: Option<String>,
+    pub cluster_cidrs: Vec<IpNet>,
+    pub service_cidrs: Vec<IpNet>,
+    pub nodeport_addresses: Vec<NodePortAddress>,
+    pub masquerade_all: bool,
+    pub mode: ProxyMode,
+}
+
+/// Why lowering cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LowerError {
+    #[error("node `{0}` is not among the inputs' Node objects")]
+    UnknownNode(String),
+}
+
+/// Lowers the cluster for one node (or none) into the IR.
+pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError> {
+    let node = match &options.node {
+        Some(name) => Some(
+            cluster
+                .nodes
+                .get(name)
+                .ok_or_else(|| LowerError::UnknownNode(name.clone()))?,
+        ),
+        None => None,
+    };
+    let context = Context::new(cluster, node, options);
+    let mut services: Vec<ServicePort> = cluster
+        .services
+        .iter()
+        .flat_map(|svc| context.service(svc))
+        .collect();
+    services.sort_by(|a, b| {
+        (a.family, &a.namespace, &a.name, &a.port_name, a.protocol).cmp(&(
+            b.family,
+            &b.namespace,
+            &b.name,
+            &b.port_name,
+            b.protocol,
+        ))
+    });
+    let cluster_ips: BTreeSet<IpAddr> = cluster
+        .services
+        .iter()
+        .flat_map(|s| s.cluster_ips.iter().copied())
+        .collect();
+    Ok(Ruleset {
+        node: node.map(|n| n.name.clone()),
+        cluster_cidrs: context.cluster_cidrs.clone(),
+        service_cidrs: sorted(options.service_cidrs.iter().copied()),
+        cluster_ips: cluster_ips.into_iter().collect(),
+        node_addresses: context.node_addresses.clone(),
+        nodeport_scope: context.nodeport_scope.clone(),
+        services,
+    })
+}
+
+fn sorted<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    items
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// What every Service of one compilation shares.
+struct Context<'a> {
+    node: Option<&'a model::Node>,
+    cluster_cidrs: Vec<IpNet>,
+    node_addresses: Vec<IpAddr>,
+    nodeport_scope: NodePortScope,
+    masquerade_all: bool,
+}
+
+impl<'a> Context<'a> {
+    fn new(cluster: &'a Cluster, node: Option<&'a model::Node>, options: &Options) -> Self {
+        let config = &cluster.proxy_config;
+        // Flags win over KubeProxyConfiguration, which wins over the
+        // nodes' pod CIDRs.
+        let cluster_cidrs = if !options.cluster_cidrs.is_empty() {
+            sorted(options.cluster_cidrs.iter().copied())
+        } else if !config.cluster_cidrs.is_empty() {
+            sorted(config.cluster_cidrs.iter().copied())
+        } else {
+            sorted(
+                cluster
+                    .nodes
+                    .values()
+                    .flat_map(|n| n.pod_cidrs.iter().copied()),
+            )
+        };
+        let masquerade_all = options.masquerade_all
+            || match options.mode {
+                ProxyMode::Nftables => config.masquerade_all_nftables,
+                ProxyMode::Iptables => config.masquerade_all_iptables,
+            }
+            .unwrap_or(false);
+        let nodeport_addresses = if !options.nodeport_addresses.is_empty() {
+            &options.nodeport_addresses
+        } else {
+            &config.nodeport_addresses
+        };
+        let node_addresses = node
+            .map(|n| sorted(n.internal_ips.iter().chain(&n.external_ips).copied()))
+            .unwrap_or_default();
+        Context {
+            node,
+            cluster_cidrs,
+            node_addresses,
+            nodeport_scope: nodeport_scope(node, nodeport_addresses),
+            masquerade_all,
+        }
+    }
+
+    fn has_cluster_cidr(&self, family: Family) -> bool {
+        self.cluster_cidrs
+            .iter()
+            .any(|c| Family::of(&c.addr()) == family)
+    }
+
+    /// One IR entry per port and family of the Service.
+    fn service(&self, svc: &model::Service) -> Vec<ServicePort> {
+        let mut out = Vec::new();
+        for cluster_ip in &svc.cluster_ips {
+            let family = Family::of(cluster_ip);
+            for port in &svc.ports {
+                out.push(self.service_port(svc, port, *cluster_ip, family));
+            }
+        }
+        out
+    }
+
+    fn service_port(
+        &self,
+        svc: &model::Service,
+        port: &model::ServicePort,
+        cluster_ip: IpAddr,
+        family: Family,
+    ) -> ServicePort {
+        let node_name = self.node.map(|n| n.name.as_str());
+        let zone = self.node.and_then(|n| n.zone.as_deref());
+        let candidates = endpoints::candidates(svc, port, family, node_name);
+        let chosen = endpoints::categorize(&candidates, zone);
+        let backends = BackendSets {
+            cluster: to_backends(&chosen.cluster),
+            local: to_backends(&chosen.local),
+        };
+        let fate = |set: SetKind, masquerade: bool| {
+            if !backends.get(set).is_empty() {
+                Route::Forward {
+                    set,
+                    masquerade: masquerade || self.masquerade_all,
+                }
+            } else if chosen.has_any {
+                Route::Drop
+            } else {
+                Route::Reject
+            }
+        };
+        let cidr_known = self.has_cluster_cidr(family);
+
+        let internal_set = if svc.internal_policy_local {
+            SetKind::Local
+        } else {
+            SetKind::Cluster
+        };
+        // Off-cluster sources (and the node itself) are masqueraded to a
+        // ClusterIP only when pods can be told apart by a cluster CIDR.
+        let internal = Routing {
+            node: fate(internal_set, cidr_known),
+            pods: fate(internal_set, false),
+            external: fate(internal_set, cidr_known),
+        };
+        let external = if svc.external_policy_local {
+            let local = fate(SetKind::Local, false);
+            Routing {
+                // The node's own traffic and pods short-circuit to the
+                // cluster-wide set; the node's is masqueraded because its
+                // source would be the external address itself.
+                node: fate(SetKind::Cluster, true),
+                pods: if cidr_known {
+                    fate(SetKind::Cluster, false)
+                } else {
+                    local
+                },
+                external: local,
+            }
+        } else {
+            let all = fate(SetKind::Cluster, true);
+            Routing {
+                node: all,
+                pods: all,
+                external: all,
+            }
+        };
+
+        let mut frontends = vec![Frontend {
+            kind: FrontendKind::ClusterIp,
+            address: Some(cluster_ip),
+            port: port.port,
+            allowed_sources: Vec::new(),
+            routing: internal,
+        }];
+        let same_family = |ip: &&IpAddr| Family::of(ip) == family;
+        for ip in svc.external_ips.iter().filter(same_family) {
+            frontends.push(Frontend {
+                kind: FrontendKind::ExternalIp,
+                address: Some(*ip),
+                port: port.port,
+                allowed_sources: Vec::new(),
+                routing: external,
+            });
+        }
+        let allowed_sources = self.allowed_sources(svc, family);
+        for ip in svc.load_balancer_ips.iter().filter(same_family) {
+            frontends.push(Frontend {
+                kind: FrontendKind::LoadBalancer,
+                address: Some(*ip),
+                port: port.port,
+                allowed_sources: allowed_sources.clone(),
+                routing: external,
+            });
+        }
+        if let Some(node_port) = port.node_port {
+            frontends.push(Frontend {
+                kind: FrontendKind::NodePort,
+                address: None,
+                port: node_port,
+                allowed_sources: Vec::new(),
+                routing: external,
+            });
+        }
+        frontends.sort_by_key(|a| (a.kind, a.address, a.port));
+        frontends.dedup_by(|a, b| (a.kind, a.address, a.port) == (b.kind, b.address, b.port));
+
+        ServicePort {
+            family,
+            namespace: svc.namespace.clone(),
+            name: svc.name.clone(),
+            port_name: port.name.clone(),
+            protocol: port.protocol,
+            frontends,
+            backends,
+            affinity_timeout_seconds: svc.affinity_timeout_seconds,
+            health_check_node_port: svc
+                .external_policy_local
+                .then_some(svc.health_check_node_port)
+                .flatten(),
+        }
+    }
+
+    /// `loadBalancerSourceRanges` of one family. When a node address lies
+    /// in a range, the LoadBalancer IPs themselves are allowed too: a node
+    /// reaching a VIP that is local to it uses the VIP as its source.
+    fn allowed_sources(&self, svc: &model::Service, family: Family) -> Vec<IpNet> {
+        let ranges: Vec<IpNet> = svc
+            .load_balancer_source_ranges
+            .iter()
+            .filter(|r| Family::of(&r.addr()) == family)
+            .copied()
+            .collect();
+        if ranges.is_empty() {
+            return ranges;
+        }
+        let node_inside = self
+            .node_addresses
+            .iter()
+            .any(|a| ranges.iter().any(|r| r.contains(a)));
+        let extra = svc
+            .load_balancer_ips
+            .iter()
+            .filter(|ip| node_inside && Family::of(ip) == family)
+            .map(|ip| IpNet::from(*ip));
+        sorted(ranges.iter().copied().chain(extra))
+    }
+}
+
+fn to_backends(chosen: &[endpoints::Candidate]) -> Vec<Backend> {
+    sorted(chosen.iter().map(|c| Backend {
+        address: c.address,
+        port: c.port,
+        weight: 1,
+    }))
+}
+
+/// Where NodePorts listen: the configured CIDRs and the node's primary IPs
+/// (one InternalIP per family); any local address when nothing is known.
+fn nodeport_scope(node: Option<&model::Node>, addresses: &[NodePortAddress]) -> NodePortScope {
+    let mut nets = BTreeSet::new();
+    let primary_wanted = addresses.is_empty() || addresses.contains(&NodePortAddress::Primary);
+    for address in addresses {
+        if let NodePortAddress::Cidr(net) = address {
+            nets.insert(*net);
+        }
+    }
+    if primary_wanted {
+        if let Some(node) = node {
+            for family in [Family::Ipv4, Family::Ipv6] {
+                if let Some(ip) = node.internal_ips.iter().find(|ip| Family::of(ip) == family) {
+                    nets.insert(IpNet::from(*ip));
+                }
+            }
+        }
+    }
+    if nets.is_empty() {
+        NodePortScope::AnyLocal
+    } else {
+        NodePortScope::LocalIn(nets.into_iter().collect())
+    }
+}

@@ -1,4 +1,163 @@
-//! The cluster model: validated objects joined into Services with their
-//! endpoints, plus nodes and proxy configuration.
+//! The cluster model: Services joined with their endpoints, the nodes, and
+//! the proxy configuration, in plain types that lowering can read without
+//! knowing about YAML or k8s-openapi's optional-everything shapes.
+//!
+//! Building the model never fails: validation ([`validate`]) has already
+//! reported bad values, and anything still unusable is skipped here.
 
+pub mod addr;
+pub mod build;
 pub mod validate;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::ir::Protocol;
+
+pub use build::build;
+
+/// Everything lowering needs, independent of input order.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    /// Services sorted by (namespace, name), endpoints already joined.
+    pub services: Vec<Service>,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, Node>,
+    /// Settings read from KubeProxyConfiguration objects (flags override
+    /// these when lowering).
+    pub proxy_config: ProxyConfig,
+}
+
+/// kube-proxy settings found in the inputs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProxyConfig {
+    pub cluster_cidrs: Vec<IpNet>,
+    /// Entries of `nodePortAddresses`: CIDRs, or the word `primary`.
+    pub nodeport_addresses: Vec<NodePortAddress>,
+    /// `nftables.masqueradeAll`.
+    pub masquerade_all_nftables: Option<bool>,
+    /// `iptables.masqueradeAll`.
+    pub masquerade_all_iptables: Option<bool>,
+}
+
+/// One `--nodeport-addresses` / `nodePortAddresses` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodePortAddress {
+    /// The node's primary IPs (its InternalIPs, one per family).
+    Primary,
+    Cidr(IpNet),
+}
+
+/// A Node, as far as Service routing cares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    pub name: String,
+    /// InternalIP addresses in the order listed.
+    pub internal_ips: Vec<IpAddr>,
+    /// ExternalIP addresses.
+    pub external_ips: Vec<IpAddr>,
+    pub pod_cidrs: Vec<IpNet>,
+    /// `topology.kubernetes.io/zone` label.
+    pub zone: Option<String>,
+}
+
+/// The Service types that get rules (ExternalName and headless get none and
+/// are dropped while building).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+}
+
+/// A Service with its endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    pub service_type: ServiceType,
+    /// `spec.clusterIPs` (or `spec.clusterIP`), one per family.
+    pub cluster_ips: Vec<IpAddr>,
+    pub external_ips: Vec<IpAddr>,
+    /// `status.loadBalancer.ingress[].ip`, except `ipMode: Proxy`.
+    pub load_balancer_ips: Vec<IpAddr>,
+    pub load_balancer_source_ranges: Vec<IpNet>,
+    pub external_policy_local: bool,
+    pub internal_policy_local: bool,
+    /// `sessionAffinity: ClientIP` timeout in seconds.
+    pub affinity_timeout_seconds: Option<u32>,
+    pub health_check_node_port: Option<u16>,
+    pub ports: Vec<ServicePort>,
+    /// Endpoints from every EndpointSlice of the Service, or from its
+    /// legacy Endpoints object when it has no slice.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One `spec.ports[]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePort {
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    pub node_port: Option<u16>,
+    pub target_port: TargetPort,
+}
+
+/// `targetPort`: a number, or the name of a container port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    Name(String),
+}
+
+/// One endpoint address with the ports its slice (or subset) declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub address: IpAddr,
+    pub node_name: Option<String>,
+    pub zone: Option<String>,
+    /// `hints.forZones`, if the endpoint has hints.
+    pub zone_hints: Option<Vec<String>>,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    pub ports: Vec<EndpointPort>,
+}
+
+/// A named port of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPort {
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+impl Service {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+impl Endpoint {
+    /// The target port for a Service port, found the way kube-proxy does:
+    /// the endpoint port named like the Service port; failing that (hand
+    /// written slices), the one named like a named `targetPort`; failing
+    /// that, a single unnamed port when the Service port is unnamed.
+    pub fn port_for(&self, service_port: &ServicePort) -> Option<u16> {
+        let same_protocol = |p: &&EndpointPort| p.protocol == service_port.protocol;
+        let by_name = |name: &str| {
+            self.ports
+                .iter()
+                .filter(same_protocol)
+                .find(|p| p.name == name)
+                .map(|p| p.port)
+        };
+        by_name(&service_port.name).or_else(|| match &service_port.target_port {
+            TargetPort::Name(name) => by_name(name),
+            TargetPort::Number(_) => None,
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! Command-line surface of `knc` (design §2), parsed by clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// knc compiles Kubernetes Service networking (Services, EndpointSlices,
+/// Endpoints, Nodes) into netfilter rulesets, offline and deterministically.
+#[derive(Debug, Parser)]
+#[command(name = "knc", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile manifests into a ruleset for one node (or every node with --out-dir).
+    ///
+    /// Reads Service, Endpoints, EndpointSlice, Node and KubeProxyConfiguration
+    /// objects from YAML (multi-document), JSON or `kind: List` files; other
+    /// kinds are skipped. Prints one atomic `nft -f` transaction that replaces
+    /// knc's own tables and touches nothing else.
+    Compile(CompileArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// nftables text for `nft -f`
+    Nft,
+    /// the intermediate representation, as JSON
+    Ir,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Files or directories to read (directories recursively: *.yaml, *.yml,
+    /// *.json, in sorted order); `-` reads standard input.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub options: CompileOptions,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Nft)]
+    pub format: OutputFormat,
+
+    /// Write the output to FILE instead of standard output.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "out_dir"
+    )]
+    pub output: Option<PathBuf>,
+
+    /// Write one file per node, DIR/<node>.<format extension>.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Validate the output with `nft -c -f -` (when nft is installed) and
+    /// report nft's own error with its line.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Say more on standard error (skipped kinds, chosen node).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Options shared by every command that compiles.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CompileOptions {
+    /// The Node to compile for. Default: the single Node in the inputs, or a
+    /// node-agnostic ruleset when there is none.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// Pod CIDR of the cluster (repeat for dual stack). Sources inside are
+    /// pods; others reaching a ClusterIP are masqueraded. Default: the
+    /// KubeProxyConfiguration's clusterCIDR, else the Nodes' podCIDRs.
+    #[arg(long = "cluster-cidr", value_name = "CIDR")]
+    pub cluster_cidrs: Vec<String>,
+
+    /// Service CIDR (repeat for dual stack): unallocated addresses inside are dropped.
+    #[arg(long = "service-cidr", value_name = "CIDR")]
+    pub service_cidrs: Vec<String>,
+
+    /// Where NodePorts listen: CIDRs of local addresses, or `primary` for the
+    /// node's InternalIPs (the default).
+    #[arg(long = "nodeport-addresses", value_name = "CIDR|primary")]
+    pub nodeport_addresses: Vec<String>,
+
+    /// Masquerade all Service traffic.
+    #[arg(long)]
+    pub masquerade_all: bool,
+}

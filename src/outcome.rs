@@ -1,0 +1,48 @@
+//! How a command ended, and the exit status that says so.
+
+use knc_compiler::front::Diagnostic;
+
+/// The end of a command.
+pub enum Outcome {
+    /// Success, possibly with warnings already printed.
+    Success,
+    /// The input is invalid: the diagnostics say why (exit 1).
+    InvalidInput(Vec<Diagnostic>),
+    /// A generated ruleset failed a check or could not be written (exit 1).
+    Failed(String),
+    /// The command line asks for something impossible (exit 2).
+    Usage(String),
+}
+
+impl Outcome {
+    /// Prints what needs printing on stderr and returns the exit status.
+    pub fn report(self) -> i32 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::InvalidInput(diagnostics) => {
+                print_diagnostics(&diagnostics);
+                let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+                eprintln!(
+                    "error: {errors} problem{} found; nothing was compiled",
+                    if errors == 1 { "" } else { "s" }
+                );
+                1
+            }
+            Outcome::Failed(message) => {
+                eprintln!("error: {message}");
+                1
+            }
+            Outcome::Usage(message) => {
+                eprintln!("error: {message}");
+                2
+            }
+        }
+    }
+}
+
+/// Renders diagnostics with miette on stderr.
+pub fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
+        eprintln!("{:?}", miette::Report::new(diagnostic.clone()));
+    }
+}
