@@ -28,7 +28,10 @@
 //!   interfaces: node1's default route is a dead end, node2's goes to node1.
 //! * No bridges (bridge netfilter would make bridged frames traverse
 //!   rules); IPv6 DAD off; rp_filter off; redirects off (a pod hairpinning
-//!   through node1 must not be told to go direct).
+//!   through node1 must not be told to go direct); ICMP error rate limit
+//!   off on the nodes (a reject is an ICMP error, limited per destination
+//!   to a burst of 6 then one a second, which turns the seventh quick
+//!   reject into a timeout).
 //! * Pods run [`PodServer`]s; probes and servers are dedicated threads that
 //!   `setns` into a namespace, so no process is started per pod.
 //! * Everything is deleted when the [`Topology`] is dropped, also on panic;
@@ -146,6 +149,10 @@ fn node_sysctls() -> Vec<(String, &'static str)> {
         sysctl("net/ipv4/ip_forward", "1"),
         sysctl("net/ipv4/conf/all/send_redirects", "0"),
         sysctl("net/ipv4/conf/default/send_redirects", "0"),
+        // Rejects are ICMP errors, which the kernel rate-limits per
+        // destination (a burst of 6, then one a second): without this a
+        // client probing several rejected ports in a row sees timeouts.
+        sysctl("net/ipv4/icmp_ratelimit", "0"),
     ]);
     s
 }
