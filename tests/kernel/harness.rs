@@ -124,6 +124,7 @@ pub struct Topology {
     node2: Netns,
     node1: Netns,
     loaded: Vec<String>,
+    compiles: usize,
     dir: tempfile::TempDir,
 }
 
@@ -172,6 +173,7 @@ impl Topology {
             node2,
             node1,
             loaded: Vec::new(),
+            compiles: 0,
             dir: tempfile::tempdir().expect("tempdir"),
         };
         for pod in pods {
@@ -313,11 +315,9 @@ impl Topology {
 
     /// Compiles `manifests` (YAML) with the real `knc` binary for node1 and
     /// returns the nft text.
-    pub fn compile(&self, manifests: &str) -> String {
-        let n = std::fs::read_dir(self.dir.path())
-            .map(|d| d.count())
-            .unwrap_or(0);
-        let dir: PathBuf = self.dir.path().join(format!("manifests-{n}"));
+    pub fn compile(&mut self, manifests: &str) -> String {
+        self.compiles += 1;
+        let dir: PathBuf = self.dir.path().join(format!("manifests-{}", self.compiles));
         std::fs::create_dir(&dir).expect("manifest dir");
         std::fs::write(dir.join("cluster.yaml"), manifests).expect("write manifests");
         let out = Command::new(env!("CARGO_BIN_EXE_knc"))

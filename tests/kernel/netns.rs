@@ -32,9 +32,12 @@ pub fn available(test: &str) -> bool {
             panic!("kernel test {test} cannot run, and CI is set so it must: {why}")
         }
         Err(why) => {
-            eprintln!(
+            // Straight to the stderr handle: the test harness captures
+            // `eprintln!` of passing tests, and a skip must not go unseen.
+            let _ = writeln!(
+                io::stderr(),
                 "\n*** SKIPPED: kernel test {test}: {why} \
-                 (needs root, `ip` and `nft`; set CI=1 to make this a failure) ***\n"
+                 (needs root, `ip` and `nft`; set CI=1 to make this a failure) ***"
             );
             false
         }

@@ -66,6 +66,11 @@ fn clusterip_tcp_two_endpoints() {
     topo.tcp(From::Pod("cli"), "10.96.0.10:80", SPREAD)
         .assert_pods(&["web-a", "web-b"])
         .assert_sources_within(&[cli]);
+    // From node1 itself (the output hook): both endpoints, with a node
+    // address as source.
+    topo.tcp(From::Node1, "10.96.0.10:80", SPREAD)
+        .assert_pods(&["web-a", "web-b"])
+        .assert_sources_within(&NODE1_LOCAL);
 }
 
 #[test]
@@ -278,6 +283,8 @@ spec:
     topo.tcp(From::Client, "10.96.0.60:80", 3)
         .assert_refused_within(FAST);
     topo.tcp(From::Pod("ne-cli"), "10.96.0.60:80", 3)
+        .assert_refused_within(FAST);
+    topo.tcp(From::Node1, "10.96.0.60:80", 3)
         .assert_refused_within(FAST);
     topo.udp(From::Client, "10.96.0.60:53", 3)
         .assert_refused_within(FAST);
