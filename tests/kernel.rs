@@ -19,6 +19,8 @@ mod netns;
 mod pods;
 #[path = "kernel/probe.rs"]
 mod probe;
+#[path = "kernel/semantics.rs"]
+mod semantics;
 #[path = "kernel/services.rs"]
 mod services;
 
