@@ -6,6 +6,13 @@
 //! `tests/kernel/harness.rs` for the topology) and deletes them afterwards,
 //! also when it fails. Without root or the tools the tests print a loud
 //! `SKIPPED` line; with `CI` set they fail instead.
+//!
+//! * `harness_selftest`: hand-written nft rulesets (DNAT, hairpin
+//!   masquerade, NodePort-style DNAT, reject) prove the topology, the pod
+//!   servers and the probes, independently of knc.
+//! * `services`: the issue #2 list, through `knc compile` output.
+//! * `semantics`: further design §3 behaviour (traffic policies, session
+//!   affinity, terminating fallback, LoadBalancer source ranges).
 
 #[path = "kernel/harness.rs"]
 mod harness;

@@ -179,6 +179,11 @@ spec:
         .assert_port(8080)
         .assert_sources_within(&NODE1_LOCAL);
     assert!(!probes.sources().contains(&CLIENT));
+    // NodePorts live on the node's primary IP only: node1's address on the
+    // client link is not a Kubernetes node address, so there the port is
+    // just a closed local port (reset by node1's own stack).
+    topo.tcp(From::Client, "172.30.1.1:30080", 2)
+        .assert_refused_within(FAST);
 }
 
 #[test]
