@@ -29,8 +29,20 @@ pub enum Command {
 pub enum OutputFormat {
     /// nftables text for `nft -f`
     Nft,
+    /// iptables-restore input for IPv4
+    Iptables,
+    /// ip6tables-restore input for IPv6
+    Ip6tables,
     /// the intermediate representation, as JSON
     Ir,
+}
+
+/// See `--iptables-hooks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IptablesHooks {
+    Insert,
+    Reinsert,
+    Omit,
 }
 
 #[derive(Debug, Args)]
@@ -60,10 +72,17 @@ pub struct CompileArgs {
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
-    /// Validate the output with `nft -c -f -` (when nft is installed) and
-    /// report nft's own error with its line.
+    /// Validate the output with `nft --check -f -` (or `iptables-restore
+    /// --test`) when the tool is installed, and report its own error with
+    /// the line.
     #[arg(long)]
     pub check: bool,
+
+    /// How iptables output installs the jumps from built-in chains:
+    /// `insert` for a first load or plain iptables-restore, `reinsert`
+    /// (delete, then insert) for `--noflush` reloads, `omit` for none.
+    #[arg(long, value_enum, default_value_t = IptablesHooks::Insert)]
+    pub iptables_hooks: IptablesHooks,
 
     /// Say more on standard error (skipped kinds, chosen node).
     #[arg(short, long)]

@@ -2,22 +2,30 @@
 
 use std::path::Path;
 
+use knc_compiler::back::iptables::{self, Hooks};
 use knc_compiler::back::{self, Format};
+use knc_compiler::ir::Family;
 use knc_compiler::lower::{self, LowerError, Options, ProxyMode};
 use knc_compiler::model::addr::parse_cidr;
 use knc_compiler::model::{Cluster, NodePortAddress};
 
-use crate::cli::{CompileArgs, CompileOptions, OutputFormat};
+use crate::cli::{CompileArgs, CompileOptions, IptablesHooks, OutputFormat};
 use crate::inputs;
-use crate::nft_check::{self, CheckResult};
 use crate::outcome::{print_diagnostics, Outcome};
+use crate::tool_check::{self, CheckResult};
 
 pub fn run(args: &CompileArgs) -> Outcome {
     let format = match args.format {
         OutputFormat::Nft => Format::Nft,
+        OutputFormat::Iptables => Format::Iptables,
+        OutputFormat::Ip6tables => Format::Ip6tables,
         OutputFormat::Ir => Format::Ir,
     };
-    let mut options = match options(&args.options, ProxyMode::Nftables) {
+    let mode = match format {
+        Format::Iptables | Format::Ip6tables => ProxyMode::Iptables,
+        _ => ProxyMode::Nftables,
+    };
+    let mut options = match options(&args.options, mode) {
         Ok(options) => options,
         Err(message) => return Outcome::Usage(message),
     };
@@ -61,16 +69,17 @@ pub fn run(args: &CompileArgs) -> Outcome {
                 ));
             }
         };
-        let text = back::emit(format, &ruleset);
-        if args.check && format == Format::Nft {
-            match nft_check::check(&text) {
+        let text = emit(format, args.iptables_hooks, &ruleset);
+        let checker = args.check.then(|| tool_check::checker(format)).flatten();
+        if let Some((program, check_args)) = checker {
+            match tool_check::check(program, check_args, &text) {
                 CheckResult::Valid => {}
-                CheckResult::NftMissing => {
-                    eprintln!("warning: nft is not installed; --check skipped")
+                CheckResult::ToolMissing(tool) => {
+                    eprintln!("warning: {tool} is not installed; --check skipped")
                 }
                 CheckResult::Invalid(message) => {
                     return Outcome::Failed(format!(
-                        "nft rejected the generated ruleset:\n{message}"
+                        "{program} rejected the generated ruleset:\n{message}"
                     ))
                 }
             }
@@ -78,6 +87,20 @@ pub fn run(args: &CompileArgs) -> Outcome {
         outputs.push((node, text));
     }
     write_outputs(args, format, outputs)
+}
+
+/// Renders one ruleset; iptables output honours `--iptables-hooks`.
+fn emit(format: Format, hooks: IptablesHooks, ruleset: &knc_compiler::ir::Ruleset) -> String {
+    let hooks = match hooks {
+        IptablesHooks::Insert => Hooks::Insert,
+        IptablesHooks::Reinsert => Hooks::Reinsert,
+        IptablesHooks::Omit => Hooks::Omit,
+    };
+    match format {
+        Format::Iptables => iptables::emit_with(ruleset, Family::Ipv4, hooks),
+        Format::Ip6tables => iptables::emit_with(ruleset, Family::Ipv6, hooks),
+        _ => back::emit(format, ruleset),
+    }
 }
 
 fn analyse(paths: &[std::path::PathBuf], verbose: bool) -> Result<Cluster, Outcome> {

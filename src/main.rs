@@ -5,8 +5,8 @@
 mod cli;
 mod compile_command;
 mod inputs;
-mod nft_check;
 mod outcome;
+mod tool_check;
 
 use clap::Parser;
 

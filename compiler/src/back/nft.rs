@@ -47,9 +47,12 @@ pub const TABLE: &str = "knc";
 /// weights are honoured within 1/720720.
 pub const RANDOM_MODULUS: u32 = 720_720;
 
-/// Elements per `add element` command: netlink runs out of buffer space
-/// when one command carries tens of thousands.
-const ELEMENTS_PER_COMMAND: usize = 1000;
+/// Elements per `add element` command. nft 1.0.6 packs one command's
+/// elements into one netlink attribute whose length is 16 bits: past 64 KiB
+/// (about 960 IPv4 backend elements) the kernel answers EINVAL, and with tens
+/// of thousands netlink runs out of buffer space. 256 keeps even the widest
+/// IPv6 elements well inside the limit.
+const ELEMENTS_PER_COMMAND: usize = 256;
 
 /// The packet mark bit asking postrouting to masquerade (kube-proxy's).
 const MASQUERADE_MARK: &str = "0x00004000";
@@ -219,15 +222,9 @@ impl<'a> FamilyEmitter<'a> {
             }
         }
         let mut hairpin = BTreeSet::new();
-        let mut claimed = BTreeSet::new();
         for service in ruleset.services.iter().filter(|s| s.family == family) {
             for frontend in &service.frontends {
                 let key = frontend_key(service, frontend);
-                // Lowering resolves conflicts; this only keeps the text
-                // loadable if two entries ever claim one key.
-                if !claimed.insert(key.clone()) {
-                    continue;
-                }
                 self.frontend(service, frontend, &key, &mut hairpin);
             }
         }

@@ -143,10 +143,9 @@ impl Diagnostic {
 
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.position() {
-            Some(pos) => write!(f, "{pos}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
+        // miette prints the location in the source frame; plain
+        // `Display` users can call `position()`.
+        f.write_str(&self.message)
     }
 }
 

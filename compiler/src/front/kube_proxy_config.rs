@@ -32,3 +32,47 @@ pub struct ModeConfig {
     #[serde(default)]
     pub masquerade_all: Option<bool>,
 }
+
+/// Top-level fields of kube-proxy's configuration that do not change the
+/// ruleset. knc accepts them silently: a real kube-proxy config file must not
+/// drown the user in unknown-field warnings.
+pub const UNUSED_FIELDS: &[&str] = &[
+    "bindAddress",
+    "bindAddressHardFail",
+    "clientConnection",
+    "configSyncPeriod",
+    "conntrack",
+    "detectLocal",
+    "detectLocalMode",
+    "enableProfiling",
+    "featureGates",
+    "healthzBindAddress",
+    "hostnameOverride",
+    "ipvs",
+    "linux",
+    "logging",
+    "metricsBindAddress",
+    "oomScoreAdj",
+    "portRange",
+    "showHiddenMetricsForVersion",
+    "udpIdleTimeout",
+    "windowsRunAsService",
+    "winkernel",
+];
+
+/// Fields of `nftables:` / `iptables:` that do not change the ruleset.
+pub const UNUSED_MODE_FIELDS: &[&str] = &[
+    "localhostNodePorts",
+    "masqueradeBit",
+    "minSyncPeriod",
+    "syncPeriod",
+];
+
+/// Is `path` (relative to the object) a kube-proxy field knc knows and ignores?
+pub fn is_unused_field(path: &str) -> bool {
+    match path.split_once('.') {
+        None => UNUSED_FIELDS.contains(&path),
+        Some(("nftables" | "iptables", field)) => UNUSED_MODE_FIELDS.contains(&field),
+        Some((top, _)) => UNUSED_FIELDS.contains(&top),
+    }
+}

@@ -1,110 +1,515 @@
-//! Loading documents from source files. TEMPORARY minimal loader (no spans,
-//! no unknown-field warnings) until the full front end lands.
+//! Loading: source files → typed, located Kubernetes objects.
+//!
+//! Each file goes through [`yaml::parse_file`] (YAML and JSON alike), each
+//! document is unpacked if it is a `kind: List`, and each object is
+//! deserialized into its k8s-openapi type by `apiVersion` and `kind`. Type
+//! errors are located with `serde_path_to_error`; fields the type does not
+//! have are found with `serde_ignored` and reported as warnings, since
+//! k8s-openapi would otherwise drop a typo like `prots:` without a word.
 
-use saphyr::{LoadableYamlNode, Scalar, Yaml};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::source::Span;
-use super::{Code, Diagnostic, Document, Loaded, Object, SourceFile, SpanIndex};
+use super::fields::{known_fields, suggest};
+use super::kube_proxy_config::{self, KubeProxyConfiguration};
+use super::yaml::{self, ParsedDoc};
+use super::{Code, Diagnostic, Document, Loaded, Object, SourceFile, Span, SpanIndex};
 
-/// Parse every file into typed objects, collecting all problems.
+/// Parse every file into typed objects, collecting all problems. A bad
+/// document is dropped; the good ones around it are kept.
 pub fn load(files: &[SourceFile]) -> Loaded {
     let mut loaded = Loaded::default();
     for file in files {
-        let docs = match Yaml::load_from_str(&file.text) {
-            Ok(docs) => docs,
-            Err(e) => {
-                loaded
-                    .diagnostics
-                    .push(Diagnostic::error(Code::Syntax, e.to_string()).at(
-                        file,
-                        Span::new(0, 0),
-                        "here",
-                    ));
-                continue;
-            }
-        };
-        for doc in docs {
-            let value = to_json(&doc);
-            if value.is_null() {
-                continue;
-            }
-            let items = if value.get("kind").and_then(Value::as_str) == Some("List") {
-                value
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
-                vec![value]
-            };
-            for item in items {
-                push(&mut loaded, file, item);
-            }
-        }
+        load_file(file, &mut loaded);
     }
     loaded
 }
 
-fn push(loaded: &mut Loaded, file: &SourceFile, value: Value) {
-    let api = value
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let kind = value
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let object = match (api.as_str(), kind.as_str()) {
-        ("v1", "Service") => serde_json::from_value(value).map(|v| Object::Service(Box::new(v))),
-        ("v1", "Endpoints") => {
-            serde_json::from_value(value).map(|v| Object::Endpoints(Box::new(v)))
+fn load_file(file: &SourceFile, loaded: &mut Loaded) {
+    let parsed = yaml::parse_file(file);
+    loaded.diagnostics.extend(parsed.diagnostics);
+    for doc in parsed.docs {
+        load_document(file, doc, loaded);
+    }
+}
+
+/// One YAML document: a single object, or a List of them.
+fn load_document(file: &SourceFile, doc: ParsedDoc, loaded: &mut Loaded) {
+    let Some(list_kind) = list_kind(&doc.value) else {
+        let spans = index(doc.whole, doc.values, doc.keys);
+        return load_object(file, doc.value, spans, loaded);
+    };
+    let api_version = doc.value.get("apiVersion").cloned();
+    let count = doc
+        .value
+        .get("items")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let spans = item_indexes(count, doc.whole, doc.values, doc.keys);
+    let items = match doc.value {
+        Value::Object(mut map) => match map.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    for (mut item, spans) in items.into_iter().zip(spans) {
+        infer_item_kind(&mut item, &list_kind, api_version.as_ref());
+        load_object(file, item, spans, loaded);
+    }
+}
+
+/// `Some(kind)` if `value` is a `List` (or a typed list such as
+/// `ServiceList`, as the API server returns it) with `items`.
+fn list_kind(value: &Value) -> Option<String> {
+    let kind = value.get("kind")?.as_str()?;
+    let items = value.get("items")?;
+    (kind.ends_with("List") && matches!(items, Value::Array(_) | Value::Null))
+        .then(|| kind.to_owned())
+}
+
+/// Items of a typed list (`ServiceList`) may omit `apiVersion` and `kind`;
+/// they are the list's, minus `List`.
+fn infer_item_kind(item: &mut Value, list_kind: &str, api_version: Option<&Value>) {
+    let Some(kind) = list_kind.strip_suffix("List").filter(|k| !k.is_empty()) else {
+        return;
+    };
+    if let (Value::Object(map), Some(api_version)) = (item, api_version) {
+        if !map.contains_key("kind") && !map.contains_key("apiVersion") {
+            map.insert("kind".into(), Value::from(kind));
+            map.insert("apiVersion".into(), api_version.clone());
         }
-        ("v1", "Node") => serde_json::from_value(value).map(|v| Object::Node(Box::new(v))),
-        ("discovery.k8s.io/v1", "EndpointSlice") => {
-            serde_json::from_value(value).map(|v| Object::EndpointSlice(Box::new(v)))
+    }
+}
+
+/// The span index of a whole document.
+fn index(whole: Span, values: Vec<(String, Span)>, keys: Vec<(String, Span)>) -> SpanIndex {
+    let mut spans = SpanIndex::new(whole);
+    for (path, span) in values {
+        spans.insert_value(path, span);
+    }
+    for (path, span) in keys {
+        spans.insert_key(path, span);
+    }
+    spans
+}
+
+/// One span index per `items[i]`, with paths relative to the item. Entries
+/// are bucketed in one pass, so a List of 10,000 Services stays linear.
+fn item_indexes(
+    count: usize,
+    whole: Span,
+    values: Vec<(String, Span)>,
+    keys: Vec<(String, Span)>,
+) -> Vec<SpanIndex> {
+    let mut out: Vec<SpanIndex> = (0..count).map(|_| SpanIndex::new(whole)).collect();
+    for (path, span) in values {
+        if let Some((i, rest)) = split_item_path(path) {
+            if let Some(spans) = out.get_mut(i) {
+                if rest.is_empty() {
+                    spans.set_whole(span);
+                }
+                spans.insert_value(rest, span);
+            }
         }
-        ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration") => {
-            serde_json::from_value(value).map(|v| Object::KubeProxyConfiguration(Box::new(v)))
+    }
+    for (path, span) in keys {
+        if let Some((i, rest)) = split_item_path(path) {
+            if let Some(spans) = out.get_mut(i) {
+                spans.insert_key(rest, span);
+            }
         }
+    }
+    out
+}
+
+/// `items[3].spec.ports` → `(3, "spec.ports")`; `items[3]` → `(3, "")`.
+/// Reuses the path's buffer: a big List has hundreds of thousands.
+fn split_item_path(mut path: String) -> Option<(usize, String)> {
+    let rest = path.strip_prefix("items[")?;
+    let close = rest.find(']')?;
+    let index = rest[..close].parse().ok()?;
+    let mut cut = "items[".len() + close + 1;
+    if path[cut..].starts_with('.') {
+        cut += 1;
+    }
+    path.drain(..cut);
+    Some((index, path))
+}
+
+/// One object: check its header, then deserialize it if it is a kind we keep.
+fn load_object(file: &SourceFile, value: Value, spans: SpanIndex, loaded: &mut Loaded) {
+    let (api_version, kind) = match header(&value) {
+        Ok(header) => header,
+        Err((path, message, label)) => {
+            let span = yaml::first_line(&file.text, spans.value(path));
+            let d = Diagnostic::error(Code::NotAnObject, message)
+                .at(file, span, label)
+                .with_help("every document must be a Kubernetes object, e.g. `apiVersion: v1` and `kind: Service`");
+            loaded.diagnostics.push(d);
+            return;
+        }
+    };
+    let ctx = Context {
+        file,
+        spans: &spans,
+        kind: &kind,
+        name: display_name(&kind, &value),
+    };
+    let object = match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Service") => ctx
+            .typed(&value, loaded)
+            .map(|o| Object::Service(Box::new(o))),
+        ("v1", "Endpoints") => ctx
+            .typed(&value, loaded)
+            .map(|o| Object::Endpoints(Box::new(o))),
+        ("v1", "Node") => ctx.typed(&value, loaded).map(|o| Object::Node(Box::new(o))),
+        ("discovery.k8s.io/v1", "EndpointSlice") => ctx
+            .typed(&value, loaded)
+            .map(|o| Object::EndpointSlice(Box::new(o))),
+        ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration") => ctx
+            .typed::<KubeProxyConfiguration>(&value, loaded)
+            .map(|o| Object::KubeProxyConfiguration(Box::new(o))),
         _ => {
             *loaded.skipped.entry(kind).or_default() += 1;
             return;
         }
     };
-    match object {
-        Ok(object) => loaded.documents.push(Document {
+    if let Some(object) = object {
+        loaded.documents.push(Document {
             file: file.clone(),
-            spans: SpanIndex::default(),
+            spans,
             object,
-        }),
-        Err(e) => loaded
-            .diagnostics
-            .push(Diagnostic::error(Code::Schema, e.to_string()).at(file, Span::new(0, 0), "here")),
+        });
     }
 }
 
-fn to_json(yaml: &Yaml) -> Value {
-    match yaml {
-        Yaml::Value(Scalar::Null) => Value::Null,
-        Yaml::Value(Scalar::Boolean(b)) => Value::Bool(*b),
-        Yaml::Value(Scalar::Integer(i)) => Value::from(*i),
-        Yaml::Value(Scalar::FloatingPoint(f)) => Value::from(f.into_inner()),
-        Yaml::Value(Scalar::String(s)) => Value::String(s.to_string()),
-        Yaml::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
-        Yaml::Mapping(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        Yaml::Value(Scalar::String(s)) => s.to_string(),
-                        other => to_json(other).to_string(),
-                    };
-                    (key, to_json(v))
-                })
-                .collect(),
-        ),
-        _ => Value::Null,
+/// What is wrong with an object's header: the path to point at, the
+/// message and the label.
+type HeaderError = (&'static str, String, &'static str);
+
+/// `apiVersion` and `kind`, or what is wrong with them.
+fn header(value: &Value) -> Result<(String, String), HeaderError> {
+    const EXPECTED: &str = "expected a mapping with `apiVersion` and `kind`";
+    let Value::Object(map) = value else {
+        let what = json_type(value);
+        return Err((
+            "",
+            format!("document is {what}, not a Kubernetes object"),
+            EXPECTED,
+        ));
+    };
+    let field = |name: &'static str| match map.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(_) => Err((
+            name,
+            format!("`{name}` must be a non-empty string"),
+            "expected a string",
+        )),
+        None => Err(("", format!("document has no `{name}`"), EXPECTED)),
+    };
+    Ok((field("apiVersion")?, field("kind")?))
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "empty",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// `namespace/name` for namespaced kinds, `name` otherwise, as messages
+/// show it; `<unnamed>` when the name is missing.
+pub fn display_name(kind: &str, value: &Value) -> String {
+    let meta = value.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
+    if kind == "Node" {
+        return name.to_owned();
+    }
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    format!("{namespace}/{name}")
+}
+
+/// What diagnostics about one object need to know.
+struct Context<'a> {
+    file: &'a SourceFile,
+    spans: &'a SpanIndex,
+    kind: &'a str,
+    name: String,
+}
+
+impl Context<'_> {
+    /// The object as messages name it: ``Service `default/web` ``.
+    fn what(&self) -> String {
+        match self.kind {
+            // There is one per cluster, and it is rarely named.
+            "KubeProxyConfiguration" => self.kind.to_owned(),
+            _ => format!("{} `{}`", self.kind, self.name),
+        }
+    }
+
+    /// Deserialize into `T`, reporting unknown fields (warnings) and the
+    /// first type error (which drops the object) at their spans.
+    fn typed<T: DeserializeOwned>(&self, value: &Value, loaded: &mut Loaded) -> Option<T> {
+        let mut unknown = Vec::new();
+        let result = serde_ignored::deserialize(value, |path| unknown.push(ignored_path(&path)));
+        for path in unknown {
+            if let Some(d) = self.unknown_field(&path) {
+                loaded.diagnostics.push(d);
+            }
+        }
+        match result {
+            Ok(object) => Some(object),
+            Err(_) => {
+                // Only failures pay for path tracking: deserialize again to
+                // learn where.
+                let (path, error) = locate_error::<T>(value);
+                loaded.diagnostics.push(self.schema_error(&path, &error));
+                None
+            }
+        }
+    }
+
+    fn unknown_field(&self, path: &str) -> Option<Diagnostic> {
+        if self.kind == "KubeProxyConfiguration" && kube_proxy_config::is_unused_field(path) {
+            return None;
+        }
+        let (parent, field) = split_last(path);
+        let d = Diagnostic::warning(
+            Code::UnknownField,
+            format!("unknown field `{field}` in {}", self.what()),
+        )
+        .at(self.file, self.spans.key(path), "ignored");
+        Some(match suggest(field, known_fields(self.kind, parent)) {
+            Some(known) => d.with_help(format!("did you mean `{known}`?")),
+            None => d,
+        })
+    }
+
+    fn schema_error(&self, path: &str, error: &str) -> Diagnostic {
+        let span = self.spans.value(path);
+        if let Some(field) = error
+            .strip_prefix("missing field `")
+            .and_then(|e| e.strip_suffix('`'))
+        {
+            let full = if path.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
+            return Diagnostic::error(
+                Code::MissingField,
+                format!("{} is missing `{full}`", self.what()),
+            )
+            .at(self.file, span, format!("`{field}` is required here"));
+        }
+        let field = if path.is_empty() {
+            "the object".to_owned()
+        } else {
+            format!("`{path}`")
+        };
+        Diagnostic::error(
+            Code::Schema,
+            format!(
+                "{field} of {} `{}` has the wrong type",
+                self.kind, self.name
+            ),
+        )
+        .at(self.file, span, error.to_owned())
+    }
+}
+
+/// The path and message of the error deserializing `value` as `T`.
+fn locate_error<T: DeserializeOwned>(value: &Value) -> (String, String) {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(_) => (String::new(), "does not match its kind".into()),
+        Err(error) => (error_path(error.path()), error.into_inner().to_string()),
+    }
+}
+
+/// `spec.ports[0].prots` → (`spec.ports[0]`, `prots`).
+fn split_last(path: &str) -> (&str, &str) {
+    match path.rfind('.') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+/// serde_ignored's path in our syntax (`spec.ports[0].prots`).
+fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    let mut segments = Vec::new();
+    let mut at = path;
+    loop {
+        match at {
+            Path::Root => break,
+            Path::Seq { parent, index } => {
+                segments.push(format!("[{index}]"));
+                at = parent;
+            }
+            Path::Map { parent, key } => {
+                segments.push(format!(".{key}"));
+                at = parent;
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => at = parent,
+        }
+    }
+    join(segments.into_iter().rev())
+}
+
+/// serde_path_to_error's path in our syntax.
+fn error_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    join(path.iter().filter_map(|segment| match segment {
+        Segment::Seq { index } => Some(format!("[{index}]")),
+        Segment::Map { key } => Some(format!(".{key}")),
+        Segment::Enum { .. } | Segment::Unknown => None,
+    }))
+}
+
+fn join(segments: impl Iterator<Item = String>) -> String {
+    let joined: String = segments.collect();
+    joined
+        .strip_prefix('.')
+        .map(str::to_owned)
+        .unwrap_or(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Loaded {
+        load(&[SourceFile::new("t.yaml", text)])
+    }
+
+    fn positions(loaded: &Loaded) -> Vec<(Code, String)> {
+        loaded
+            .diagnostics
+            .iter()
+            .map(|d| (d.code, d.position().unwrap_or_default()))
+            .collect()
+    }
+
+    const SERVICE: &str =
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n";
+
+    #[test]
+    fn keeps_known_kinds_and_counts_the_rest() {
+        let text = format!("{SERVICE}---\napiVersion: apps/v1\nkind: Deployment\n---\napiVersion: v2\nkind: Service\n");
+        let loaded = load_str(&text);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        assert_eq!(loaded.documents.len(), 1);
+        assert_eq!(loaded.skipped.get("Deployment"), Some(&1));
+        assert_eq!(loaded.skipped.get("Service"), Some(&1));
+    }
+
+    #[test]
+    fn list_items_get_their_own_spans() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: a}\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: b\n  spec:\n    ports:\n    - port: 80\n";
+        let loaded = load_str(text);
+        assert_eq!(loaded.documents.len(), 2);
+        let doc = &loaded.documents[1];
+        let span = doc.spans.value("spec.ports[0].port");
+        assert_eq!(doc.file.line_col(span.start), (13, 13));
+        assert_eq!(&text[doc.spans.value("").start..][..10], "apiVersion");
+    }
+
+    #[test]
+    fn typed_lists_lend_their_kind_to_items() {
+        let text = "apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: a}\n";
+        let loaded = load_str(text);
+        assert_eq!(loaded.documents.len(), 1, "{:?}", loaded.diagnostics);
+    }
+
+    #[test]
+    fn type_errors_are_located_and_drop_only_their_object() {
+        let text = format!(
+            "{}---\n{SERVICE}",
+            SERVICE.replace("port: 80", "port: \"abc\"")
+        );
+        let loaded = load_str(&text);
+        assert_eq!(
+            positions(&loaded),
+            vec![(Code::Schema, "t.yaml:7:11".into())]
+        );
+        assert_eq!(loaded.documents.len(), 1);
+    }
+
+    #[test]
+    fn unknown_fields_warn_at_the_key_with_a_suggestion() {
+        let loaded = load_str(&SERVICE.replace("ports:", "prots:"));
+        assert_eq!(
+            positions(&loaded),
+            vec![(Code::UnknownField, "t.yaml:6:3".into())]
+        );
+        let d = &loaded.diagnostics[0];
+        assert_eq!(d.message, "unknown field `prots` in Service `default/web`");
+        assert_eq!(d.help.as_deref(), Some("did you mean `ports`?"));
+        assert_eq!(loaded.documents.len(), 1);
+    }
+
+    #[test]
+    fn kube_proxy_config_fields_knc_ignores_do_not_warn() {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nbindAddress: 0.0.0.0\nclusterCIDR: 10.244.0.0/16\nnftables:\n  syncPeriod: 1s\n  masqueradeAll: true\n";
+        let loaded = load_str(text);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        assert_eq!(loaded.documents.len(), 1);
+    }
+
+    #[test]
+    fn documents_without_a_header_are_not_objects() {
+        let loaded = load_str("- a\n---\nkind: Service\n---\napiVersion: v1\nkind: 3\n");
+        let codes: Vec<_> = positions(&loaded);
+        assert_eq!(
+            codes,
+            vec![
+                (Code::NotAnObject, "t.yaml:1:1".into()),
+                (Code::NotAnObject, "t.yaml:3:1".into()),
+                (Code::NotAnObject, "t.yaml:6:7".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_errors_get_locations() {
+        let loaded = load_str("{\"apiVersion\": \"v1\", \"kind\": \"Service\",\n \"spec\": {\"ports\": [{\"port\": 80,}]\n");
+        assert_eq!(loaded.diagnostics.len(), 1);
+        assert_eq!(loaded.diagnostics[0].code, Code::Syntax);
+        assert!(loaded.diagnostics[0].position().is_some());
+    }
+
+    #[test]
+    fn garbage_through_the_whole_front_end_never_panics() {
+        let deep_list = format!("apiVersion: v1\nkind: List\nitems:\n- {}", "[".repeat(500));
+        let inputs = [
+            "\u{0}\u{1}\u{2}".to_owned(),
+            "apiVersion: v1\nkind: Service\nspec: {ports: [{port: 99999999999999999999}]}"
+                .to_owned(),
+            "apiVersion: v1\nkind: Service\nspec: {ports: [{port: 1.5e300}, {port: .nan}]}"
+                .to_owned(),
+            "apiVersion: v1\nkind: List\nitems: [1, null, [], {kind: ServiceList, items: [2]}]"
+                .to_owned(),
+            "apiVersion: v1\nkind: ServiceList\nitems: [{metadata: 3}]".to_owned(),
+            deep_list,
+            "{a: ".repeat(300),
+            "- ".repeat(300) + "x",
+        ];
+        for text in inputs {
+            let loaded = load_str(&text);
+            let _ = crate::model::validate::validate(&loaded);
+        }
     }
 }

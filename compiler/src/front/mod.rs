@@ -9,10 +9,12 @@
 //! problems in the next.
 
 pub mod diagnostic;
+pub mod fields;
 pub mod kube_proxy_config;
 pub mod load;
 pub mod source;
 pub mod spans;
+pub mod yaml;
 
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;

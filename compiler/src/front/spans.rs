@@ -23,12 +23,24 @@ impl SpanIndex {
         }
     }
 
+    /// Replace the fallback span (a List item's index starts with the List's
+    /// span and learns the item's own span later).
+    pub fn set_whole(&mut self, whole: Span) {
+        self.whole = whole;
+    }
+
     pub fn insert_value(&mut self, path: String, span: Span) {
         self.values.insert(path, span);
     }
 
     pub fn insert_key(&mut self, path: String, span: Span) {
         self.keys.insert(path, span);
+    }
+
+    /// Whether the source spelled out the value at `path` (k8s-openapi fills
+    /// some missing required fields with defaults; this tells them apart).
+    pub fn contains(&self, path: &str) -> bool {
+        self.values.contains_key(path)
     }
 
     /// Span of the value at `path`, or of its nearest recorded ancestor.

@@ -33,6 +33,8 @@
 //! * Sorted and deduplicated everywhere: entries by (family, namespace,
 //!   name, port name, protocol), frontends by (kind, address, port), backends
 //!   by (address, port). Output depends on nothing but the inputs' content.
+//! * Frontend keys are unique across the ruleset: no two frontends share
+//!   (family, address, protocol, port), NodePorts counting as one address.
 //! * A `Forward` route never names an empty set; an empty set becomes
 //!   `Reject` (no endpoints at all) or `Drop` (no node-local endpoints).
 //! * When [`Ruleset::cluster_cidrs`] has nothing of an entry's family,

@@ -74,6 +74,7 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
             b.protocol,
         ))
     });
+    drop_claimed_frontends(&mut services);
     let cluster_ips: BTreeSet<IpAddr> = cluster
         .services
         .iter()
@@ -88,6 +89,24 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
         nodeport_scope: context.nodeport_scope.clone(),
         services,
     })
+}
+
+/// Two Services may claim one address and port (a shared ExternalIP, a
+/// NodePort reused); the first in IR order keeps it, so the result is
+/// deterministic and every frontend key is unique for the emitters.
+fn drop_claimed_frontends(services: &mut [ServicePort]) {
+    let mut claimed = BTreeSet::new();
+    for service in services.iter_mut() {
+        let (family, protocol) = (service.family, service.protocol);
+        service.frontends.retain(|f| {
+            let address = if f.kind == FrontendKind::NodePort {
+                None
+            } else {
+                f.address
+            };
+            claimed.insert((family, address, protocol, f.port))
+        });
+    }
 }
 
 fn sorted<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {

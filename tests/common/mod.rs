@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use knc_compiler::front::SourceFile;
+
+/// The repository root (where `fixtures/` lives).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fixture directories whose name matches `keep`, sorted.
+pub fn fixture_dirs(keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures"))
+        .expect("fixtures/ exists")
+        .map(|e| e.expect("readable fixtures/").path())
+        .filter(|p| p.is_dir() && keep(&p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The manifest files of a fixture, as source files named relative to the
+/// repository root, in sorted order.
+pub fn fixture_sources(dir: &Path) -> Vec<SourceFile> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("fixture dir exists")
+        .map(|e| e.expect("readable").path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let name = p.strip_prefix(root()).unwrap_or(p).display().to_string();
+            SourceFile::new(name, std::fs::read_to_string(p).expect("utf-8 fixture"))
+        })
+        .collect()
+}
+
+/// Runs insta with snapshots kept in the top-level `snapshots/` folder.
+pub fn in_snapshot_dir(f: impl FnOnce()) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(root().join("snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(f);
+}

@@ -1,0 +1,79 @@
+//! Every good fixture through every back end, snapshotted. Read the diff of
+//! a changed snapshot like code before accepting it.
+
+mod common;
+
+use knc_compiler::back::{self, Format};
+use knc_compiler::ir::Family;
+use knc_compiler::lower::{self, Options};
+
+/// Options every fixture is compiled with: node1 when the fixture has that
+/// Node, and the service CIDR the fixtures allocate from.
+fn options(cluster: &knc_compiler::model::Cluster) -> Options {
+    Options {
+        node: cluster
+            .nodes
+            .contains_key("node1")
+            .then(|| "node1".to_string()),
+        service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
+        ..Options::default()
+    }
+}
+
+#[test]
+fn fixtures_through_every_back_end() {
+    let dirs =
+        common::fixture_dirs(|name| !name.starts_with("bad-") && !name.starts_with("kernel-"));
+    assert!(
+        dirs.len() >= 12,
+        "expected at least 12 fixtures, found {}",
+        dirs.len()
+    );
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let analysis = knc_compiler::analyse(&common::fixture_sources(&dir));
+        assert!(
+            !analysis.has_errors(),
+            "fixture {name} has errors: {:#?}",
+            analysis.diagnostics
+        );
+        let cluster = analysis.cluster.expect("no errors, so a model");
+        let ruleset = lower::lower(&cluster, &options(&cluster)).expect("lowers");
+        common::in_snapshot_dir(|| {
+            insta::assert_snapshot!(format!("{name}.ir"), back::emit(Format::Ir, &ruleset));
+            insta::assert_snapshot!(format!("{name}.nft"), back::emit(Format::Nft, &ruleset));
+            insta::assert_snapshot!(
+                format!("{name}.iptables"),
+                back::emit(Format::Iptables, &ruleset)
+            );
+            if ruleset.services.iter().any(|s| s.family == Family::Ipv6) {
+                insta::assert_snapshot!(
+                    format!("{name}.ip6tables"),
+                    back::emit(Format::Ip6tables, &ruleset)
+                );
+            }
+        });
+    }
+}
+
+/// The equivalent of `cargo insta test --unreferenced=reject`: every stored
+/// snapshot belongs to a fixture that still exists, so deleting a fixture
+/// cannot leave a stale snapshot behind.
+#[test]
+fn every_snapshot_belongs_to_a_fixture() {
+    let fixtures = common::root().join("fixtures");
+    let formats = [".ir.snap", ".nft.snap", ".iptables.snap", ".ip6tables.snap"];
+    for entry in std::fs::read_dir(common::root().join("snapshots")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let fixture = if let Some(case) = name.strip_prefix("diagnostics@") {
+            case.strip_suffix(".snap")
+        } else {
+            formats.iter().find_map(|f| name.strip_suffix(f))
+        };
+        let fixture = fixture.unwrap_or_else(|| panic!("snapshot {name} has an unknown form"));
+        assert!(
+            fixtures.join(fixture).is_dir(),
+            "snapshot {name} belongs to no fixture"
+        );
+    }
+}
