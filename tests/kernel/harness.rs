@@ -1,0 +1,393 @@
+//! The real-kernel test topology: two nodes, an external client and pods
+//! routed point to point in the Calico style, each in its own network
+//! namespace, so every packet of every probe crosses node1's netfilter.
+//!
+//! ```text
+//!                      (peer down, ARP off: the default route goes nowhere,
+//!                       but routing succeeds so the forward hook is reached)
+//!                             dflt ─── dfltp
+//!                               │
+//!  client ns                 node1 ns  (ip_forward=1, knc ruleset loaded here)       node2 ns (ip_forward=1,
+//!  172.30.1.100/24 eth0 ──── cl 172.30.1.1/24                                          no rules)
+//!  default via 172.30.1.1    n2 172.30.0.1/24  ─────────────────────────────────── n1 172.30.0.2/24
+//!                            route 10.244.2.0/24 via 172.30.0.2                    route default via 172.30.0.1
+//!                            cali1 ── eth0 pod 10.244.1.1/32                       cali1 ── eth0 pod 10.244.2.1/32
+//!                            cali2 ── eth0 pod 10.244.1.2/32                       …
+//!                            …   (route 10.244.1.N/32 dev caliN, proxy_arp=1,
+//!                                 proxy_delay=0; pod: default via 169.254.1.1 onlink)
+//! ```
+//!
+//! * node1's Kubernetes address (the Node object's InternalIP) is
+//!   172.30.0.1; node2's is 172.30.0.2. The client link address 172.30.1.1
+//!   is **not** a node address as far as Kubernetes is concerned (it is the
+//!   external network's gateway), but it is a local address of node1, so a
+//!   masqueraded source may be either of node1's local addresses
+//!   ([`NODE1_LOCAL`]). NodePorts are probed on 172.30.0.1.
+//! * The client routes everything (ExternalIPs, LoadBalancer IPs, the
+//!   service CIDR) to node1. Nothing routes to the machine's real
+//!   interfaces: node1's default route is a dead end, node2's goes to node1.
+//! * No bridges (bridge netfilter would make bridged frames traverse
+//!   rules); IPv6 DAD off; rp_filter off; redirects off (a pod hairpinning
+//!   through node1 must not be told to go direct); ICMP error rate limit
+//!   off on the nodes (a reject is an ICMP error, limited per destination
+//!   to a burst of 6 then one a second, which turns the seventh quick
+//!   reject into a timeout).
+//! * Pods run [`PodServer`]s; probes and servers are dedicated threads that
+//!   `setns` into a namespace, so no process is started per pod.
+//! * Everything is deleted when the [`Topology`] is dropped, also on panic;
+//!   a panicking test first prints the ruleset it loaded and node1's live
+//!   ruleset.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::netns::Netns;
+use crate::pods::PodServer;
+use crate::probe::{self, Probes, Proto};
+
+/// node1's local addresses: the source a masqueraded packet may carry.
+pub const NODE1_LOCAL: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::new(172, 30, 0, 1)),
+    IpAddr::V4(Ipv4Addr::new(172, 30, 1, 1)),
+];
+/// The external client's address.
+pub const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 30, 1, 100));
+
+/// One pod: a name, an address (10.244.1.N lives on node1, 10.244.2.N on
+/// node2) and the ports its server listens on.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub tcp: Vec<u16>,
+    pub udp: Vec<u16>,
+}
+
+impl Pod {
+    pub fn new(name: &str, ip: &str) -> Pod {
+        let ip: Ipv4Addr = ip.parse().expect("pod ip");
+        let [a, b, node, _] = ip.octets();
+        assert!(
+            a == 10 && b == 244 && (node == 1 || node == 2),
+            "pod address {ip} is not in 10.244.1.0/24 or 10.244.2.0/24"
+        );
+        Pod {
+            name: name.into(),
+            ip,
+            tcp: Vec::new(),
+            udp: Vec::new(),
+        }
+    }
+
+    pub fn tcp(mut self, ports: &[u16]) -> Pod {
+        self.tcp.extend_from_slice(ports);
+        self
+    }
+
+    pub fn udp(mut self, ports: &[u16]) -> Pod {
+        self.udp.extend_from_slice(ports);
+        self
+    }
+
+    fn node(&self) -> u8 {
+        self.ip.octets()[2]
+    }
+
+    fn host_veth(&self) -> String {
+        format!("cali{}", self.ip.octets()[3])
+    }
+
+    fn role(&self) -> String {
+        format!("p{}-{}", self.node(), self.ip.octets()[3])
+    }
+}
+
+/// Where a probe starts.
+#[derive(Debug, Clone, Copy)]
+pub enum From<'a> {
+    /// The external client (172.30.1.100).
+    Client,
+    /// node1 itself.
+    Node1,
+    /// A pod, by name.
+    Pod(&'a str),
+}
+
+/// The namespaces, pods and servers of one test. Dropping it stops the
+/// servers and deletes the namespaces.
+pub struct Topology {
+    id: String,
+    servers: Vec<PodServer>,
+    pods: Vec<(Pod, Netns)>,
+    client: Netns,
+    node2: Netns,
+    node1: Netns,
+    loaded: Vec<String>,
+    compiles: usize,
+    dir: tempfile::TempDir,
+}
+
+fn sysctl(key: &str, value: &'static str) -> (String, &'static str) {
+    (key.to_owned(), value)
+}
+
+/// Sysctls every namespace gets before its interfaces exist.
+fn common_sysctls() -> Vec<(String, &'static str)> {
+    vec![
+        sysctl("net/ipv6/conf/all/accept_dad", "0"),
+        sysctl("net/ipv6/conf/default/accept_dad", "0"),
+        sysctl("net/ipv4/conf/all/rp_filter", "0"),
+        sysctl("net/ipv4/conf/default/rp_filter", "0"),
+        sysctl("net/ipv4/conf/all/accept_redirects", "0"),
+        sysctl("net/ipv4/conf/default/accept_redirects", "0"),
+    ]
+}
+
+fn node_sysctls() -> Vec<(String, &'static str)> {
+    let mut s = common_sysctls();
+    s.extend([
+        sysctl("net/ipv4/ip_forward", "1"),
+        sysctl("net/ipv4/conf/all/send_redirects", "0"),
+        sysctl("net/ipv4/conf/default/send_redirects", "0"),
+        // Rejects are ICMP errors, which the kernel rate-limits per
+        // destination (a burst of 6, then one a second): without this a
+        // client probing several rejected ports in a row sees timeouts.
+        sysctl("net/ipv4/icmp_ratelimit", "0"),
+    ]);
+    s
+}
+
+impl Topology {
+    /// Builds the topology for test `id` (short, unique within the suite)
+    /// with `pods`, and starts their servers.
+    pub fn build(id: &str, pods: &[Pod]) -> Topology {
+        let node1 = Netns::create(id, "node1");
+        let node2 = Netns::create(id, "node2");
+        let client = Netns::create(id, "client");
+        let mut topo = Topology {
+            id: id.to_owned(),
+            servers: Vec::new(),
+            pods: Vec::new(),
+            client,
+            node2,
+            node1,
+            loaded: Vec::new(),
+            compiles: 0,
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        for pod in pods {
+            assert!(
+                topo.pods
+                    .iter()
+                    .all(|(p, _)| p.ip != pod.ip && p.name != pod.name),
+                "duplicate pod {pod:?}"
+            );
+            let ns = Netns::create(id, &pod.role());
+            topo.pods.push((pod.clone(), ns));
+        }
+        topo.wire();
+        for (pod, ns) in &topo.pods {
+            topo.servers
+                .push(PodServer::start(ns.name(), &pod.name, &pod.tcp, &pod.udp));
+        }
+        topo
+    }
+
+    fn wire(&self) {
+        let (n1, n2, cl) = (&self.node1, &self.node2, &self.client);
+        n1.sysctls(&node_sysctls());
+        n2.sysctls(&node_sysctls());
+        cl.sysctls(&common_sysctls());
+        for (_, ns) in &self.pods {
+            ns.sysctls(&common_sysctls());
+        }
+
+        // Links, created from the node side so nothing ever exists in the
+        // machine's own namespace. node1's link to node2 comes first so the
+        // kernel's preferred source (and masquerade address) is 172.30.0.1.
+        let mut b1 = vec![
+            "link set lo up".to_owned(),
+            format!("link add n2 type veth peer name n1 netns {}", n2.name()),
+            "addr add 172.30.0.1/24 dev n2".into(),
+            "link set n2 up".into(),
+            format!("link add cl type veth peer name eth0 netns {}", cl.name()),
+            "addr add 172.30.1.1/24 dev cl".into(),
+            "link set cl up".into(),
+            "link add dflt type veth peer name dfltp".into(),
+            "link set dflt arp off up".into(),
+        ];
+        let mut b2 = vec![
+            "link set lo up".to_owned(),
+            "addr add 172.30.0.2/24 dev n1".into(),
+            "link set n1 up".into(),
+        ];
+        for (pod, ns) in &self.pods {
+            let b = if pod.node() == 1 { &mut b1 } else { &mut b2 };
+            let veth = pod.host_veth();
+            b.push(format!(
+                "link add {veth} type veth peer name eth0 netns {}",
+                ns.name()
+            ));
+            b.push(format!("link set {veth} up"));
+        }
+        n1.ip_batch(&b1);
+        n2.ip_batch(&b2);
+
+        cl.ip_batch(&[
+            "link set lo up".into(),
+            "addr add 172.30.1.100/24 dev eth0".into(),
+            "link set eth0 up".into(),
+            "route add default via 172.30.1.1".into(),
+        ]);
+        for (pod, ns) in &self.pods {
+            ns.ip_batch(&[
+                "link set lo up".into(),
+                format!("addr add {}/32 dev eth0", pod.ip),
+                "link set eth0 up".into(),
+                "route add 169.254.1.1 dev eth0 scope link".into(),
+                "route add default via 169.254.1.1 dev eth0 onlink".into(),
+            ]);
+        }
+
+        // Routes and per-veth settings, now that every link exists.
+        let mut r1 = vec![
+            "route add default dev dflt".to_owned(),
+            "route add 10.244.2.0/24 via 172.30.0.2".into(),
+        ];
+        let mut r2 = vec!["route add default via 172.30.0.1".to_owned()];
+        let (mut s1, mut s2) = (Vec::new(), Vec::new());
+        for (pod, _) in &self.pods {
+            let veth = pod.host_veth();
+            let (r, s) = if pod.node() == 1 {
+                (&mut r1, &mut s1)
+            } else {
+                (&mut r2, &mut s2)
+            };
+            r.push(format!("route add {}/32 dev {veth}", pod.ip));
+            s.push(sysctl(&format!("net/ipv4/conf/{veth}/proxy_arp"), "1"));
+            s.push(sysctl(&format!("net/ipv4/neigh/{veth}/proxy_delay"), "0"));
+        }
+        n1.ip_batch(&r1);
+        n2.ip_batch(&r2);
+        n1.sysctls(&s1);
+        n2.sysctls(&s2);
+    }
+
+    fn ns(&self, from: From<'_>) -> &str {
+        match from {
+            From::Client => self.client.name(),
+            From::Node1 => self.node1.name(),
+            From::Pod(name) => self
+                .pods
+                .iter()
+                .find(|(p, _)| p.name == name)
+                .map(|(_, ns)| ns.name())
+                .unwrap_or_else(|| panic!("no pod named {name}")),
+        }
+    }
+
+    /// `count` TCP connections to `target` (`"ip:port"`) from `from`.
+    pub fn tcp(&self, from: From<'_>, target: &str, count: usize) -> Probes {
+        self.probe(from, Proto::Tcp, target, count)
+    }
+
+    /// `count` UDP request/replies to `target` (`"ip:port"`) from `from`.
+    pub fn udp(&self, from: From<'_>, target: &str, count: usize) -> Probes {
+        self.probe(from, Proto::Udp, target, count)
+    }
+
+    fn probe(&self, from: From<'_>, proto: Proto, target: &str, count: usize) -> Probes {
+        let target: SocketAddr = target.parse().expect("probe target ip:port");
+        let mut probes = probe::probe(self.ns(from), proto, target, count);
+        probes.what = format!("[{}] {:?} {target} from {from:?}", self.id, proto);
+        probes
+    }
+
+    /// The address of pod `name`.
+    pub fn pod_ip(&self, name: &str) -> IpAddr {
+        self.pods
+            .iter()
+            .find(|(p, _)| p.name == name)
+            .map(|(p, _)| IpAddr::V4(p.ip))
+            .unwrap_or_else(|| panic!("no pod named {name}"))
+    }
+
+    /// Compiles `manifests` (YAML) with the real `knc` binary for node1 and
+    /// returns the nft text.
+    pub fn compile(&mut self, manifests: &str) -> String {
+        self.compiles += 1;
+        let dir: PathBuf = self.dir.path().join(format!("manifests-{}", self.compiles));
+        std::fs::create_dir(&dir).expect("manifest dir");
+        std::fs::write(dir.join("cluster.yaml"), manifests).expect("write manifests");
+        let out = Command::new(env!("CARGO_BIN_EXE_knc"))
+            .arg("compile")
+            .arg(&dir)
+            .args(["--node", "node1"])
+            .args(["--cluster-cidr", "10.244.0.0/16"])
+            .args(["--service-cidr", "10.96.0.0/16"])
+            .output()
+            .expect("run knc");
+        assert!(
+            out.status.success(),
+            "[{}] knc compile failed ({}):\n{}\nmanifests:\n{manifests}",
+            self.id,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("knc output is UTF-8");
+        assert!(
+            !text.trim().is_empty(),
+            "[{}] knc compile printed nothing",
+            self.id
+        );
+        text
+    }
+
+    /// Loads an nft script into node1 (`nft -f`, one transaction).
+    pub fn load_nft(&mut self, text: &str) {
+        let n = self.loaded.len();
+        let file = self.dir.path().join(format!("ruleset-{n}.nft"));
+        std::fs::write(&file, text).expect("write ruleset");
+        self.loaded.push(text.to_owned());
+        let file = file.to_str().expect("utf-8 path").to_owned();
+        self.node1.exec("nft", &["-f", &file]);
+    }
+
+    /// Compiles `manifests` and loads the result into node1; returns it.
+    pub fn load_manifests(&mut self, manifests: &str) -> String {
+        let text = self.compile(manifests);
+        self.load_nft(&text);
+        text
+    }
+
+    /// Runs `nft ARGS` in node1 and returns its output.
+    pub fn nft(&self, args: &[&str]) -> String {
+        self.node1.exec("nft", args)
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut report = format!("\n===== [{}] kernel test failed =====\n", self.id);
+            match self.loaded.last() {
+                Some(text) => report += &format!("--- last ruleset loaded into node1:\n{text}\n"),
+                None => report += "--- no ruleset was loaded\n",
+            }
+            if let Ok(out) = Command::new("ip")
+                .args(["netns", "exec", self.node1.name(), "nft", "list", "ruleset"])
+                .output()
+            {
+                report += &format!(
+                    "--- nft list ruleset in node1:\n{}\n",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+            eprintln!("{report}");
+        }
+        // Servers first (their threads live in the pod namespaces), then
+        // the namespaces (fields drop after this).
+        self.servers.clear();
+    }
+}

@@ -1,0 +1,226 @@
+//! Service semantics beyond the issue #2 list (design §3), probed with
+//! real packets: traffic policies, session affinity, the terminating
+//! fallback and LoadBalancer source ranges.
+
+use crate::harness::{From, Pod, Topology, CLIENT};
+use crate::manifests::{cluster, ep, slice};
+use crate::require_kernel;
+
+const SPREAD: usize = 30;
+
+fn svc(name: &str, ip: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  clusterIP: {ip}
+{extra_spec}  ports:
+  - name: http
+    protocol: TCP
+    port: 80
+    targetPort: 8080
+"
+    )
+}
+
+fn np_svc(name: &str, ip: &str, node_port: u16, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  type: NodePort
+  clusterIP: {ip}
+{extra_spec}  ports:
+  - name: http
+    protocol: TCP
+    port: 80
+    targetPort: 8080
+    nodePort: {node_port}
+"
+    )
+}
+
+#[test]
+fn external_traffic_policy_local() {
+    require_kernel!("external_traffic_policy_local");
+    let mut topo = Topology::build(
+        "etpl",
+        &[
+            Pod::new("etp-l", "10.244.1.1").tcp(&[8080]),
+            Pod::new("etp-r", "10.244.2.1").tcp(&[8080]),
+        ],
+    );
+    let local = "  externalTrafficPolicy: Local\n";
+    topo.load_manifests(&cluster(&[
+        &np_svc("here", "10.96.2.1", 30201, local),
+        &slice(
+            "here",
+            "x1",
+            &[("http", "TCP", 8080)],
+            &[ep("10.244.1.1"), ep("10.244.2.1")],
+        ),
+        &np_svc("away", "10.96.2.2", 30202, local),
+        &slice("away", "x1", &[("http", "TCP", 8080)], &[ep("10.244.2.1")]),
+    ]));
+    // Only the node-local endpoint, and the client's address preserved.
+    topo.tcp(From::Client, "172.30.0.1:30201", SPREAD)
+        .assert_pods(&["etp-l"])
+        .assert_sources_within(&[CLIENT]);
+    // No local endpoint: external traffic is dropped...
+    topo.tcp(From::Client, "172.30.0.1:30202", 1)
+        .assert_timeout();
+    // ...while the ClusterIP still reaches the cluster-wide set.
+    topo.tcp(From::Client, "10.96.2.2:80", 3)
+        .assert_pods(&["etp-r"]);
+}
+
+#[test]
+fn internal_traffic_policy_local() {
+    require_kernel!("internal_traffic_policy_local");
+    let mut topo = Topology::build(
+        "itpl",
+        &[
+            Pod::new("itp-l", "10.244.1.1").tcp(&[8080]),
+            Pod::new("itp-r", "10.244.2.1").tcp(&[8080]),
+            Pod::new("itp-cli", "10.244.1.2"),
+        ],
+    );
+    let local = "  internalTrafficPolicy: Local\n";
+    topo.load_manifests(&cluster(&[
+        &svc("mixed", "10.96.3.1", local),
+        &slice(
+            "mixed",
+            "x1",
+            &[("http", "TCP", 8080)],
+            &[ep("10.244.1.1"), ep("10.244.2.1")],
+        ),
+        &svc("remote", "10.96.3.2", local),
+        &slice(
+            "remote",
+            "x1",
+            &[("http", "TCP", 8080)],
+            &[ep("10.244.2.1")],
+        ),
+    ]));
+    topo.tcp(From::Pod("itp-cli"), "10.96.3.1:80", SPREAD)
+        .assert_pods(&["itp-l"]);
+    topo.tcp(From::Pod("itp-cli"), "10.96.3.2:80", 1)
+        .assert_timeout();
+}
+
+#[test]
+#[ignore = "knc bug: the nft emitter ignores affinity_timeout_seconds (no affinity set \
+            or map in the output), so connections spread over both endpoints"]
+fn session_affinity_client_ip() {
+    require_kernel!("session_affinity_client_ip");
+    let mut topo = Topology::build(
+        "affin",
+        &[
+            Pod::new("aff-a", "10.244.1.1").tcp(&[8080]),
+            Pod::new("aff-b", "10.244.1.2").tcp(&[8080]),
+            Pod::new("aff-cli", "10.244.1.3"),
+        ],
+    );
+    topo.load_manifests(&cluster(&[
+        &svc(
+            "sticky",
+            "10.96.4.1",
+            "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 60\n",
+        ),
+        &slice(
+            "sticky",
+            "x1",
+            &[("http", "TCP", 8080)],
+            &[ep("10.244.1.1"), ep("10.244.1.2")],
+        ),
+    ]));
+    for from in [From::Client, From::Pod("aff-cli")] {
+        let probes = topo.tcp(from, "10.96.4.1:80", 20);
+        probes.assert_all_answered();
+        assert_eq!(probes.pods().len(), 1, "affinity broken; {probes:?}");
+    }
+}
+
+#[test]
+fn terminating_endpoints_serve_when_none_ready() {
+    require_kernel!("terminating_endpoints_serve_when_none_ready");
+    let mut topo = Topology::build(
+        "term",
+        &[
+            Pod::new("term-a", "10.244.1.1").tcp(&[8080]),
+            Pod::new("term-b", "10.244.1.2").tcp(&[8080]),
+        ],
+    );
+    let eps = "apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: draining-x1
+  namespace: default
+  labels:
+    kubernetes.io/service-name: draining
+addressType: IPv4
+ports:
+- name: http
+  protocol: TCP
+  port: 8080
+endpoints:
+- addresses: [10.244.1.1]
+  conditions: {ready: false, serving: true, terminating: true}
+  nodeName: node1
+- addresses: [10.244.1.2]
+  conditions: {ready: false, serving: false, terminating: true}
+  nodeName: node1
+";
+    topo.load_manifests(&cluster(&[&svc("draining", "10.96.5.1", ""), eps]));
+    topo.tcp(From::Client, "10.96.5.1:80", SPREAD)
+        .assert_pods(&["term-a"]);
+}
+
+#[test]
+fn load_balancer_source_ranges() {
+    require_kernel!("load_balancer_source_ranges");
+    let mut topo = Topology::build("lbsr", &[Pod::new("sr-a", "10.244.1.1").tcp(&[8080])]);
+    let lb = |name: &str, ip: &str, lb_ip: &str, np: u16, range: &str| {
+        format!(
+            "apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  type: LoadBalancer
+  clusterIP: {ip}
+  loadBalancerSourceRanges: [{range}]
+  ports:
+  - name: http
+    protocol: TCP
+    port: 80
+    targetPort: 8080
+    nodePort: {np}
+status:
+  loadBalancer:
+    ingress:
+    - ip: {lb_ip}
+"
+        )
+    };
+    topo.load_manifests(&cluster(&[
+        &lb("open", "10.96.6.1", "203.0.113.21", 30221, "172.30.1.0/24"),
+        &slice("open", "x1", &[("http", "TCP", 8080)], &[ep("10.244.1.1")]),
+        &lb("shut", "10.96.6.2", "203.0.113.22", 30222, "192.0.2.0/24"),
+        &slice("shut", "x1", &[("http", "TCP", 8080)], &[ep("10.244.1.1")]),
+    ]));
+    topo.tcp(From::Client, "203.0.113.21:80", 3)
+        .assert_pods(&["sr-a"]);
+    topo.tcp(From::Client, "203.0.113.22:80", 1)
+        .assert_timeout();
+    // Source ranges filter the LoadBalancer IP, not the NodePort.
+    topo.tcp(From::Client, "172.30.0.1:30222", 3)
+        .assert_pods(&["sr-a"]);
+}
