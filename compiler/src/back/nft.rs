@@ -583,7 +583,10 @@ fn frontend_key(service: &ServicePort, frontend: &Frontend) -> String {
 /// Weights are divided by their greatest common divisor and, past
 /// [`MAX_SLOTS`] in total, scaled down (each backend keeps at least one).
 pub fn slots(backends: &[Backend]) -> Vec<u32> {
-    let weights: Vec<u64> = backends.iter().map(|b| u64::from(b.weight.max(1))).collect();
+    let weights: Vec<u64> = backends
+        .iter()
+        .map(|b| u64::from(b.weight.max(1)))
+        .collect();
     let divisor = weights.iter().copied().fold(0, gcd).max(1);
     let mut slots: Vec<u64> = weights.iter().map(|w| w / divisor).collect();
     let total: u64 = slots.iter().sum();
