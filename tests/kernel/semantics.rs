@@ -115,8 +115,6 @@ fn internal_traffic_policy_local() {
 }
 
 #[test]
-#[ignore = "knc bug: the nft emitter ignores affinity_timeout_seconds (no affinity set \
-            or map in the output), so connections spread over both endpoints"]
 fn session_affinity_client_ip() {
     require_kernel!("session_affinity_client_ip");
     let mut topo = Topology::build(

@@ -39,8 +39,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Family, Frontend, FrontendKind, NodePortScope, Route, Routing, Ruleset, ServicePort,
-    SetKind,
+    Backend, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing, Ruleset,
+    ServicePort, SetKind,
 };
 
 /// Name of knc's tables in both families.
@@ -143,12 +143,23 @@ struct FamilyEmitter<'a> {
     routes: BTreeMap<(KeyKind, RoutingKey), String>,
     /// Backend groups in use: key kind, set and slot count.
     groups: BTreeSet<Group>,
+    /// Session affinity timeouts in use, with the protocols of the
+    /// frontends of each key kind that use them.
+    affinity: BTreeMap<(u32, KeyKind), BTreeSet<Protocol>>,
     elements: BTreeMap<String, Vec<String>>,
 }
 
 /// Frontends whose backend set has the same number of random slots share
 /// one dnat chain and one backends map.
 type Group = (KeyKind, SetKind, u32);
+
+/// Frontends whose Services keep clients on one backend for `timeout` seconds.
+fn affinity_set(timeout: u32, kind: KeyKind) -> String {
+    format!("affinity-{}-{timeout}", kind.name())
+}
+
+/// Most clients remembered for session affinity, across all Services.
+const AFFINITY_MAP_SIZE: u32 = 1 << 20;
 
 fn sizes_map(kind: KeyKind, set: SetKind) -> String {
     format!("{}-{}-sizes", kind.name(), set_name(set))
@@ -186,6 +197,7 @@ impl<'a> FamilyEmitter<'a> {
             syntax: Syntax::of(family),
             routes: BTreeMap::new(),
             groups: BTreeSet::new(),
+            affinity: BTreeMap::new(),
             elements: BTreeMap::new(),
         }
     }
@@ -273,6 +285,13 @@ impl<'a> FamilyEmitter<'a> {
             KeyKind::Vip => "frontends",
             KeyKind::NodePort => "nodeports",
         };
+        if let Some(timeout) = service.affinity_timeout_seconds {
+            self.push_owned(affinity_set(timeout, kind), key.to_string());
+            self.affinity
+                .entry((timeout, kind))
+                .or_default()
+                .insert(service.protocol);
+        }
         self.push(
             dispatch,
             format!("{key} comment \"{comment}\" : goto {route_chain}"),
@@ -372,6 +391,20 @@ impl<'a> FamilyEmitter<'a> {
                 );
             }
         }
+        if !self.affinity.is_empty() {
+            let _ = writeln!(
+                out,
+                "\tmap affinity {{ typeof {a} saddr . {a} daddr . meta l4proto . th dport : {a} daddr . th dport; flags dynamic,timeout; size {AFFINITY_MAP_SIZE}; }}"
+            );
+        }
+        for (timeout, kind) in self.affinity.keys() {
+            let _ = writeln!(
+                out,
+                "\tset {} {{ typeof {}; }}",
+                affinity_set(*timeout, *kind),
+                self.key_expr(*kind)
+            );
+        }
         for group in &self.groups {
             let key = self.key_expr(group.0);
             let _ = writeln!(
@@ -404,13 +437,17 @@ impl<'a> FamilyEmitter<'a> {
                 "\tchain {name} {{\n\t\ttype nat hook {hook} priority {priority}; policy accept;\n\t\tjump services\n\t}}"
             );
         }
-        let _ = writeln!(
-            out,
-            "\tchain postrouting {{\n\t\ttype nat hook postrouting priority 100; policy accept;\n\
-             \t\tct status dnat {a} saddr . {a} daddr @hairpin masquerade\n\
-             \t\tmeta mark & {MASQUERADE_MARK} == 0 return\n\
-             \t\tmeta mark set meta mark ^ {MASQUERADE_MARK} masquerade fully-random\n\t}}"
-        );
+        let mut postrouting =
+            vec!["type nat hook postrouting priority 100; policy accept;".to_string()];
+        postrouting.extend(self.affinity_recording());
+        postrouting.push(format!(
+            "ct status dnat {a} saddr . {a} daddr @hairpin masquerade"
+        ));
+        postrouting.push(format!("meta mark & {MASQUERADE_MARK} == 0 return"));
+        postrouting.push(format!(
+            "meta mark set meta mark ^ {MASQUERADE_MARK} masquerade fully-random"
+        ));
+        chain(out, "postrouting", &postrouting);
         let mut services = vec![
             format!("{a} daddr . meta l4proto . th dport @firewalled {a} daddr . meta l4proto . th dport . {a} saddr != @allowed-sources drop"),
             format!("{a} daddr . meta l4proto . th dport vmap @frontends"),
@@ -469,14 +506,53 @@ impl<'a> FamilyEmitter<'a> {
         rules
     }
 
+    /// Session affinity is remembered after the choice: once a new
+    /// connection to an affinity frontend has been translated, postrouting
+    /// stores client, frontend → backend with the Service's timeout (one
+    /// rule per timeout, key kind and protocol, so the port types are known).
+    fn affinity_recording(&self) -> Vec<String> {
+        let a = self.syntax.addr;
+        let mut rules = Vec::new();
+        for ((timeout, kind), protocols) in &self.affinity {
+            let frontend = match kind {
+                KeyKind::Vip => {
+                    format!("ct original {a} daddr . meta l4proto . ct original proto-dst")
+                }
+                KeyKind::NodePort => "meta l4proto . ct original proto-dst".to_string(),
+            };
+            for protocol in protocols {
+                rules.push(format!(
+                    "ct status dnat meta l4proto {} {frontend} @{} update @affinity {{ ct original {a} saddr . ct original {a} daddr . meta l4proto . ct original proto-dst timeout {timeout}s : ct reply {a} saddr . ct reply proto-src }}",
+                    protocol.as_str(),
+                    affinity_set(*timeout, *kind)
+                ));
+            }
+        }
+        rules
+    }
+
     /// `dnat-<kind>-<set>` finds the frontend's group in the sizes map;
     /// each group's chain draws a slot and translates in one lookup.
     fn dnat_chains(&self, out: &mut String) {
         for kind in [KeyKind::Vip, KeyKind::NodePort] {
             for set in [SetKind::Cluster, SetKind::Local] {
                 let name = format!("dnat-{}-{}", kind.name(), set_name(set));
-                let rule = format!("{} vmap @{}", self.key_expr(kind), sizes_map(kind, set));
-                chain(out, &name, &[rule]);
+                let mut rules = Vec::new();
+                if !self.affinity.is_empty() {
+                    // A client remembered for this frontend goes back to
+                    // its backend; a miss falls through to a random pick.
+                    let a = self.syntax.addr;
+                    rules.push(format!(
+                        "meta l4proto {{ tcp, udp, sctp }} dnat {} to {a} saddr . {a} daddr . meta l4proto . th dport map @affinity",
+                        self.syntax.family
+                    ));
+                }
+                rules.push(format!(
+                    "{} vmap @{}",
+                    self.key_expr(kind),
+                    sizes_map(kind, set)
+                ));
+                chain(out, &name, &rules);
             }
         }
         for group in &self.groups {
