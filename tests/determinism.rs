@@ -5,7 +5,7 @@ mod common;
 
 use knc_compiler::back::{self, Format};
 use knc_compiler::front::SourceFile;
-use knc_compiler::lower::{self, Options};
+use knc_compiler::lower;
 
 /// A small deterministic generator, so failures reproduce.
 struct Lcg(u64);
@@ -29,14 +29,7 @@ impl Lcg {
 fn compile(files: &[SourceFile], format: Format) -> String {
     let analysis = knc_compiler::analyse(files);
     let cluster = analysis.cluster.expect("valid fixtures");
-    let options = Options {
-        node: cluster
-            .nodes
-            .contains_key("node1")
-            .then(|| "node1".to_string()),
-        service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
-        ..Options::default()
-    };
+    let options = common::fixture_options(&cluster);
     back::emit(format, &lower::lower(&cluster, &options).expect("lowers"))
 }
 

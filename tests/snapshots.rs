@@ -5,20 +5,7 @@ mod common;
 
 use knc_compiler::back::{self, Format};
 use knc_compiler::ir::Family;
-use knc_compiler::lower::{self, Options};
-
-/// Options every fixture is compiled with: node1 when the fixture has that
-/// Node, and the service CIDR the fixtures allocate from.
-fn options(cluster: &knc_compiler::model::Cluster) -> Options {
-    Options {
-        node: cluster
-            .nodes
-            .contains_key("node1")
-            .then(|| "node1".to_string()),
-        service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
-        ..Options::default()
-    }
-}
+use knc_compiler::lower;
 
 #[test]
 fn fixtures_through_every_back_end() {
@@ -38,7 +25,7 @@ fn fixtures_through_every_back_end() {
             analysis.diagnostics
         );
         let cluster = analysis.cluster.expect("no errors, so a model");
-        let ruleset = lower::lower(&cluster, &options(&cluster)).expect("lowers");
+        let ruleset = lower::lower(&cluster, &common::fixture_options(&cluster)).expect("lowers");
         common::in_snapshot_dir(|| {
             insta::assert_snapshot!(format!("{name}.ir"), back::emit(Format::Ir, &ruleset));
             insta::assert_snapshot!(format!("{name}.nft"), back::emit(Format::Nft, &ruleset));

@@ -51,3 +51,16 @@ pub fn in_snapshot_dir(f: impl FnOnce()) {
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(f);
 }
+
+/// Options every fixture is compiled with in tests: node1 when the fixture
+/// has that Node, and the service CIDR the fixtures allocate from.
+pub fn fixture_options(cluster: &knc_compiler::model::Cluster) -> knc_compiler::lower::Options {
+    knc_compiler::lower::Options {
+        node: cluster
+            .nodes
+            .contains_key("node1")
+            .then(|| "node1".to_string()),
+        service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
+        ..Default::default()
+    }
+}

@@ -207,6 +207,19 @@ fn service_port(p: &core::ServicePort, service_type: ServiceType) -> Option<Serv
     })
 }
 
+/// An endpoint port, from a slice or a legacy subset; `None` when unusable.
+fn endpoint_port(
+    name: Option<&str>,
+    port: i32,
+    protocol_name: Option<&str>,
+) -> Option<EndpointPort> {
+    Some(EndpointPort {
+        name: name.unwrap_or_default().to_string(),
+        port: port_number(port)?,
+        protocol: protocol(protocol_name)?,
+    })
+}
+
 fn slice_endpoints(slice: &discovery::EndpointSlice) -> Vec<Endpoint> {
     let family_ok = |ip: &IpAddr| match slice.address_type.as_str() {
         "IPv4" => ip.is_ipv4(),
@@ -217,13 +230,7 @@ fn slice_endpoints(slice: &discovery::EndpointSlice) -> Vec<Endpoint> {
         .ports
         .iter()
         .flatten()
-        .filter_map(|p| {
-            Some(EndpointPort {
-                name: p.name.clone().unwrap_or_default(),
-                port: port_number(p.port?)?,
-                protocol: protocol(p.protocol.as_deref())?,
-            })
-        })
+        .filter_map(|p| endpoint_port(p.name.as_deref(), p.port?, p.protocol.as_deref()))
         .collect();
     slice
         .endpoints
@@ -258,13 +265,7 @@ fn legacy_endpoints(eps: &core::Endpoints) -> Vec<Endpoint> {
             .ports
             .iter()
             .flatten()
-            .filter_map(|p| {
-                Some(EndpointPort {
-                    name: p.name.clone().unwrap_or_default(),
-                    port: port_number(p.port)?,
-                    protocol: protocol(p.protocol.as_deref())?,
-                })
-            })
+            .filter_map(|p| endpoint_port(p.name.as_deref(), p.port, p.protocol.as_deref()))
             .collect();
         let ready = subset.addresses.iter().flatten().map(|a| (a, true));
         let not_ready = subset
