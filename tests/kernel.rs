@@ -14,6 +14,8 @@
 //! * `semantics`: further design §3 behaviour (traffic policies, session
 //!   affinity, terminating fallback, LoadBalancer source ranges).
 
+#[path = "kernel/fixtures_load.rs"]
+mod fixtures_load;
 #[path = "kernel/harness.rs"]
 mod harness;
 #[path = "kernel/harness_selftest.rs"]
