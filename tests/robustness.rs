@@ -104,7 +104,7 @@ fn run_pipeline(files: &[SourceFile]) {
 
 #[test]
 fn mutated_fixtures_never_panic() {
-    let mut rng = Lcg(0x6b6e63_f00d);
+    let mut rng = Lcg(0x006b_6e63_f00d);
     let mut cases = 0;
     for dir in common::fixture_dirs(|_| true) {
         let sources = common::fixture_sources(&dir);
