@@ -29,6 +29,8 @@ pub enum Command {
 pub enum OutputFormat {
     /// nftables text for `nft -f`
     Nft,
+    /// nftables JSON for `nft -j -f` (not available yet: see README)
+    NftJson,
     /// iptables-restore input for IPv4
     Iptables,
     /// ip6tables-restore input for IPv6

@@ -15,12 +15,20 @@ use crate::outcome::{print_diagnostics, Outcome};
 use crate::tool_check::{self, CheckResult};
 
 pub fn run(args: &CompileArgs) -> Outcome {
-    let format = match args.format {
-        OutputFormat::Nft => Format::Nft,
-        OutputFormat::Iptables => Format::Iptables,
-        OutputFormat::Ip6tables => Format::Ip6tables,
-        OutputFormat::Ir => Format::Ir,
-    };
+    let format =
+        match args.format {
+            OutputFormat::NftJson => return Outcome::Usage(
+                "--format nft-json is not available: nft 1.0.6, the version on our nodes, has no \
+                 JSON form for the dynamic-map updates session affinity needs and crashes loading \
+                 this layout's concatenated maps from JSON; use --format nft (the same ruleset as \
+                 `nft -f` text)"
+                    .to_string(),
+            ),
+            OutputFormat::Nft => Format::Nft,
+            OutputFormat::Iptables => Format::Iptables,
+            OutputFormat::Ip6tables => Format::Ip6tables,
+            OutputFormat::Ir => Format::Ir,
+        };
     let mode = match format {
         Format::Iptables | Format::Ip6tables => ProxyMode::Iptables,
         _ => ProxyMode::Nftables,

@@ -281,3 +281,25 @@ fn check_passes_valid_output_through_nft() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert!(stdout(&out).contains("table ip knc"));
 }
+
+#[test]
+fn nft_json_is_refused_with_the_reason() {
+    let out = knc(
+        &[
+            "compile",
+            "fixtures/nodeport",
+            "--node",
+            "node1",
+            "--format",
+            "nft-json",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("nft-json is not available"),
+        "stderr: {}",
+        stderr(&out)
+    );
+}
