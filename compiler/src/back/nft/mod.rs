@@ -146,7 +146,7 @@ struct FamilyEmitter<'a> {
     /// Session affinity timeouts in use, with the protocols of the
     /// frontends of each key kind that use them.
     affinity: BTreeMap<(u32, KeyKind), BTreeSet<Protocol>>,
-    elements: BTreeMap<String, Vec<String>>,
+    elements: BTreeMap<String, Vec<Element>>,
 }
 
 /// Frontends whose backend set has the same number of random slots share
@@ -202,34 +202,43 @@ impl<'a> FamilyEmitter<'a> {
         }
     }
 
-    fn push(&mut self, set: &'static str, element: String) {
+    fn push(&mut self, set: &'static str, element: Element) {
         self.push_owned(set.to_string(), element);
     }
 
-    fn push_owned(&mut self, set: String, element: String) {
+    fn push_owned(&mut self, set: String, element: Element) {
         self.elements.entry(set).or_default().push(element);
     }
 
+    /// The family's table: replaced whole, then filled.
     fn emit(mut self, out: &mut String) {
         self.collect();
-        let s = self.syntax;
-        let _ = writeln!(out, "table {} {TABLE} {{}}", s.family);
-        let _ = writeln!(out, "delete table {} {TABLE}", s.family);
-        let _ = writeln!(out, "table {} {TABLE} {{", s.family);
-        self.declarations(out);
-        self.base_chains(out);
-        self.route_chains(out);
-        self.dnat_chains(out);
+        let family = self.syntax.family;
+        let _ = writeln!(out, "table {family} {TABLE} {{}}");
+        let _ = writeln!(out, "delete table {family} {TABLE}");
+        let _ = writeln!(out, "table {family} {TABLE} {{");
+        out.push_str(&self.skeleton());
         out.push_str("}\n");
         for (name, elements) in &self.elements {
-            for chunk in elements.chunks(ELEMENTS_PER_COMMAND) {
-                let _ = writeln!(out, "add element {} {TABLE} {name} {{", s.family);
-                for element in chunk {
-                    let _ = writeln!(out, "\t{element},");
-                }
-                out.push_str("}\n");
-            }
+            write_elements(
+                out,
+                "add",
+                family,
+                name,
+                elements.iter().map(Element::to_string),
+            );
         }
+    }
+
+    /// Declarations and chains (everything but elements), as the lines
+    /// inside `table … { }`.
+    fn skeleton(&self) -> String {
+        let mut out = String::new();
+        self.declarations(&mut out);
+        self.base_chains(&mut out);
+        self.route_chains(&mut out);
+        self.dnat_chains(&mut out);
+        out
     }
 
     /// Walks the IR once, filling every set and map of this family.
@@ -242,21 +251,21 @@ impl<'a> FamilyEmitter<'a> {
             .iter()
             .filter(|n| of_family(&n.addr()))
         {
-            self.push("cluster-cidrs", net.to_string());
+            self.push("cluster-cidrs", Element::key(net.to_string()));
         }
         for net in ruleset
             .service_cidrs
             .iter()
             .filter(|n| of_family(&n.addr()))
         {
-            self.push("service-cidrs", net.to_string());
+            self.push("service-cidrs", Element::key(net.to_string()));
         }
         for ip in ruleset.cluster_ips.iter().filter(|ip| of_family(ip)) {
-            self.push("cluster-ips", ip.to_string());
+            self.push("cluster-ips", Element::key(ip.to_string()));
         }
         if let NodePortScope::LocalIn(nets) = &ruleset.nodeport_scope {
             for net in nets.iter().filter(|n| of_family(&n.addr())) {
-                self.push("nodeport-cidrs", net.to_string());
+                self.push("nodeport-cidrs", Element::key(net.to_string()));
             }
         }
         let mut hairpin = BTreeSet::new();
@@ -267,7 +276,7 @@ impl<'a> FamilyEmitter<'a> {
             }
         }
         for ip in hairpin {
-            self.push("hairpin", format!("{ip} . {ip}"));
+            self.push("hairpin", Element::key(format!("{ip} . {ip}")));
         }
     }
 
@@ -286,7 +295,7 @@ impl<'a> FamilyEmitter<'a> {
             KeyKind::NodePort => "nodeports",
         };
         if let Some(timeout) = service.affinity_timeout_seconds {
-            self.push_owned(affinity_set(timeout, kind), key.to_string());
+            self.push_owned(affinity_set(timeout, kind), Element::key(key));
             self.affinity
                 .entry((timeout, kind))
                 .or_default()
@@ -294,7 +303,7 @@ impl<'a> FamilyEmitter<'a> {
         }
         self.push(
             dispatch,
-            format!("{key} comment \"{comment}\" : goto {route_chain}"),
+            Element::mapping(key, format!("goto {route_chain}")).with_comment(comment),
         );
         let routes = [
             frontend.routing.node,
@@ -315,23 +324,26 @@ impl<'a> FamilyEmitter<'a> {
             let group = (kind, set, modulus);
             self.push_owned(
                 sizes_map(kind, set),
-                format!("{key} : goto {}", dnat_chain(group)),
+                Element::mapping(key, format!("goto {}", dnat_chain(group))),
             );
             let mut slot = 0;
             for (backend, count) in backends.iter().zip(slots) {
                 hairpin.insert(backend.address);
                 let target = format!("{} . {}", backend.address, backend.port);
                 for _ in 0..count {
-                    self.push_owned(backends_map(group), format!("{key} . {slot} : {target}"));
+                    self.push_owned(
+                        backends_map(group),
+                        Element::mapping(format!("{key} . {slot}"), target.clone()),
+                    );
                     slot += 1;
                 }
             }
             self.groups.insert(group);
         }
         if kind == KeyKind::Vip && !frontend.allowed_sources.is_empty() {
-            self.push("firewalled", key.to_string());
+            self.push("firewalled", Element::key(key));
             for net in &frontend.allowed_sources {
-                self.push("allowed-sources", format!("{key} . {net}"));
+                self.push("allowed-sources", Element::key(format!("{key} . {net}")));
             }
         }
     }
@@ -565,6 +577,69 @@ impl<'a> FamilyEmitter<'a> {
             );
             chain(out, &dnat_chain(*group), &[rule]);
         }
+    }
+}
+
+/// `add element` / `delete element` commands, split so no command exceeds
+/// what nft 1.0.6 can send in one netlink attribute.
+fn write_elements(
+    out: &mut String,
+    verb: &str,
+    family: &str,
+    name: &str,
+    elements: impl Iterator<Item = String>,
+) {
+    let elements: Vec<String> = elements.collect();
+    for chunk in elements.chunks(ELEMENTS_PER_COMMAND) {
+        let _ = writeln!(out, "{verb} element {family} {TABLE} {name} {{");
+        for element in chunk {
+            let _ = writeln!(out, "\t{element},");
+        }
+        out.push_str("}\n");
+    }
+}
+
+/// One element of a set or map: the key, an optional comment and, for
+/// maps, the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Element {
+    key: String,
+    comment: Option<String>,
+    value: Option<String>,
+}
+
+impl Element {
+    fn key(key: impl Into<String>) -> Self {
+        Element {
+            key: key.into(),
+            comment: None,
+            value: None,
+        }
+    }
+
+    fn mapping(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Element {
+            value: Some(value.into()),
+            ..Element::key(key)
+        }
+    }
+
+    fn with_comment(mut self, comment: String) -> Self {
+        self.comment = Some(comment);
+        self
+    }
+}
+
+impl std::fmt::Display for Element {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key)?;
+        if let Some(comment) = &self.comment {
+            write!(f, " comment \"{comment}\"")?;
+        }
+        if let Some(value) = &self.value {
+            write!(f, " : {value}")?;
+        }
+        Ok(())
     }
 }
 
