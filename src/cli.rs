@@ -22,6 +22,30 @@ pub enum Command {
     /// kinds are skipped. Prints one atomic `nft -f` transaction that replaces
     /// knc's own tables and touches nothing else.
     Compile(CompileArgs),
+    /// Print the nft transaction that turns OLD's ruleset into NEW's.
+    ///
+    /// Both inputs are compiled for the same node with the same options.
+    /// When only Services' frontends and endpoints changed, the output is an
+    /// incremental update (`add element` / `delete element`, and new or
+    /// unused chains and maps), to apply with `nft -f` on top of OLD's
+    /// ruleset; when anything structural changed, it is NEW's full ruleset,
+    /// which replaces knc's tables atomically. The first line says which.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The manifests the node's current ruleset was compiled from.
+    pub old: PathBuf,
+    /// The manifests to compile now.
+    pub new: PathBuf,
+
+    #[command(flatten)]
+    pub options: CompileOptions,
+
+    /// Say more on standard error.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Output formats.

@@ -111,7 +111,7 @@ fn emit(format: Format, hooks: IptablesHooks, ruleset: &knc_compiler::ir::Rulese
     }
 }
 
-fn analyse(paths: &[std::path::PathBuf], verbose: bool) -> Result<Cluster, Outcome> {
+pub fn analyse(paths: &[std::path::PathBuf], verbose: bool) -> Result<Cluster, Outcome> {
     let (files, mut problems) = inputs::read(paths);
     let analysis = knc_compiler::analyse(&files);
     if verbose {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod compile_command;
+mod diff_command;
 mod inputs;
 mod outcome;
 mod tool_check;
@@ -16,6 +17,7 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Compile(args) => compile_command::run(&args),
+        Command::Diff(args) => diff_command::run(&args),
     };
     std::process::exit(outcome.report());
 }

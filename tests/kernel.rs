@@ -20,6 +20,8 @@ mod fixtures_load;
 mod harness;
 #[path = "kernel/harness_selftest.rs"]
 mod harness_selftest;
+#[path = "kernel/incremental.rs"]
+mod incremental;
 #[path = "kernel/manifests.rs"]
 mod manifests;
 #[path = "kernel/netns.rs"]

@@ -34,6 +34,8 @@
 //! Nothing taken from a manifest reaches the text except in comments,
 //! which are restricted to a safe alphabet.
 
+mod delta;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -42,6 +44,8 @@ use crate::ir::{
     Backend, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing, Ruleset,
     ServicePort, SetKind,
 };
+
+pub use delta::emit_delta;
 
 /// Name of knc's tables in both families.
 pub const TABLE: &str = "knc";
