@@ -147,6 +147,9 @@ struct FamilyEmitter<'a> {
     routes: BTreeMap<(KeyKind, RoutingKey), String>,
     /// Backend groups in use: key kind, set and slot count.
     groups: BTreeSet<Group>,
+    /// How each group's frontends pick a slot: at random, or (`true`) by a
+    /// hash of the client address for sticky Services.
+    pickers: BTreeSet<(Group, bool)>,
     /// Session affinity timeouts in use, with the protocols of the
     /// frontends of each key kind that use them.
     affinity: BTreeMap<(u32, KeyKind), BTreeSet<Protocol>>,
@@ -173,8 +176,9 @@ fn backends_map((kind, set, modulus): Group) -> String {
     format!("{}-{}-{modulus}", kind.name(), set_name(set))
 }
 
-fn dnat_chain((kind, set, modulus): Group) -> String {
-    format!("dnat-{}-{}-{modulus}", kind.name(), set_name(set))
+fn dnat_chain((kind, set, modulus): Group, sticky: bool) -> String {
+    let suffix = if sticky { "-sticky" } else { "" };
+    format!("dnat-{}-{}-{modulus}{suffix}", kind.name(), set_name(set))
 }
 
 /// A hashable, ordered stand-in for [`Routing`].
@@ -201,6 +205,7 @@ impl<'a> FamilyEmitter<'a> {
             syntax: Syntax::of(family),
             routes: BTreeMap::new(),
             groups: BTreeSet::new(),
+            pickers: BTreeSet::new(),
             affinity: BTreeMap::new(),
             elements: BTreeMap::new(),
         }
@@ -298,7 +303,11 @@ impl<'a> FamilyEmitter<'a> {
             KeyKind::Vip => "frontends",
             KeyKind::NodePort => "nodeports",
         };
-        if let Some(timeout) = service.affinity_timeout_seconds {
+        // Remembered affinity needs a dynamic map update that nft 1.0.6
+        // cannot generate for IPv6 keys and values (it aborts on a register
+        // assertion), so IPv6 Services stick by a hash of the client.
+        let sticky = service.affinity_timeout_seconds.is_some() && self.family == Family::Ipv6;
+        if let Some(timeout) = service.affinity_timeout_seconds.filter(|_| !sticky) {
             self.push_owned(affinity_set(timeout, kind), Element::key(key));
             self.affinity
                 .entry((timeout, kind))
@@ -328,7 +337,7 @@ impl<'a> FamilyEmitter<'a> {
             let group = (kind, set, modulus);
             self.push_owned(
                 sizes_map(kind, set),
-                Element::mapping(key, format!("goto {}", dnat_chain(group))),
+                Element::mapping(key, format!("goto {}", dnat_chain(group, sticky))),
             );
             let mut slot = 0;
             for (backend, count) in backends.iter().zip(slots) {
@@ -343,6 +352,7 @@ impl<'a> FamilyEmitter<'a> {
                 }
             }
             self.groups.insert(group);
+            self.pickers.insert((group, sticky));
         }
         if kind == KeyKind::Vip && !frontend.allowed_sources.is_empty() {
             self.push("firewalled", Element::key(key));
@@ -571,15 +581,19 @@ impl<'a> FamilyEmitter<'a> {
                 chain(out, &name, &rules);
             }
         }
-        for group in &self.groups {
+        for (group, sticky) in &self.pickers {
+            let pick = if *sticky {
+                format!("jhash {} saddr mod {}", self.syntax.addr, group.2)
+            } else {
+                format!("numgen random mod {}", group.2)
+            };
             let rule = format!(
-                "meta l4proto {{ tcp, udp, sctp }} dnat {} to {} . numgen random mod {} map @{}",
+                "meta l4proto {{ tcp, udp, sctp }} dnat {} to {} . {pick} map @{}",
                 self.syntax.family,
                 self.key_expr(group.0),
-                group.2,
                 backends_map(*group)
             );
-            chain(out, &dnat_chain(*group), &[rule]);
+            chain(out, &dnat_chain(*group, *sticky), &[rule]);
         }
     }
 }
