@@ -274,6 +274,7 @@ fn no_endpoints_is_refused_fast(backend: Backend) {
     // Without rules the ClusterIP goes to node1's dead-end default route:
     // a timeout, so a refusal below can only come from the ruleset.
     topo.tcp(From::Client, "10.96.0.60:80", 1).assert_timeout();
+    topo.tcp(From::Client, "198.51.100.60:80", 1).assert_timeout();
     topo.load_manifests(&cluster(&[
         "apiVersion: v1
 kind: Service
@@ -282,6 +283,7 @@ metadata:
   namespace: default
 spec:
   clusterIP: 10.96.0.60
+  externalIPs: [198.51.100.60]
   ports:
   - name: http
     protocol: TCP
@@ -308,6 +310,10 @@ spec:
     topo.tcp(From::Node1, "10.96.0.60:80", 3)
         .assert_refused_within(FAST);
     topo.udp(From::Client, "10.96.0.60:53", 3)
+        .assert_refused_within(FAST);
+    // Not a ClusterIP: rejected by the frontend's own rule, not by the
+    // catch-all for active ClusterIPs (it too timed out before loading).
+    topo.tcp(From::Client, "198.51.100.60:80", 3)
         .assert_refused_within(FAST);
     // The ruleset is live: the Service next door answers, and a port it
     // does not serve on its active ClusterIP is rejected.
