@@ -274,7 +274,8 @@ fn no_endpoints_is_refused_fast(backend: Backend) {
     // Without rules the ClusterIP goes to node1's dead-end default route:
     // a timeout, so a refusal below can only come from the ruleset.
     topo.tcp(From::Client, "10.96.0.60:80", 1).assert_timeout();
-    topo.tcp(From::Client, "198.51.100.60:80", 1).assert_timeout();
+    topo.tcp(From::Client, "198.51.100.60:80", 1)
+        .assert_timeout();
     topo.load_manifests(&cluster(&[
         "apiVersion: v1
 kind: Service
