@@ -4,8 +4,9 @@
 //! Run with `cargo test --test kernel` (as root, with `ip`, `nft` and
 //! `iptables-restore`). Each test builds its own namespaces
 //! (`knc-kt<pid>-<test>-…`, see `tests/kernel/harness.rs` for the topology)
-//! and deletes them afterwards, also when it fails. Without root or the tools the tests print a loud
-//! `SKIPPED` line; with `CI` set they fail instead.
+//! and deletes them afterwards, also when it fails. Without root or the
+//! tools the tests print a loud `SKIPPED` line; with `CI` set they fail
+//! instead.
 //!
 //! * `harness_selftest`: hand-written nft rulesets (DNAT, hairpin
 //!   masquerade, NodePort-style DNAT, reject) prove the topology, the pod
