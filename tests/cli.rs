@@ -283,6 +283,57 @@ fn check_passes_valid_output_through_nft() {
 }
 
 #[test]
+fn check_passes_valid_iptables_output_through_iptables_restore() {
+    if !Path::new("/usr/sbin/iptables-restore").exists()
+        && !Path::new("/sbin/iptables-restore").exists()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "iptables-restore must be installed in CI"
+        );
+        eprintln!("SKIPPED: iptables-restore is not installed");
+        return;
+    }
+    // `--check` runs `iptables-restore --test`: in a namespace of its own,
+    // never against the machine's tables.
+    let ns = format!("knc-cli-ipt-{}", std::process::id());
+    let added = Command::new("ip").args(["netns", "add", &ns]).status();
+    if !added.map(|s| s.success()).unwrap_or(false) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must create namespaces"
+        );
+        eprintln!("SKIPPED: cannot create a network namespace (not root?)");
+        return;
+    }
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_knc"),
+            "compile",
+            "fixtures/nodeport",
+            "--node",
+            "node1",
+            "--format",
+            "iptables",
+            "--check",
+        ])
+        .current_dir(common::root())
+        .output()
+        .expect("ip runs");
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("skipped"),
+        "the check did not run: {}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("*nat\n:KNC-SERVICES - [0:0]\n"));
+}
+
+#[test]
 fn nft_json_is_refused_with_the_reason() {
     let out = knc(
         &[

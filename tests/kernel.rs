@@ -1,11 +1,12 @@
 //! Real-kernel tests: what `knc compile` emits is loaded into a node's
 //! network namespace and real packets are sent through it.
 //!
-//! Run with `cargo test --test kernel` (as root, with `ip` and `nft`). Each
-//! test builds its own namespaces (`knc-kt<pid>-<test>-…`, see
-//! `tests/kernel/harness.rs` for the topology) and deletes them afterwards,
-//! also when it fails. Without root or the tools the tests print a loud
-//! `SKIPPED` line; with `CI` set they fail instead.
+//! Run with `cargo test --test kernel` (as root, with `ip`, `nft` and
+//! `iptables-restore`). Each test builds its own namespaces
+//! (`knc-kt<pid>-<test>-…`, see `tests/kernel/harness.rs` for the topology)
+//! and deletes them afterwards, also when it fails. Without root or the
+//! tools the tests print a loud `SKIPPED` line; with `CI` set they fail
+//! instead.
 //!
 //! * `harness_selftest`: hand-written nft rulesets (DNAT, hairpin
 //!   masquerade, NodePort-style DNAT, reject) prove the topology, the pod
@@ -13,6 +14,12 @@
 //! * `services`: the issue #2 list, through `knc compile` output.
 //! * `semantics`: further design §3 behaviour (traffic policies, session
 //!   affinity, terminating fallback, LoadBalancer source ranges).
+//!
+//! Every behavioural test is a `fn(Backend)` run twice by
+//! [`backend_tests!`]: `<module>::<name>::nft` loads `knc compile` output
+//! with `nft -f`, `<module>::<name>::iptables` loads `--format iptables`
+//! output with `iptables-restore --noflush`, with the same expectations.
+//! `cargo test --test kernel iptables` runs one back end.
 
 #[path = "kernel/fixtures_load.rs"]
 mod fixtures_load;
@@ -42,6 +49,34 @@ macro_rules! require_kernel {
     ($test:expr) => {
         if !$crate::netns::available($test) {
             return;
+        }
+    };
+}
+
+/// Generates `#[test]`s `$name::nft` and `$name::iptables` calling the
+/// test body `fn $name(Backend)` with each back end. Attributes listed
+/// after `nft:` or `iptables:` go on that one test only, e.g.
+/// `backend_tests!(name, nft: [#[ignore = "why"]], iptables: []);`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($name:ident) => {
+        $crate::backend_tests!($name, nft: [], iptables: []);
+    };
+    ($name:ident, nft: [$(#[$nft:meta])*], iptables: [$(#[$ipt:meta])*]) => {
+        mod $name {
+            use $crate::harness::Backend;
+
+            #[test]
+            $(#[$nft])*
+            fn nft() {
+                super::$name(Backend::Nft);
+            }
+
+            #[test]
+            $(#[$ipt])*
+            fn iptables() {
+                super::$name(Backend::Iptables);
+            }
         }
     };
 }

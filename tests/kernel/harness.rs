@@ -37,6 +37,13 @@
 //! * Everything is deleted when the [`Topology`] is dropped, also on panic;
 //!   a panicking test first prints the ruleset it loaded and node1's live
 //!   ruleset.
+//! * A topology serves one [`Backend`]: `load_manifests` compiles with
+//!   `--format nft` and loads with `nft -f`, or compiles with `--format
+//!   iptables` and loads with `iptables-restore --noflush` the way a node
+//!   sharing its tables with other software would: the first load inserts
+//!   knc's hooks (`--iptables-hooks insert`), every later one moves them
+//!   back to the front (`--iptables-hooks reinsert`). Tests written as
+//!   `fn(Backend)` run against both through `backend_tests!`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -103,6 +110,26 @@ impl Pod {
     }
 }
 
+/// Which of knc's back ends a test compiles for and loads into node1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `--format nft`, loaded with `nft -f`.
+    Nft,
+    /// `--format iptables`, loaded with `iptables-restore --noflush`.
+    Iptables,
+}
+
+impl Backend {
+    /// Suffix of the topology id, so both back ends of one test can run at
+    /// once without their namespaces colliding.
+    fn tag(self) -> &'static str {
+        match self {
+            Backend::Nft => "nft",
+            Backend::Iptables => "ipt",
+        }
+    }
+}
+
 /// Where a probe starts.
 #[derive(Debug, Clone, Copy)]
 pub enum From<'a> {
@@ -126,6 +153,10 @@ pub struct Topology {
     loaded: Vec<String>,
     compiles: usize,
     dir: tempfile::TempDir,
+    backend: Backend,
+    /// knc's iptables hooks are installed in node1 (the next `--noflush`
+    /// load must reinsert them, not insert them again).
+    hooked: bool,
 }
 
 fn sysctl(key: &str, value: &'static str) -> (String, &'static str) {
@@ -160,8 +191,14 @@ fn node_sysctls() -> Vec<(String, &'static str)> {
 
 impl Topology {
     /// Builds the topology for test `id` (short, unique within the suite)
-    /// with `pods`, and starts their servers.
+    /// with `pods`, and starts their servers; knc output is nft.
     pub fn build(id: &str, pods: &[Pod]) -> Topology {
+        Topology::build_for(Backend::Nft, id, pods)
+    }
+
+    /// Like [`Topology::build`], for `backend`'s output.
+    pub fn build_for(backend: Backend, id: &str, pods: &[Pod]) -> Topology {
+        let id = &format!("{id}-{}", backend.tag());
         let node1 = Netns::create(id, "node1");
         let node2 = Netns::create(id, "node2");
         let client = Netns::create(id, "client");
@@ -175,6 +212,8 @@ impl Topology {
             loaded: Vec::new(),
             compiles: 0,
             dir: tempfile::tempdir().expect("tempdir"),
+            backend,
+            hooked: false,
         };
         for pod in pods {
             assert!(
@@ -313,9 +352,29 @@ impl Topology {
             .unwrap_or_else(|| panic!("no pod named {name}"))
     }
 
+    /// The back end this topology serves.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Compiles `manifests` (YAML) with the real `knc` binary for node1 and
-    /// returns the nft text.
+    /// returns the text for this topology's back end; iptables hooks are
+    /// inserted on the first load and reinserted after (see the module doc).
     pub fn compile(&mut self, manifests: &str) -> String {
+        match self.backend {
+            Backend::Nft => self.compile_with(manifests, &[]),
+            Backend::Iptables => {
+                let hooks = if self.hooked { "reinsert" } else { "insert" };
+                self.compile_with(
+                    manifests,
+                    &["--format", "iptables", "--iptables-hooks", hooks],
+                )
+            }
+        }
+    }
+
+    /// Compiles `manifests` for node1 with extra `knc compile` arguments.
+    pub fn compile_with(&mut self, manifests: &str, args: &[&str]) -> String {
         self.compiles += 1;
         let dir: PathBuf = self.dir.path().join(format!("manifests-{}", self.compiles));
         std::fs::create_dir(&dir).expect("manifest dir");
@@ -326,6 +385,7 @@ impl Topology {
             .args(["--node", "node1"])
             .args(["--cluster-cidr", "10.244.0.0/16"])
             .args(["--service-cidr", "10.96.0.0/16"])
+            .args(args)
             .output()
             .expect("run knc");
         assert!(
@@ -354,11 +414,48 @@ impl Topology {
         self.node1.exec("nft", &["-f", &file]);
     }
 
+    /// Loads `iptables-restore` input into node1 with `args` (e.g.
+    /// `--noflush`); records that knc's hooks are in place.
+    pub fn load_iptables(&mut self, text: &str, args: &[&str]) {
+        let n = self.loaded.len();
+        let file = self.dir.path().join(format!("ruleset-{n}.iptables"));
+        std::fs::write(&file, text).expect("write ruleset");
+        self.loaded.push(text.to_owned());
+        let file = file.to_str().expect("utf-8 path").to_owned();
+        let mut argv = args.to_vec();
+        argv.push(&file);
+        self.node1.exec("iptables-restore", &argv);
+        self.hooked |= text.contains("-j KNC-SERVICES");
+    }
+
+    /// Loads knc output the way this topology's back end is loaded: `nft
+    /// -f`, or `iptables-restore --noflush`.
+    pub fn load(&mut self, text: &str) {
+        match self.backend {
+            Backend::Nft => self.load_nft(text),
+            Backend::Iptables => self.load_iptables(text, &["--noflush"]),
+        }
+    }
+
     /// Compiles `manifests` and loads the result into node1; returns it.
     pub fn load_manifests(&mut self, manifests: &str) -> String {
         let text = self.compile(manifests);
-        self.load_nft(&text);
+        self.load(&text);
         text
+    }
+
+    /// `iptables-save` of node1 without comments and counters, so two
+    /// dumps of the same rules compare equal.
+    pub fn iptables_save(&self) -> String {
+        let dump = self.node1.exec("iptables-save", &[]);
+        dump.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| match l.rfind(" [") {
+                Some(i) if l.starts_with(':') => &l[..i],
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Runs `nft ARGS` in node1 and returns its output.
@@ -375,12 +472,18 @@ impl Drop for Topology {
                 Some(text) => report += &format!("--- last ruleset loaded into node1:\n{text}\n"),
                 None => report += "--- no ruleset was loaded\n",
             }
+            let live: &[&str] = match self.backend {
+                Backend::Nft => &["nft", "list", "ruleset"],
+                Backend::Iptables => &["iptables-save"],
+            };
             if let Ok(out) = Command::new("ip")
-                .args(["netns", "exec", self.node1.name(), "nft", "list", "ruleset"])
+                .args(["netns", "exec", self.node1.name()])
+                .args(live)
                 .output()
             {
                 report += &format!(
-                    "--- nft list ruleset in node1:\n{}\n",
+                    "--- {} in node1:\n{}\n",
+                    live.join(" "),
                     String::from_utf8_lossy(&out.stdout)
                 );
             }

@@ -37,7 +37,7 @@ pub fn available(test: &str) -> bool {
             let _ = writeln!(
                 io::stderr(),
                 "\n*** SKIPPED: kernel test {test}: {why} \
-                 (needs root, `ip` and `nft`; set CI=1 to make this a failure) ***"
+                 (needs root, `ip`, `nft` and `iptables-restore`; set CI=1 to make this a failure) ***"
             );
             false
         }
@@ -49,7 +49,12 @@ fn check_prerequisites() -> Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("not running as root".into());
     }
-    for (tool, arg) in [("ip", "-V"), ("nft", "--version")] {
+    for (tool, arg) in [
+        ("ip", "-V"),
+        ("nft", "--version"),
+        ("iptables-restore", "--version"),
+        ("iptables-save", "--version"),
+    ] {
         match Command::new(tool).arg(arg).output() {
             Ok(out) if out.status.success() => {}
             Ok(out) => return Err(format!("`{tool} {arg}` failed: {:?}", out.status)),

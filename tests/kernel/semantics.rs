@@ -2,9 +2,9 @@
 //! real packets: traffic policies, session affinity, the terminating
 //! fallback and LoadBalancer source ranges.
 
-use crate::harness::{From, Pod, Topology, CLIENT};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT};
 use crate::manifests::{cluster, ep, slice};
-use crate::require_kernel;
+use crate::{backend_tests, require_kernel};
 
 const SPREAD: usize = 30;
 
@@ -46,10 +46,11 @@ spec:
     )
 }
 
-#[test]
-fn external_traffic_policy_local() {
+backend_tests!(external_traffic_policy_local);
+fn external_traffic_policy_local(backend: Backend) {
     require_kernel!("external_traffic_policy_local");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "etpl",
         &[
             Pod::new("etp-l", "10.244.1.1").tcp(&[8080]),
@@ -80,10 +81,11 @@ fn external_traffic_policy_local() {
         .assert_pods(&["etp-r"]);
 }
 
-#[test]
-fn internal_traffic_policy_local() {
+backend_tests!(internal_traffic_policy_local);
+fn internal_traffic_policy_local(backend: Backend) {
     require_kernel!("internal_traffic_policy_local");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "itpl",
         &[
             Pod::new("itp-l", "10.244.1.1").tcp(&[8080]),
@@ -114,10 +116,11 @@ fn internal_traffic_policy_local() {
         .assert_timeout();
 }
 
-#[test]
-fn session_affinity_client_ip() {
+backend_tests!(session_affinity_client_ip);
+fn session_affinity_client_ip(backend: Backend) {
     require_kernel!("session_affinity_client_ip");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "affin",
         &[
             Pod::new("aff-a", "10.244.1.1").tcp(&[8080]),
@@ -145,10 +148,11 @@ fn session_affinity_client_ip() {
     }
 }
 
-#[test]
-fn terminating_endpoints_serve_when_none_ready() {
+backend_tests!(terminating_endpoints_serve_when_none_ready);
+fn terminating_endpoints_serve_when_none_ready(backend: Backend) {
     require_kernel!("terminating_endpoints_serve_when_none_ready");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "term",
         &[
             Pod::new("term-a", "10.244.1.1").tcp(&[8080]),
@@ -180,10 +184,14 @@ endpoints:
         .assert_pods(&["term-a"]);
 }
 
-#[test]
-fn load_balancer_source_ranges() {
+backend_tests!(load_balancer_source_ranges);
+fn load_balancer_source_ranges(backend: Backend) {
     require_kernel!("load_balancer_source_ranges");
-    let mut topo = Topology::build("lbsr", &[Pod::new("sr-a", "10.244.1.1").tcp(&[8080])]);
+    let mut topo = Topology::build_for(
+        backend,
+        "lbsr",
+        &[Pod::new("sr-a", "10.244.1.1").tcp(&[8080])],
+    );
     let lb = |name: &str, ip: &str, lb_ip: &str, np: u16, range: &str| {
         format!(
             "apiVersion: v1

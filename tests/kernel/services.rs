@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::harness::{From, Pod, Topology, CLIENT, NODE1_LOCAL};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT, NODE1_LOCAL};
 use crate::manifests::{cluster, endpoints, ep, slice};
-use crate::require_kernel;
+use crate::{backend_tests, require_kernel};
 
 /// Attempts needed to see every one of two equally weighted endpoints
 /// (all 30 landing on one has probability 2^-29).
@@ -40,10 +40,11 @@ fn http_slice(service: &str, eps: &[crate::manifests::Ep]) -> String {
     slice(service, "abc12", &[("http", "TCP", 8080)], eps)
 }
 
-#[test]
-fn clusterip_tcp_two_endpoints() {
+backend_tests!(clusterip_tcp_two_endpoints);
+fn clusterip_tcp_two_endpoints(backend: Backend) {
     require_kernel!("clusterip_tcp_two_endpoints");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "cip",
         &[
             Pod::new("web-a", "10.244.1.1").tcp(&[8080]),
@@ -73,12 +74,13 @@ fn clusterip_tcp_two_endpoints() {
         .assert_sources_within(&NODE1_LOCAL);
 }
 
-#[test]
-fn udp_named_target_port() {
+backend_tests!(udp_named_target_port);
+fn udp_named_target_port(backend: Backend) {
     require_kernel!("udp_named_target_port");
     // The pods also listen on 53, so an untranslated port answers (and
     // fails the port assertion) instead of timing out.
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "udpn",
         &[
             Pod::new("dns-a", "10.244.1.1").udp(&[53, 5353]),
@@ -111,10 +113,11 @@ spec:
         .assert_port(5353);
 }
 
-#[test]
-fn multi_port_service() {
+backend_tests!(multi_port_service);
+fn multi_port_service(backend: Backend) {
     require_kernel!("multi_port_service");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "mport",
         &[Pod::new("mp-a", "10.244.1.1").tcp(&[80, 8080, 9090, 9100])],
     );
@@ -151,10 +154,14 @@ spec:
         .assert_port(9100);
 }
 
-#[test]
-fn nodeport_from_external_client_is_masqueraded() {
+backend_tests!(nodeport_from_external_client_is_masqueraded);
+fn nodeport_from_external_client_is_masqueraded(backend: Backend) {
     require_kernel!("nodeport_from_external_client_is_masqueraded");
-    let mut topo = Topology::build("np", &[Pod::new("np-a", "10.244.1.1").tcp(&[8080])]);
+    let mut topo = Topology::build_for(
+        backend,
+        "np",
+        &[Pod::new("np-a", "10.244.1.1").tcp(&[8080])],
+    );
     topo.load_manifests(&cluster(&[
         "apiVersion: v1
 kind: Service
@@ -186,10 +193,14 @@ spec:
         .assert_refused_within(FAST);
 }
 
-#[test]
-fn external_ip() {
+backend_tests!(external_ip);
+fn external_ip(backend: Backend) {
     require_kernel!("external_ip");
-    let mut topo = Topology::build("eip", &[Pod::new("eip-a", "10.244.1.1").tcp(&[8080])]);
+    let mut topo = Topology::build_for(
+        backend,
+        "eip",
+        &[Pod::new("eip-a", "10.244.1.1").tcp(&[8080])],
+    );
     topo.load_manifests(&cluster(&[
         "apiVersion: v1
 kind: Service
@@ -213,10 +224,14 @@ spec:
         .assert_sources_within(&NODE1_LOCAL);
 }
 
-#[test]
-fn load_balancer_ingress_ip() {
+backend_tests!(load_balancer_ingress_ip);
+fn load_balancer_ingress_ip(backend: Backend) {
     require_kernel!("load_balancer_ingress_ip");
-    let mut topo = Topology::build("lb", &[Pod::new("lb-a", "10.244.1.1").tcp(&[8080])]);
+    let mut topo = Topology::build_for(
+        backend,
+        "lb",
+        &[Pod::new("lb-a", "10.244.1.1").tcp(&[8080])],
+    );
     topo.load_manifests(&cluster(&[
         "apiVersion: v1
 kind: Service
@@ -245,10 +260,11 @@ status:
         .assert_sources_within(&NODE1_LOCAL);
 }
 
-#[test]
-fn no_endpoints_is_refused_fast() {
+backend_tests!(no_endpoints_is_refused_fast);
+fn no_endpoints_is_refused_fast(backend: Backend) {
     require_kernel!("no_endpoints_is_refused_fast");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "noep",
         &[
             Pod::new("ne-a", "10.244.1.1").tcp(&[8080]),
@@ -258,6 +274,8 @@ fn no_endpoints_is_refused_fast() {
     // Without rules the ClusterIP goes to node1's dead-end default route:
     // a timeout, so a refusal below can only come from the ruleset.
     topo.tcp(From::Client, "10.96.0.60:80", 1).assert_timeout();
+    topo.tcp(From::Client, "198.51.100.60:80", 1)
+        .assert_timeout();
     topo.load_manifests(&cluster(&[
         "apiVersion: v1
 kind: Service
@@ -266,6 +284,7 @@ metadata:
   namespace: default
 spec:
   clusterIP: 10.96.0.60
+  externalIPs: [198.51.100.60]
   ports:
   - name: http
     protocol: TCP
@@ -293,6 +312,10 @@ spec:
         .assert_refused_within(FAST);
     topo.udp(From::Client, "10.96.0.60:53", 3)
         .assert_refused_within(FAST);
+    // Not a ClusterIP: rejected by the frontend's own rule, not by the
+    // catch-all for active ClusterIPs (it too timed out before loading).
+    topo.tcp(From::Client, "198.51.100.60:80", 3)
+        .assert_refused_within(FAST);
     // The ruleset is live: the Service next door answers, and a port it
     // does not serve on its active ClusterIP is rejected.
     topo.tcp(From::Client, "10.96.0.61:80", 3)
@@ -301,10 +324,11 @@ spec:
         .assert_refused_within(FAST);
 }
 
-#[test]
-fn not_ready_endpoint_never_answers() {
+backend_tests!(not_ready_endpoint_never_answers);
+fn not_ready_endpoint_never_answers(backend: Backend) {
     require_kernel!("not_ready_endpoint_never_answers");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "nrdy",
         &[
             Pod::new("nr-up", "10.244.1.1").tcp(&[8080]),
@@ -322,10 +346,14 @@ fn not_ready_endpoint_never_answers() {
         .assert_pods(&["nr-up"]);
 }
 
-#[test]
-fn hairpin_lands_on_itself_masqueraded() {
+backend_tests!(hairpin_lands_on_itself_masqueraded);
+fn hairpin_lands_on_itself_masqueraded(backend: Backend) {
     require_kernel!("hairpin_lands_on_itself_masqueraded");
-    let mut topo = Topology::build("hair", &[Pod::new("hp-a", "10.244.1.1").tcp(&[8080])]);
+    let mut topo = Topology::build_for(
+        backend,
+        "hair",
+        &[Pod::new("hp-a", "10.244.1.1").tcp(&[8080])],
+    );
     topo.load_manifests(&cluster(&[
         &web_service("hp", "10.96.0.80"),
         &http_slice("hp", &[ep("10.244.1.1")]),
@@ -337,10 +365,11 @@ fn hairpin_lands_on_itself_masqueraded() {
     assert!(!probes.sources().contains(&topo.pod_ip("hp-a")));
 }
 
-#[test]
-fn legacy_endpoints_without_slices() {
+backend_tests!(legacy_endpoints_without_slices);
+fn legacy_endpoints_without_slices(backend: Backend) {
     require_kernel!("legacy_endpoints_without_slices");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "legacy",
         &[
             Pod::new("leg-a", "10.244.1.1").tcp(&[8080]),
@@ -360,10 +389,11 @@ fn legacy_endpoints_without_slices() {
         .assert_port(8080);
 }
 
-#[test]
-fn endpoint_on_other_node() {
+backend_tests!(endpoint_on_other_node);
+fn endpoint_on_other_node(backend: Backend) {
     require_kernel!("endpoint_on_other_node");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "xnode",
         &[
             Pod::new("xn-r", "10.244.2.1").tcp(&[8080]),
@@ -391,10 +421,80 @@ fn tables(topo: &Topology) -> Vec<String> {
     tables
 }
 
-#[test]
-fn reload_replaces_services_and_endpoints() {
+/// The built-in chains knc hooks, per table, and where each jumps.
+const HOOKS: [(&str, &str, &str); 6] = [
+    ("nat", "PREROUTING", "KNC-SERVICES"),
+    ("nat", "OUTPUT", "KNC-SERVICES"),
+    ("nat", "POSTROUTING", "KNC-POSTROUTING"),
+    ("filter", "INPUT", "KNC-FILTER"),
+    ("filter", "FORWARD", "KNC-FILTER"),
+    ("filter", "OUTPUT", "KNC-FILTER"),
+];
+
+/// node1's `iptables-save` as (table, line) pairs.
+fn iptables_lines(topo: &Topology) -> Vec<(String, String)> {
+    let mut table = String::new();
+    let mut lines = Vec::new();
+    for l in topo.iptables_save().lines() {
+        if let Some(t) = l.strip_prefix('*') {
+            table = t.to_owned();
+        }
+        lines.push((table.clone(), l.to_owned()));
+    }
+    lines
+}
+
+/// Asserts that each built-in chain knc hooks holds exactly one rule
+/// jumping into knc's chains, as its first rule, and returns the rules of
+/// those built-in chains (what a reload must leave as it was).
+fn assert_hooks_once(topo: &Topology) -> Vec<(String, String)> {
+    let lines = iptables_lines(topo);
+    let mut builtin = Vec::new();
+    for (table, chain, target) in HOOKS {
+        let head = format!("-A {chain} ");
+        let rules: Vec<&String> = lines
+            .iter()
+            .filter(|(t, l)| t == table && l.starts_with(&head))
+            .map(|(_, l)| l)
+            .collect();
+        let knc: Vec<&&String> = rules.iter().filter(|r| r.contains("-j KNC-")).collect();
+        assert!(
+            knc.len() == 1 && rules[0].ends_with(&format!("-j {target}")),
+            "{table} {chain} must hold exactly one knc hook (to {target}), first; it has:\n{}",
+            rules
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        builtin.extend(rules.into_iter().map(|r| (table.to_owned(), r.clone())));
+    }
+    builtin
+}
+
+/// What a reload must leave as it was: nft's set of tables, or iptables'
+/// built-in chains (exactly one hook each).
+fn outside_knc(topo: &Topology) -> Vec<String> {
+    match topo.backend() {
+        Backend::Nft => tables(topo),
+        Backend::Iptables => assert_hooks_once(topo)
+            .into_iter()
+            .map(|(t, l)| format!("{t}: {l}"))
+            .collect(),
+    }
+}
+
+// iptables: loaded as a node sharing its tables would, always with
+// `iptables-restore --noflush`, hooks inserted the first time and
+// reinserted after (see the harness). knc's chains are flushed and refilled
+// by their declarations; chains only the first load used ("gone"'s) stay
+// behind, unreferenced: removing them needs the live state, which the
+// runtime reads and the offline compiler cannot.
+backend_tests!(reload_replaces_services_and_endpoints);
+fn reload_replaces_services_and_endpoints(backend: Backend) {
     require_kernel!("reload_replaces_services_and_endpoints");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "reload",
         &[
             Pod::new("rl-a", "10.244.1.1").tcp(&[8080]),
@@ -413,7 +513,7 @@ fn reload_replaces_services_and_endpoints() {
         .assert_pods(&["rl-a"]);
     topo.tcp(From::Client, "10.96.1.2:80", SPREAD)
         .assert_pods(&["rl-a", "rl-b"]);
-    let before = tables(&topo);
+    let before = outside_knc(&topo);
 
     topo.load_manifests(&cluster(&[
         &web_service("moving", "10.96.1.2"),
@@ -424,13 +524,27 @@ fn reload_replaces_services_and_endpoints() {
     topo.tcp(From::Client, "10.96.1.1:80", 2).assert_timeout();
     topo.tcp(From::Client, "10.96.1.2:80", SPREAD)
         .assert_pods(&["rl-c", "rl-r"]);
-    assert_eq!(tables(&topo), before, "reload changed the set of tables");
+    assert_eq!(
+        outside_knc(&topo),
+        before,
+        "reload changed the tables (nft) or the built-in chains (iptables)"
+    );
 }
 
-#[test]
-fn loading_twice_is_idempotent() {
+/// Somebody else's rule in a table knc's iptables output does not use.
+const OTHER_MANGLE: &str = "*mangle
+-A PREROUTING -s 192.0.2.0/24 -j ACCEPT
+COMMIT
+";
+
+// nft: one `nft -f` transaction replaces knc's table. iptables: plain
+// `iptables-restore` (hooks inserted), which flushes the tables the file
+// names (nat, filter) and no others: the same dump after one load and two.
+backend_tests!(loading_twice_is_idempotent);
+fn loading_twice_is_idempotent(backend: Backend) {
     require_kernel!("loading_twice_is_idempotent");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "twice",
         &[
             Pod::new("tw-a", "10.244.1.1").tcp(&[8080]),
@@ -438,7 +552,10 @@ fn loading_twice_is_idempotent() {
         ],
     );
     // Somebody else's table: knc must leave it alone.
-    topo.load_nft("table ip other {\n  chain keep {\n    type filter hook input priority 0; policy accept;\n  }\n}\n");
+    match backend {
+        Backend::Nft => topo.load_nft("table ip other {\n  chain keep {\n    type filter hook input priority 0; policy accept;\n  }\n}\n"),
+        Backend::Iptables => topo.load_iptables(OTHER_MANGLE, &[]),
+    }
     let text = topo.compile(&cluster(&[
         &web_service("tw", "10.96.0.110"),
         &http_slice("tw", &[ep("10.244.1.1"), ep("10.244.2.1")]),
@@ -459,20 +576,111 @@ spec:
 ",
         &http_slice("tw-np", &[ep("10.244.1.1")]),
     ]));
-    topo.load_nft(&text);
-    let once = topo.nft(&["list", "ruleset"]);
-    topo.load_nft(&text);
-    let twice = topo.nft(&["list", "ruleset"]);
+    let dump = |topo: &Topology| match backend {
+        Backend::Nft => topo.nft(&["list", "ruleset"]),
+        Backend::Iptables => topo.iptables_save(),
+    };
+    let load = |topo: &mut Topology| match backend {
+        Backend::Nft => topo.load_nft(&text),
+        Backend::Iptables => topo.load_iptables(&text, &[]),
+    };
+    load(&mut topo);
+    let once = dump(&topo);
+    load(&mut topo);
+    let twice = dump(&topo);
     assert_eq!(
         once, twice,
         "ruleset changed by loading the same file again"
     );
-    assert!(
-        tables(&topo).iter().any(|t| t == "table ip other"),
-        "knc's ruleset removed a table it does not own:\n{twice}"
-    );
+    match backend {
+        Backend::Nft => assert!(
+            tables(&topo).iter().any(|t| t == "table ip other"),
+            "knc's ruleset removed a table it does not own:\n{twice}"
+        ),
+        Backend::Iptables => {
+            assert_hooks_once(&topo);
+            assert!(
+                twice.contains("*mangle\n")
+                    && twice.contains("-A PREROUTING -s 192.0.2.0/24 -j ACCEPT"),
+                "knc's ruleset removed a rule in a table it does not use:\n{twice}"
+            );
+        }
+    }
     topo.tcp(From::Client, "10.96.0.110:80", SPREAD)
         .assert_pods(&["tw-a", "tw-b"]);
     topo.tcp(From::Client, "172.30.0.1:30111", 3)
         .assert_pods(&["tw-a"]);
+}
+
+/// Somebody else's rules in the nat and filter tables knc shares.
+const OTHERS: &str = "*nat
+-A PREROUTING -s 192.0.2.0/24 -j ACCEPT
+-A POSTROUTING -s 192.0.2.0/24 -j ACCEPT
+COMMIT
+*filter
+:OTHER - [0:0]
+-A OTHER -s 192.0.2.0/24 -j ACCEPT
+-A INPUT -s 192.0.2.0/24 -j ACCEPT
+-A FORWARD -j OTHER
+COMMIT
+";
+
+/// node1's iptables rules that are not knc's: the dump without any line
+/// naming a `KNC-` chain.
+fn not_knc(topo: &Topology) -> Vec<(String, String)> {
+    iptables_lines(topo)
+        .into_iter()
+        .filter(|(_, l)| !l.contains("KNC-"))
+        .collect()
+}
+
+#[test]
+fn iptables_noflush_leaves_other_rules_alone() {
+    require_kernel!("iptables_noflush_leaves_other_rules_alone");
+    let mut topo = Topology::build_for(
+        Backend::Iptables,
+        "others",
+        &[
+            Pod::new("ot-a", "10.244.1.1").tcp(&[8080]),
+            Pod::new("ot-b", "10.244.1.2").tcp(&[8080]),
+        ],
+    );
+    topo.load_iptables(OTHERS, &["--noflush"]);
+    let theirs = not_knc(&topo);
+    for line in [
+        "-A FORWARD -j OTHER",
+        ":OTHER -",
+        "-A OTHER -s 192.0.2.0/24",
+    ] {
+        assert!(
+            theirs.iter().any(|(_, l)| l.starts_with(line)),
+            "the unrelated rules did not load: no {line:?} in {theirs:?}"
+        );
+    }
+
+    // First load: `--noflush`, hooks inserted.
+    let text = topo.load_manifests(&cluster(&[
+        &web_service("ot", "10.96.0.120"),
+        &http_slice("ot", &[ep("10.244.1.1")]),
+    ]));
+    assert!(text.contains("\n-I PREROUTING 1 ") && !text.contains("\n-D "));
+    assert_eq!(
+        not_knc(&topo),
+        theirs,
+        "the first load changed others' rules"
+    );
+    assert_hooks_once(&topo);
+    topo.tcp(From::Client, "10.96.0.120:80", 3)
+        .assert_pods(&["ot-a"]);
+
+    // Reload: `--noflush`, hooks reinserted.
+    let text = topo.load_manifests(&cluster(&[
+        &web_service("ot", "10.96.0.120"),
+        &http_slice("ot", &[ep("10.244.1.2")]),
+    ]));
+    assert!(text.contains("\n-D PREROUTING "));
+    assert_eq!(not_knc(&topo), theirs, "the reload changed others' rules");
+    assert_hooks_once(&topo);
+    topo.tcp(From::Client, "10.96.0.120:80", 3)
+        .assert_pods(&["ot-b"]);
 }
