@@ -14,6 +14,12 @@
 //! * `services`: the issue #2 list, through `knc compile` output.
 //! * `semantics`: further design §3 behaviour (traffic policies, session
 //!   affinity, terminating fallback, LoadBalancer source ranges).
+//! * `matrix`: source class × destination kind × traffic policy, the
+//!   kube-proxy table of who answers and whether the source is masqueraded.
+//! * `selection`: topology hints, the per-set terminating fallback, source
+//!   ranges seen from node1 and from pods.
+//! * `ipv6`: IPv6 ClusterIP, NodePort, reject/drop and hairpin, and a
+//!   dual-stack Service whose families each reach their own endpoints.
 //!
 //! Every behavioural test is a `fn(Backend)` run twice by
 //! [`backend_tests!`]: `<module>::<name>::nft` loads `knc compile` output
@@ -29,14 +35,20 @@ mod harness;
 mod harness_selftest;
 #[path = "kernel/incremental.rs"]
 mod incremental;
+#[path = "kernel/ipv6.rs"]
+mod ipv6;
 #[path = "kernel/manifests.rs"]
 mod manifests;
+#[path = "kernel/matrix.rs"]
+mod matrix;
 #[path = "kernel/netns.rs"]
 mod netns;
 #[path = "kernel/pods.rs"]
 mod pods;
 #[path = "kernel/probe.rs"]
 mod probe;
+#[path = "kernel/selection.rs"]
+mod selection;
 #[path = "kernel/semantics.rs"]
 mod semantics;
 #[path = "kernel/services.rs"]

@@ -52,6 +52,9 @@ fn every_snapshot_belongs_to_a_fixture() {
     let formats = [".ir.snap", ".nft.snap", ".iptables.snap", ".ip6tables.snap"];
     for entry in std::fs::read_dir(common::root().join("snapshots")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".snap.new") || name.ends_with(".pending-snap") {
+            continue; // being reviewed right now (cargo insta)
+        }
         let fixture = if let Some(case) = name.strip_prefix("diagnostics@") {
             case.strip_suffix(".snap")
         } else {

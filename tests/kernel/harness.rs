@@ -32,6 +32,20 @@
 //!   off on the nodes (a reject is an ICMP error, limited per destination
 //!   to a burst of 6 then one a second, which turns the seventh quick
 //!   reject into a timeout).
+//! * IPv6 ([`Topology::build_dual`]) mirrors the IPv4 plan, every address
+//!   of the same shape: node1 `fd00:172:30::1/64` on n2 and
+//!   `fd00:172:30:1::1/64` on cl, node2 `fd00:172:30::2/64`, the client
+//!   `fd00:172:30:1::100/64` (default via node1), pod 10.244.N.M also
+//!   `fd00:10:244:N::M/128` ([`Pod::ip6`], M written in hex). Pods route
+//!   `default via fe80::1 dev eth0`, and each node-side caliN carries
+//!   `fe80::1/64` itself (link-local addresses may repeat across links) plus
+//!   a host route `fd00:10:244:N::M/128 dev caliN`: plain neighbour
+//!   discovery then works both ways, with no proxy NDP (which would need an
+//!   explicit `ip -6 neigh add proxy` entry per pod). node1 routes
+//!   `fd00:10:244:2::/64` via node2; both nodes have `default dev dflt` /
+//!   via node1 as for IPv4, IPv6 forwarding on and the ICMPv6 error rate
+//!   limit off. Pod namespaces set `net.ipv6.bindv6only=1` so the servers'
+//!   IPv4 and IPv6 sockets are separate and report IPv4 peers as IPv4.
 //! * Pods run [`PodServer`]s; probes and servers are dedicated threads that
 //!   `setns` into a namespace, so no process is started per pod.
 //! * Everything is deleted when the [`Topology`] is dropped, also on panic;
@@ -45,7 +59,7 @@
 //!   back to the front (`--iptables-hooks reinsert`). Tests written as
 //!   `fn(Backend)` run against both through `backend_tests!`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -60,6 +74,24 @@ pub const NODE1_LOCAL: [IpAddr; 2] = [
 ];
 /// The external client's address.
 pub const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 30, 1, 100));
+/// node1's Kubernetes address: NodePorts are probed here, and a
+/// masqueraded connection leaves with it (the kernel picks it for the
+/// pod veths, which have no IPv4 address of their own).
+pub const NODE1: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 30, 0, 1));
+/// node1's other local address (its client link): not a Kubernetes node
+/// address, but a local one, so node-originated traffic bound to it is
+/// still the `node` source class, and masquerading it is visible.
+pub const NODE1_ALT: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 30, 1, 1));
+/// node1's IPv6 Kubernetes address (dual-stack topologies).
+pub const NODE1_6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x172, 0x30, 0, 0, 0, 0, 1));
+/// node1's local IPv6 addresses: the source a masqueraded IPv6 packet may
+/// carry.
+pub const NODE1_LOCAL6: [IpAddr; 2] = [
+    NODE1_6,
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x172, 0x30, 1, 0, 0, 0, 1)),
+];
+/// The external client's IPv6 address (dual-stack topologies).
+pub const CLIENT6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x172, 0x30, 1, 0, 0, 0, 0x100));
 
 /// One pod: a name, an address (10.244.1.N lives on node1, 10.244.2.N on
 /// node2) and the ports its server listens on.
@@ -95,6 +127,13 @@ impl Pod {
     pub fn udp(mut self, ports: &[u16]) -> Pod {
         self.udp.extend_from_slice(ports);
         self
+    }
+
+    /// The pod's IPv6 address in dual-stack topologies: 10.244.N.M is
+    /// `fd00:10:244:N::M` (M in hex).
+    pub fn ip6(&self) -> Ipv6Addr {
+        let [_, _, node, host] = self.ip.octets();
+        Ipv6Addr::new(0xfd00, 0x10, 0x244, node.into(), 0, 0, 0, host.into())
     }
 
     fn node(&self) -> u8 {
@@ -152,6 +191,8 @@ pub struct Topology {
     node1: Netns,
     loaded: Vec<String>,
     compiles: usize,
+    /// IPv6 addresses and routes too ([`Topology::build_dual`]).
+    dual: bool,
     dir: tempfile::TempDir,
     backend: Backend,
     /// knc's iptables hooks are installed in node1 (the next `--noflush`
@@ -172,6 +213,9 @@ fn common_sysctls() -> Vec<(String, &'static str)> {
         sysctl("net/ipv4/conf/default/rp_filter", "0"),
         sysctl("net/ipv4/conf/all/accept_redirects", "0"),
         sysctl("net/ipv4/conf/default/accept_redirects", "0"),
+        sysctl("net/ipv6/conf/all/accept_redirects", "0"),
+        sysctl("net/ipv6/conf/default/accept_redirects", "0"),
+        sysctl("net/ipv6/bindv6only", "1"),
     ]
 }
 
@@ -185,6 +229,8 @@ fn node_sysctls() -> Vec<(String, &'static str)> {
         // destination (a burst of 6, then one a second): without this a
         // client probing several rejected ports in a row sees timeouts.
         sysctl("net/ipv4/icmp_ratelimit", "0"),
+        sysctl("net/ipv6/conf/all/forwarding", "1"),
+        sysctl("net/ipv6/icmp/ratelimit", "0"),
     ]);
     s
 }
@@ -193,11 +239,21 @@ impl Topology {
     /// Builds the topology for test `id` (short, unique within the suite)
     /// with `pods`, and starts their servers; knc output is nft.
     pub fn build(id: &str, pods: &[Pod]) -> Topology {
-        Topology::build_for(Backend::Nft, id, pods)
+        Topology::build_with(Backend::Nft, id, pods, false)
     }
 
     /// Like [`Topology::build`], for `backend`'s output.
     pub fn build_for(backend: Backend, id: &str, pods: &[Pod]) -> Topology {
+        Topology::build_with(backend, id, pods, false)
+    }
+
+    /// Like [`Topology::build`], with IPv6 as well: every namespace also
+    /// gets its IPv6 address and routes (see the module doc).
+    pub fn build_dual(id: &str, pods: &[Pod]) -> Topology {
+        Topology::build_with(Backend::Nft, id, pods, true)
+    }
+
+    fn build_with(backend: Backend, id: &str, pods: &[Pod], dual: bool) -> Topology {
         let id = &format!("{id}-{}", backend.tag());
         let node1 = Netns::create(id, "node1");
         let node2 = Netns::create(id, "node2");
@@ -211,6 +267,7 @@ impl Topology {
             node1,
             loaded: Vec::new(),
             compiles: 0,
+            dual,
             dir: tempfile::tempdir().expect("tempdir"),
             backend,
             hooked: false,
@@ -226,6 +283,9 @@ impl Topology {
             topo.pods.push((pod.clone(), ns));
         }
         topo.wire();
+        if topo.dual {
+            topo.wire_ipv6();
+        }
         for (pod, ns) in &topo.pods {
             topo.servers
                 .push(PodServer::start(ns.name(), &pod.name, &pod.tcp, &pod.udp));
@@ -313,6 +373,34 @@ impl Topology {
         n2.sysctls(&s2);
     }
 
+    /// The IPv6 half of the topology, on the links [`Topology::wire`] made.
+    fn wire_ipv6(&self) {
+        let mut b1 = vec![
+            "addr add fd00:172:30::1/64 dev n2".to_owned(),
+            "addr add fd00:172:30:1::1/64 dev cl".into(),
+        ];
+        let mut b2 = vec!["addr add fd00:172:30::2/64 dev n1".to_owned()];
+        for (pod, ns) in &self.pods {
+            let veth = pod.host_veth();
+            let b = if pod.node() == 1 { &mut b1 } else { &mut b2 };
+            b.push(format!("addr add fe80::1/64 dev {veth}"));
+            b.push(format!("route add {}/128 dev {veth}", pod.ip6()));
+            ns.ip_batch(&[
+                format!("addr add {}/128 dev eth0", pod.ip6()),
+                "route add default via fe80::1 dev eth0".into(),
+            ]);
+        }
+        b1.push("route add ::/0 dev dflt".into());
+        b1.push("route add fd00:10:244:2::/64 via fd00:172:30::2".into());
+        b2.push("route add default via fd00:172:30::1".into());
+        self.node1.ip_batch(&b1);
+        self.node2.ip_batch(&b2);
+        self.client.ip_batch(&[
+            "addr add fd00:172:30:1::100/64 dev eth0".into(),
+            "route add default via fd00:172:30:1::1".into(),
+        ]);
+    }
+
     fn ns(&self, from: From<'_>) -> &str {
         match from {
             From::Client => self.client.name(),
@@ -336,10 +424,28 @@ impl Topology {
         self.probe(from, Proto::Udp, target, count)
     }
 
+    /// `count` TCP connections to `target` from `from`, each bound to
+    /// local address `source` first.
+    pub fn tcp_from(&self, from: From<'_>, source: IpAddr, target: &str, count: usize) -> Probes {
+        self.probe_bound(from, Proto::Tcp, Some(source), target, count)
+    }
+
     fn probe(&self, from: From<'_>, proto: Proto, target: &str, count: usize) -> Probes {
-        let target: SocketAddr = target.parse().expect("probe target ip:port");
-        let mut probes = probe::probe(self.ns(from), proto, target, count);
-        probes.what = format!("[{}] {:?} {target} from {from:?}", self.id, proto);
+        self.probe_bound(from, proto, None, target, count)
+    }
+
+    fn probe_bound(
+        &self,
+        from: From<'_>,
+        proto: Proto,
+        source: Option<IpAddr>,
+        target: &str,
+        count: usize,
+    ) -> Probes {
+        let target: SocketAddr = target.parse().expect("probe target ip:port or [ip6]:port");
+        let mut probes = probe::probe_from(self.ns(from), proto, source, target, count);
+        let bound = source.map_or(String::new(), |s| format!(" bound to {s}"));
+        probes.what = format!("[{}] {:?} {target} from {from:?}{bound}", self.id, proto);
         probes
     }
 
@@ -355,6 +461,15 @@ impl Topology {
     /// The back end this topology serves.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The IPv6 address of pod `name` (dual-stack topologies).
+    pub fn pod_ip6(&self, name: &str) -> IpAddr {
+        self.pods
+            .iter()
+            .find(|(p, _)| p.name == name)
+            .map(|(p, _)| IpAddr::V6(p.ip6()))
+            .unwrap_or_else(|| panic!("no pod named {name}"))
     }
 
     /// Compiles `manifests` (YAML) with the real `knc` binary for node1 and
@@ -386,6 +501,8 @@ impl Topology {
             .args(["--cluster-cidr", "10.244.0.0/16"])
             .args(["--service-cidr", "10.96.0.0/16"])
             .args(args)
+            .args(["--cluster-cidr", "fd00:10:244::/56"])
+            .args(["--service-cidr", "fd00:10:96::/112"])
             .output()
             .expect("run knc");
         assert!(

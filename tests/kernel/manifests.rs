@@ -34,9 +34,56 @@ status:
     address: node2
 ";
 
+/// The same two nodes, dual-stack: node1 also has InternalIP
+/// fd00:172:30::1 (so NodePorts listen there), node2 fd00:172:30::2, and
+/// both have an IPv6 pod CIDR.
+pub const NODES_DUAL: &str = "\
+apiVersion: v1
+kind: Node
+metadata:
+  name: node1
+spec:
+  podCIDR: 10.244.1.0/24
+  podCIDRs: [10.244.1.0/24, 'fd00:10:244:1::/64']
+status:
+  addresses:
+  - type: InternalIP
+    address: 172.30.0.1
+  - type: InternalIP
+    address: fd00:172:30::1
+  - type: Hostname
+    address: node1
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node2
+spec:
+  podCIDR: 10.244.2.0/24
+  podCIDRs: [10.244.2.0/24, 'fd00:10:244:2::/64']
+status:
+  addresses:
+  - type: InternalIP
+    address: 172.30.0.2
+  - type: InternalIP
+    address: fd00:172:30::2
+  - type: Hostname
+    address: node2
+";
+
 /// Joins YAML documents into one multi-document stream, Nodes first.
 pub fn cluster(docs: &[&str]) -> String {
-    let mut out = NODES.to_owned();
+    cluster_with(NODES, docs)
+}
+
+/// Like [`cluster`], with the dual-stack Nodes ([`NODES_DUAL`]).
+pub fn cluster_dual(docs: &[&str]) -> String {
+    cluster_with(NODES_DUAL, docs)
+}
+
+/// Joins YAML documents after the given Node objects.
+pub fn cluster_with(nodes: &str, docs: &[&str]) -> String {
+    let mut out = nodes.to_owned();
     for doc in docs {
         out.push_str("---\n");
         out.push_str(doc.trim_start_matches('\n'));
@@ -55,9 +102,10 @@ pub struct Ep {
     ready: bool,
 }
 
-/// A ready endpoint; its node follows from its address (10.244.N.x).
+/// A ready endpoint; its node follows from its address (10.244.N.x or
+/// fd00:10:244:N::x).
 pub fn ep(ip: &'static str) -> Ep {
-    let node = if ip.starts_with("10.244.2.") {
+    let node = if ip.starts_with("10.244.2.") || ip.starts_with("fd00:10:244:2:") {
         "node2"
     } else {
         "node1"
@@ -81,6 +129,21 @@ impl Ep {
 /// An EndpointSlice `<service>-<suffix>` for `service` in `default` with
 /// ports `(name, protocol, port)`.
 pub fn slice(service: &str, suffix: &str, ports: &[(&str, &str, u16)], eps: &[Ep]) -> String {
+    typed_slice("IPv4", service, suffix, ports, eps)
+}
+
+/// Like [`slice`], with `addressType: IPv6`.
+pub fn slice6(service: &str, suffix: &str, ports: &[(&str, &str, u16)], eps: &[Ep]) -> String {
+    typed_slice("IPv6", service, suffix, ports, eps)
+}
+
+fn typed_slice(
+    address_type: &str,
+    service: &str,
+    suffix: &str,
+    ports: &[(&str, &str, u16)],
+    eps: &[Ep],
+) -> String {
     let mut y = format!(
         "apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -89,7 +152,7 @@ metadata:
   namespace: default
   labels:
     kubernetes.io/service-name: {service}
-addressType: IPv4
+addressType: {address_type}
 ports:
 "
     );

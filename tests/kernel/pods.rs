@@ -2,12 +2,13 @@
 //! namespace, answering on TCP and UDP ports with
 //! `<pod name> <source address it saw> <local port>\n`.
 //!
+//! Every port is served on IPv4 and IPv6.
 //! The name says which endpoint a connection landed on, the source says
 //! whether it was masqueraded, and the port says which target port the
 //! Service port was translated to.
 
 use std::io::{ErrorKind, Write};
-use std::net::{Shutdown, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -69,17 +70,25 @@ impl Drop for PodServer {
 type Bound = (Vec<(TcpListener, u16)>, Vec<(UdpSocket, u16)>);
 
 fn bind(tcp_ports: &[u16], udp_ports: &[u16]) -> Result<Bound, String> {
+    // One socket per family: pod namespaces set `net.ipv6.bindv6only=1`
+    // (see the harness), so `::` does not also claim IPv4 and IPv4 peers
+    // are reported as IPv4 addresses, not v4-mapped IPv6 ones.
     let mut tcp = Vec::new();
-    for &port in tcp_ports {
-        let l = TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("tcp {port}: {e}"))?;
-        l.set_nonblocking(true).map_err(|e| e.to_string())?;
-        tcp.push((l, port));
-    }
     let mut udp = Vec::new();
-    for &port in udp_ports {
-        let s = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| format!("udp {port}: {e}"))?;
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        udp.push((s, port));
+    for any in [
+        IpAddr::from(Ipv4Addr::UNSPECIFIED),
+        Ipv6Addr::UNSPECIFIED.into(),
+    ] {
+        for &port in tcp_ports {
+            let l = TcpListener::bind((any, port)).map_err(|e| format!("tcp {any} {port}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            tcp.push((l, port));
+        }
+        for &port in udp_ports {
+            let s = UdpSocket::bind((any, port)).map_err(|e| format!("udp {any} {port}: {e}"))?;
+            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            udp.push((s, port));
+        }
     }
     Ok((tcp, udp))
 }

@@ -162,8 +162,15 @@ pub enum Proto {
 
 /// Makes `count` attempts to `target` from inside namespace `ns`, one after
 /// the other, each from a fresh socket (so a fresh source port and a fresh
-/// conntrack entry).
-pub fn probe(ns: &str, proto: Proto, target: SocketAddr, count: usize) -> Probes {
+/// conntrack entry), bound to `source` first when given (so the attempt
+/// leaves with that source address).
+pub fn probe_from(
+    ns: &str,
+    proto: Proto,
+    source: Option<IpAddr>,
+    target: SocketAddr,
+    count: usize,
+) -> Probes {
     let ns_owned = ns.to_owned();
     let attempts = thread::Builder::new()
         .name(format!("probe-{ns}"))
@@ -172,9 +179,10 @@ pub fn probe(ns: &str, proto: Proto, target: SocketAddr, count: usize) -> Probes
             (0..count)
                 .map(|_| {
                     let start = Instant::now();
-                    let outcome = match proto {
-                        Proto::Tcp => tcp_once(target),
-                        Proto::Udp => udp_once(target),
+                    let outcome = match (proto, source) {
+                        (Proto::Tcp, None) => tcp_once(target),
+                        (Proto::Tcp, Some(source)) => tcp_bound_once(source, target),
+                        (Proto::Udp, source) => udp_once(source, target),
                     };
                     Attempt {
                         outcome,
@@ -219,10 +227,14 @@ fn parse_reply(reply: &str) -> Outcome {
 }
 
 fn tcp_once(target: SocketAddr) -> Outcome {
-    let mut stream = match TcpStream::connect_timeout(&target, TIMEOUT) {
+    let stream = match TcpStream::connect_timeout(&target, TIMEOUT) {
         Ok(s) => s,
         Err(e) => return classify(&e),
     };
+    read_reply(stream)
+}
+
+fn read_reply(mut stream: TcpStream) -> Outcome {
     let _ = stream.set_read_timeout(Some(TIMEOUT));
     let mut reply = String::new();
     match stream.read_to_string(&mut reply) {
@@ -231,8 +243,103 @@ fn tcp_once(target: SocketAddr) -> Outcome {
     }
 }
 
-fn udp_once(target: SocketAddr) -> Outcome {
-    let socket = match UdpSocket::bind(("0.0.0.0", 0)) {
+/// A TCP connection from `source` (any port): std cannot bind before
+/// connecting, so the socket is made with libc and handed to std once
+/// connected. `SO_SNDTIMEO` bounds the blocking connect (Linux returns
+/// `EINPROGRESS` when it expires).
+fn tcp_bound_once(source: IpAddr, target: SocketAddr) -> Outcome {
+    use std::os::fd::FromRawFd;
+    if source.is_ipv4() != target.is_ipv4() {
+        return Outcome::Failed(format!(
+            "source {source} and target {target} differ in family"
+        ));
+    }
+    let domain = if source.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let local = sockaddr(SocketAddr::new(source, 0));
+    let remote = sockaddr(target);
+    let timeout = libc::timeval {
+        tv_sec: TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: TIMEOUT.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: plain socket calls on a descriptor owned by `stream` from
+    // the moment it exists; the option and address buffers outlive the
+    // calls and the lengths passed are theirs.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Outcome::Failed(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        if libc::bind(
+            fd,
+            (&local.0 as *const libc::sockaddr_storage).cast(),
+            local.1,
+        ) != 0
+        {
+            let e = std::io::Error::last_os_error();
+            return Outcome::Failed(format!("bind {source}: {e}"));
+        }
+        if libc::connect(
+            fd,
+            (&remote.0 as *const libc::sockaddr_storage).cast(),
+            remote.1,
+        ) != 0
+        {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EINPROGRESS) => Outcome::Timeout,
+                _ => classify(&e),
+            };
+        }
+        read_reply(stream)
+    }
+}
+
+/// A socket address in C form, with its length.
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data, valid when zeroed, and large
+    // and aligned enough for both sockaddr_in and sockaddr_in6.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                let sin =
+                    &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = &mut *(&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in6>();
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        (storage, len as libc::socklen_t)
+    }
+}
+
+fn udp_once(source: Option<IpAddr>, target: SocketAddr) -> Outcome {
+    let any: IpAddr = match target {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = match UdpSocket::bind((source.unwrap_or(any), 0)) {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("bind: {e}")),
     };

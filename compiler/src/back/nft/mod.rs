@@ -27,6 +27,12 @@
 //!   (source equals the chosen backend, found in the `hairpin` set).
 //! * After the dispatch, traffic to an active ClusterIP on an unknown port is
 //!   rejected and traffic to other addresses in the service CIDRs dropped.
+//! * Every reject goes to the `refuse` chain: a TCP reset for TCP, ICMP port
+//!   unreachable otherwise (as the iptables back end does). A TCP client on
+//!   a veth next to the node gets the ICMPv6 error while its `connect()`
+//!   still holds the socket lock, and Linux then only notes it
+//!   (`LockDroppedIcmps`) and waits for the SYN retransmit; a reset is
+//!   queued and refuses at once.
 //!
 //! Everything sits in `table ip knc` and `table ip6 knc`, each replaced
 //! atomically (`table knc {}` + `delete table` + full table) so loading
@@ -60,6 +66,9 @@ pub const MAX_SLOTS: u32 = 4096;
 /// of thousands netlink runs out of buffer space. 256 keeps even the widest
 /// IPv6 elements well inside the limit.
 const ELEMENTS_PER_COMMAND: usize = 256;
+
+/// The chain every reject goes to: a TCP reset for TCP, ICMP otherwise.
+const REFUSE: &str = "refuse";
 
 /// The packet mark bit asking postrouting to masquerade (kube-proxy's).
 const MASQUERADE_MARK: &str = "0x00004000";
@@ -491,9 +500,17 @@ impl<'a> FamilyEmitter<'a> {
                 }
             }
         }
-        services.push(format!("{a} daddr @cluster-ips reject"));
+        services.push(format!("{a} daddr @cluster-ips goto {REFUSE}"));
         services.push(format!("{a} daddr @service-cidrs drop"));
         chain(out, "services", &services);
+        chain(
+            out,
+            REFUSE,
+            &[
+                "meta l4proto tcp reject with tcp reset".into(),
+                "reject".into(),
+            ],
+        );
     }
 
     fn route_chains(&self, out: &mut String) {
@@ -680,7 +697,7 @@ fn action(kind: KeyKind, route: Route) -> String {
             };
             format!("{mark}goto dnat-{}-{}", kind.name(), set_name(set))
         }
-        Route::Reject => "reject".to_string(),
+        Route::Reject => format!("goto {REFUSE}"),
         Route::Drop => "drop".to_string(),
     }
 }
@@ -813,6 +830,50 @@ mod tests {
         let skewed = slots(&backends(&[10_000, 1]));
         assert!(skewed.iter().sum::<u32>() <= MAX_SLOTS);
         assert_eq!(skewed[1], 1, "every backend keeps a slot");
+    }
+
+    #[test]
+    fn tcp_is_refused_with_a_reset() {
+        use crate::ir::{Frontend, Protocol, Routing, ServicePort};
+        let reject = Route::Reject;
+        let ruleset = Ruleset {
+            node: None,
+            cluster_cidrs: Vec::new(),
+            service_cidrs: Vec::new(),
+            cluster_ips: vec!["fd00:10:96::1".parse().unwrap()],
+            node_addresses: Vec::new(),
+            nodeport_scope: NodePortScope::AnyLocal,
+            services: vec![ServicePort {
+                family: Family::Ipv6,
+                namespace: "default".into(),
+                name: "empty".into(),
+                port_name: String::new(),
+                protocol: Protocol::Tcp,
+                frontends: vec![Frontend {
+                    kind: FrontendKind::ClusterIp,
+                    address: Some("fd00:10:96::1".parse().unwrap()),
+                    port: 80,
+                    allowed_sources: Vec::new(),
+                    routing: Routing {
+                        node: reject,
+                        pods: reject,
+                        external: reject,
+                    },
+                }],
+                backends: Default::default(),
+                affinity_timeout_seconds: None,
+                health_check_node_port: None,
+            }],
+        };
+        let text = emit(&ruleset);
+        let table6 = &text[text.find("table ip6 knc {").unwrap()..];
+        assert!(table6.contains(
+            "\tchain refuse {\n\t\tmeta l4proto tcp reject with tcp reset\n\t\treject\n\t}"
+        ));
+        assert!(table6.contains("\tchain vip-reject {\n\t\tgoto refuse\n\t}"));
+        assert!(table6.contains("ip6 daddr @cluster-ips goto refuse"));
+        let bare = text.lines().filter(|l| l.trim() == "reject").count();
+        assert_eq!(bare, 2, "a bare reject outside the refuse chains:\n{text}");
     }
 
     #[test]

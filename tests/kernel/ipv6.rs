@@ -1,0 +1,210 @@
+//! IPv6 and dual stack through `knc compile` output, in the dual-stack
+//! topology ([`Topology::build_dual`]: the IPv4 plan mirrored in
+//! `fd00:…`, see the harness doc).
+
+use std::time::Duration;
+
+use crate::harness::{From, Pod, Topology, CLIENT, CLIENT6, NODE1_LOCAL, NODE1_LOCAL6};
+use crate::manifests::{cluster_dual, ep, slice, slice6};
+use crate::require_kernel;
+
+const SPREAD: usize = 30;
+const FAST: Duration = Duration::from_millis(500);
+
+/// A single-stack IPv6 Service `name` on ClusterIP `ip`, port 80 → 8080,
+/// with `extra_spec` lines and an optional NodePort.
+fn svc6(name: &str, ip: &str, node_port: Option<u16>) -> String {
+    let (kind, np) = match node_port {
+        Some(p) => ("NodePort", format!("    nodePort: {p}\n")),
+        None => ("ClusterIP", String::new()),
+    };
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  type: {kind}
+  ipFamilies: [IPv6]
+  ipFamilyPolicy: SingleStack
+  clusterIP: '{ip}'
+  clusterIPs: ['{ip}']
+  ports:
+  - name: http
+    protocol: TCP
+    port: 80
+    targetPort: 8080
+{np}"
+    )
+}
+
+fn http6(service: &str, eps: &[crate::manifests::Ep]) -> String {
+    slice6(service, "v6", &[("http", "TCP", 8080)], eps)
+}
+
+#[test]
+fn ipv6_clusterip_tcp_two_endpoints() {
+    require_kernel!("ipv6_clusterip_tcp_two_endpoints");
+    let mut topo = Topology::build_dual(
+        "v6cip",
+        &[
+            Pod::new("w6-a", "10.244.1.1").tcp(&[8080]),
+            Pod::new("w6-b", "10.244.2.1").tcp(&[8080]),
+            Pod::new("w6-cli", "10.244.1.3"),
+        ],
+    );
+    topo.load_manifests(&cluster_dual(&[
+        &svc6("web6", "fd00:10:96::10", None),
+        &http6("web6", &[ep("fd00:10:244:1::1"), ep("fd00:10:244:2::1")]),
+    ]));
+    // Off-cluster client: both endpoints, masqueraded to a node1 address.
+    topo.tcp(From::Client, "[fd00:10:96::10]:80", SPREAD)
+        .assert_pods(&["w6-a", "w6-b"])
+        .assert_port(8080)
+        .assert_sources_within(&NODE1_LOCAL6);
+    // A pod: both endpoints, its own IPv6 address preserved.
+    let cli = topo.pod_ip6("w6-cli");
+    topo.tcp(From::Pod("w6-cli"), "[fd00:10:96::10]:80", SPREAD)
+        .assert_pods(&["w6-a", "w6-b"])
+        .assert_sources_within(&[cli]);
+    // node1 itself (output hook).
+    topo.tcp(From::Node1, "[fd00:10:96::10]:80", SPREAD)
+        .assert_pods(&["w6-a", "w6-b"])
+        .assert_sources_within(&NODE1_LOCAL6);
+}
+
+#[test]
+fn ipv6_nodeport_from_client_is_masqueraded() {
+    require_kernel!("ipv6_nodeport_from_client_is_masqueraded");
+    let mut topo = Topology::build_dual(
+        "v6np",
+        &[
+            Pod::new("n6-a", "10.244.1.1").tcp(&[8080]),
+            Pod::new("n6-r", "10.244.2.1").tcp(&[8080]),
+        ],
+    );
+    topo.load_manifests(&cluster_dual(&[
+        &svc6("np6", "fd00:10:96::30", Some(30630)),
+        &http6("np6", &[ep("fd00:10:244:1::1"), ep("fd00:10:244:2::1")]),
+    ]));
+    topo.tcp(From::Client, "[fd00:172:30::1]:30630", SPREAD)
+        .assert_pods(&["n6-a", "n6-r"])
+        .assert_port(8080)
+        .assert_sources_within(&NODE1_LOCAL6);
+    // A single-stack IPv6 Service has no IPv4 NodePort: the IPv4 node
+    // address on the same port is not translated, and node1 has no socket
+    // there, so it refuses.
+    topo.tcp(From::Client, "172.30.0.1:30630", 1)
+        .assert_refused_within(FAST);
+}
+
+#[test]
+fn ipv6_no_endpoints_is_refused_and_unallocated_dropped() {
+    require_kernel!("ipv6_no_endpoints_is_refused_and_unallocated_dropped");
+    let mut topo = Topology::build_dual("v6none", &[Pod::new("e6-cli", "10.244.1.1")]);
+    topo.load_manifests(&cluster_dual(&[
+        &svc6("empty6", "fd00:10:96::50", None),
+        &http6("empty6", &[]),
+    ]));
+    topo.tcp(From::Client, "[fd00:10:96::50]:80", 3)
+        .assert_refused_within(FAST);
+    topo.tcp(From::Pod("e6-cli"), "[fd00:10:96::50]:80", 3)
+        .assert_refused_within(FAST);
+    // A port the ClusterIP does not serve: rejected too.
+    topo.tcp(From::Client, "[fd00:10:96::50]:81", 1)
+        .assert_refused_within(FAST);
+    // An unallocated address in the IPv6 service CIDR: dropped.
+    topo.tcp(From::Client, "[fd00:10:96::51]:80", 1)
+        .assert_timeout();
+}
+
+#[test]
+fn dual_stack_service_each_family_reaches_its_own_endpoints() {
+    require_kernel!("dual_stack_service_each_family_reaches_its_own_endpoints");
+    // The IPv4 slice names pods d-4a and d-4b, the IPv6 slice pods d-6a and
+    // d-6b (every pod has both addresses and listens on both), so an
+    // answer says which family's endpoints the connection went to.
+    let mut topo = Topology::build_dual(
+        "dual",
+        &[
+            Pod::new("d-4a", "10.244.1.1").tcp(&[8080]),
+            Pod::new("d-4b", "10.244.2.1").tcp(&[8080]),
+            Pod::new("d-6a", "10.244.1.2").tcp(&[8080]),
+            Pod::new("d-6b", "10.244.2.2").tcp(&[8080]),
+            Pod::new("d-cli", "10.244.1.3"),
+        ],
+    );
+    topo.load_manifests(&cluster_dual(&[
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: dual
+  namespace: default
+spec:
+  type: NodePort
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
+  clusterIP: 10.96.8.1
+  clusterIPs: [10.96.8.1, 'fd00:10:96::8:1']
+  ports:
+  - name: http
+    protocol: TCP
+    port: 80
+    targetPort: 8080
+    nodePort: 30801
+",
+        &slice(
+            "dual",
+            "v4",
+            &[("http", "TCP", 8080)],
+            &[ep("10.244.1.1"), ep("10.244.2.1")],
+        ),
+        &slice6(
+            "dual",
+            "v6",
+            &[("http", "TCP", 8080)],
+            &[ep("fd00:10:244:1::2"), ep("fd00:10:244:2::2")],
+        ),
+    ]));
+    let (cli4, cli6) = (topo.pod_ip("d-cli"), topo.pod_ip6("d-cli"));
+    // ClusterIPs from a pod: each family's own endpoints, the pod's own
+    // address of that family seen.
+    topo.tcp(From::Pod("d-cli"), "10.96.8.1:80", SPREAD)
+        .assert_pods(&["d-4a", "d-4b"])
+        .assert_sources_within(&[cli4]);
+    topo.tcp(From::Pod("d-cli"), "[fd00:10:96::8:1]:80", SPREAD)
+        .assert_pods(&["d-6a", "d-6b"])
+        .assert_sources_within(&[cli6]);
+    // NodePorts from the client, on node1's address of each family:
+    // masqueraded to a node1 address of that family.
+    topo.tcp(From::Client, "172.30.0.1:30801", SPREAD)
+        .assert_pods(&["d-4a", "d-4b"])
+        .assert_sources_within(&NODE1_LOCAL);
+    topo.tcp(From::Client, "[fd00:172:30::1]:30801", SPREAD)
+        .assert_pods(&["d-6a", "d-6b"])
+        .assert_sources_within(&NODE1_LOCAL6);
+    // The topology itself routes both families without knc: the client
+    // reaches a pod directly with its own address.
+    topo.tcp(From::Client, "[fd00:10:244:1::2]:8080", 1)
+        .assert_pods(&["d-6a"])
+        .assert_sources_within(&[CLIENT6]);
+    topo.tcp(From::Client, "10.244.1.2:8080", 1)
+        .assert_pods(&["d-6a"])
+        .assert_sources_within(&[CLIENT]);
+}
+
+#[test]
+fn ipv6_hairpin_lands_on_itself_masqueraded() {
+    require_kernel!("ipv6_hairpin_lands_on_itself_masqueraded");
+    let mut topo = Topology::build_dual("v6hair", &[Pod::new("h6-a", "10.244.1.1").tcp(&[8080])]);
+    topo.load_manifests(&cluster_dual(&[
+        &svc6("hp6", "fd00:10:96::80", None),
+        &http6("hp6", &[ep("fd00:10:244:1::1")]),
+    ]));
+    let probes = topo.tcp(From::Pod("h6-a"), "[fd00:10:96::80]:80", 5);
+    probes
+        .assert_pods(&["h6-a"])
+        .assert_sources_within(&NODE1_LOCAL6);
+    assert!(!probes.sources().contains(&topo.pod_ip6("h6-a")));
+}

@@ -1,0 +1,275 @@
+//! The traffic-policy matrix, in the spirit of kube-proxy's
+//! `TestInternalExternalMasquerade` (pkg/proxy/nftables/proxier_test.go):
+//! every source class × every destination kind × three Service variants,
+//! with one endpoint on node1 and one on node2, probed with real packets.
+//!
+//! Each row says which endpoints may answer (`Both`, or only node1's
+//! `Local` one) and what source the endpoint must see: the prober's `Own`
+//! address, or a `Masq`ueraded one (a node1 address that is not the
+//! prober's own). node1 probes from its non-Kubernetes address
+//! [`NODE1_ALT`] (still a local address, so still the `node` class): the
+//! masquerade rewrites it to [`NODE1`], so masquerading is visible in node
+//! rows too. The table is kube-proxy's "base" case (a cluster CIDR known,
+//! no masquerade-all); its comments mark where the result is not obvious.
+//!
+//! One topology per Service variant (three tests run in parallel), nine
+//! rows each.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::harness::{From, Pod, Topology, CLIENT, NODE1, NODE1_ALT, NODE1_LOCAL};
+use crate::manifests::{cluster, ep, slice};
+use crate::probe::Outcome;
+use crate::require_kernel;
+
+/// Attempts per row: with two equally likely endpoints, all 30 landing on
+/// one has probability 2^-29.
+const SPREAD: usize = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Svc {
+    /// Cluster traffic policies.
+    Plain,
+    /// `externalTrafficPolicy: Local`.
+    EtpLocal,
+    /// `internalTrafficPolicy: Local`.
+    ItpLocal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Src {
+    /// A pod on node1 (inside the cluster CIDR).
+    Pod,
+    /// node1 itself (the output hook).
+    Node,
+    /// The external client behind node1.
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dst {
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+}
+
+/// Which endpoints may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// node1's and node2's.
+    Both,
+    /// node1's only.
+    Local,
+}
+
+/// What source the endpoint sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// The prober's own address.
+    Own,
+    /// A node1 address other than the prober's own.
+    Masq,
+}
+
+use Answer::*;
+use Dst::*;
+use Seen::*;
+use Src::*;
+use Svc::*;
+
+/// (Service, source, destination, who answers, what source they see).
+#[rustfmt::skip]
+const MATRIX: &[(Svc, Src, Dst, Answer, Seen)] = &[
+    (Plain,    Pod,      ClusterIp,    Both,  Own),
+    // External destinations under Cluster policy are masqueraded whatever
+    // the source, pods included.
+    (Plain,    Pod,      NodePort,     Both,  Masq),
+    (Plain,    Pod,      LoadBalancer, Both,  Masq),
+    // The node is not in the cluster CIDR: masqueraded to a ClusterIP.
+    (Plain,    Node,     ClusterIp,    Both,  Masq),
+    (Plain,    Node,     NodePort,     Both,  Masq),
+    (Plain,    Node,     LoadBalancer, Both,  Masq),
+    // Off-cluster source to a ClusterIP: masqueraded.
+    (Plain,    External, ClusterIp,    Both,  Masq),
+    (Plain,    External, NodePort,     Both,  Masq),
+    (Plain,    External, LoadBalancer, Both,  Masq),
+
+    // externalTrafficPolicy does not apply to ClusterIPs.
+    (EtpLocal, Pod,      ClusterIp,    Both,  Own),
+    // Pods short-circuit to the cluster-wide set, as if the packet had
+    // gone out to the load balancer and come back, but unmasqueraded.
+    (EtpLocal, Pod,      NodePort,     Both,  Own),
+    (EtpLocal, Pod,      LoadBalancer, Both,  Own),
+    (EtpLocal, Node,     ClusterIp,    Both,  Masq),
+    // The node short-circuits too, masqueraded (its source could be the
+    // external address itself).
+    (EtpLocal, Node,     NodePort,     Both,  Masq),
+    (EtpLocal, Node,     LoadBalancer, Both,  Masq),
+    (EtpLocal, External, ClusterIp,    Both,  Masq),
+    // The point of the policy: node-local endpoints, client preserved.
+    (EtpLocal, External, NodePort,     Local, Own),
+    (EtpLocal, External, LoadBalancer, Local, Own),
+
+    // internalTrafficPolicy picks node-local endpoints for ClusterIPs only
+    // and does not change masquerading.
+    (ItpLocal, Pod,      ClusterIp,    Local, Own),
+    (ItpLocal, Pod,      NodePort,     Both,  Masq),
+    (ItpLocal, Pod,      LoadBalancer, Both,  Masq),
+    (ItpLocal, Node,     ClusterIp,    Local, Masq),
+    (ItpLocal, Node,     NodePort,     Both,  Masq),
+    (ItpLocal, Node,     LoadBalancer, Both,  Masq),
+    (ItpLocal, External, ClusterIp,    Local, Masq),
+    (ItpLocal, External, NodePort,     Both,  Masq),
+    (ItpLocal, External, LoadBalancer, Both,  Masq),
+];
+
+/// Addresses of each variant's Service: (ClusterIP, NodePort, LB IP).
+fn addresses(svc: Svc) -> (&'static str, u16, &'static str) {
+    match svc {
+        Plain => ("10.96.9.1", 30901, "203.0.113.91"),
+        EtpLocal => ("10.96.9.2", 30902, "203.0.113.92"),
+        ItpLocal => ("10.96.9.3", 30903, "203.0.113.93"),
+    }
+}
+
+fn service(svc: Svc) -> String {
+    let (cluster_ip, node_port, lb_ip) = addresses(svc);
+    let policy = match svc {
+        Plain => "",
+        EtpLocal => "  externalTrafficPolicy: Local\n",
+        ItpLocal => "  internalTrafficPolicy: Local\n",
+    };
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: mx
+  namespace: default
+spec:
+  type: LoadBalancer
+  clusterIP: {cluster_ip}
+{policy}  ports:
+  - name: http
+    protocol: TCP
+    port: 80
+    targetPort: 8080
+    nodePort: {node_port}
+status:
+  loadBalancer:
+    ingress:
+    - ip: {lb_ip}
+"
+    )
+}
+
+fn run(svc: Svc, id: &str) {
+    let rows: Vec<_> = MATRIX.iter().filter(|r| r.0 == svc).collect();
+    assert_eq!(rows.len(), 9, "every source × destination, once");
+    let mut topo = Topology::build(
+        id,
+        &[
+            Pod::new("mx-1", "10.244.1.1").tcp(&[8080]),
+            Pod::new("mx-2", "10.244.2.1").tcp(&[8080]),
+            Pod::new("mx-cli", "10.244.1.2"),
+        ],
+    );
+    topo.load_manifests(&cluster(&[
+        &service(svc),
+        &slice(
+            "mx",
+            "x1",
+            &[("http", "TCP", 8080)],
+            &[ep("10.244.1.1"), ep("10.244.2.1")],
+        ),
+    ]));
+    let (cluster_ip, node_port, lb_ip) = addresses(svc);
+    let mut failures = Vec::new();
+    for &&(_, src, dst, answer, seen) in &rows {
+        let target = match dst {
+            ClusterIp => format!("{cluster_ip}:80"),
+            NodePort => format!("{NODE1}:{node_port}"),
+            LoadBalancer => format!("{lb_ip}:80"),
+        };
+        let (own, probes): (IpAddr, _) = match src {
+            Pod => (
+                topo.pod_ip("mx-cli"),
+                topo.tcp(From::Pod("mx-cli"), &target, SPREAD),
+            ),
+            Node => (
+                NODE1_ALT,
+                topo.tcp_from(From::Node1, NODE1_ALT, &target, SPREAD),
+            ),
+            External => (CLIENT, topo.tcp(From::Client, &target, SPREAD)),
+        };
+        let want_pods: BTreeSet<String> = match answer {
+            Both => ["mx-1", "mx-2"].map(String::from).into(),
+            Local => ["mx-1"].map(String::from).into(),
+        };
+        let all_answered = probes
+            .attempts
+            .iter()
+            .all(|a| matches!(a.outcome, Outcome::Answered { .. }));
+        let sources = probes.sources();
+        let sources_ok = !sources.is_empty()
+            && sources.iter().all(|s| match seen {
+                Own => *s == own,
+                Masq => *s != own && NODE1_LOCAL.contains(s),
+            });
+        if !all_answered || probes.pods() != want_pods || !sources_ok {
+            failures.push(format!(
+                "{svc:?} {src:?} -> {dst:?}: want {answer:?} {want_pods:?} seeing {seen:?} \
+                 (own {own}); got pods {:?} sources {sources:?}\n{probes:?}",
+                probes.pods()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} matrix rows failed:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn matrix_plain() {
+    require_kernel!("matrix_plain");
+    run(Plain, "mxpl");
+}
+
+#[test]
+fn matrix_external_policy_local() {
+    require_kernel!("matrix_external_policy_local");
+    run(EtpLocal, "mxetp");
+}
+
+#[test]
+fn matrix_internal_policy_local() {
+    require_kernel!("matrix_internal_policy_local");
+    run(ItpLocal, "mxitp");
+}
+
+/// The table itself is not vacuous: it holds both kinds of source and
+/// both kinds of answer, for pods, the node and the external client.
+#[test]
+fn matrix_table_covers_both_outcomes() {
+    for src in [Pod, Node, External] {
+        let seen: BTreeSet<_> = MATRIX
+            .iter()
+            .filter(|r| r.1 == src && r.0 != Plain)
+            .map(|r| format!("{:?}", r.4))
+            .collect();
+        let answers: BTreeSet<_> = MATRIX
+            .iter()
+            .filter(|r| r.1 == src)
+            .map(|r| format!("{:?}", r.3))
+            .collect();
+        assert_eq!(answers.len(), 2, "{src:?} rows all answer alike");
+        if src != Node {
+            assert_eq!(seen.len(), 2, "{src:?} rows all see the same source");
+        }
+    }
+    assert_eq!(MATRIX.len(), 27);
+}
