@@ -27,6 +27,8 @@
 //! output with `iptables-restore --noflush`, with the same expectations.
 //! `cargo test --test kernel iptables` runs one back end.
 
+#[path = "kernel/affinity.rs"]
+mod affinity;
 #[path = "kernel/fixtures_load.rs"]
 mod fixtures_load;
 #[path = "kernel/harness.rs"]
