@@ -31,6 +31,34 @@ pub enum Command {
     /// ruleset; when anything structural changed, it is NEW's full ruleset,
     /// which replaces knc's tables atomically. The first line says which.
     Diff(DiffArgs),
+    /// Explain what the node's ruleset does with one new connection.
+    ///
+    /// Compiles the inputs for the node, finds the Service port whose
+    /// ClusterIP, external IP, LoadBalancer IP or NodePort the destination
+    /// is, and says per source (this node, a pod, outside the cluster, or
+    /// the one given with --from) whether the connection is masqueraded,
+    /// which backends may receive it and how likely each is, or why it is
+    /// refused or dropped.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Files or directories to read, as for `compile`.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// The destination: IP:PORT, optionally /tcp, /udp or /sctp (default
+    /// tcp); IPv6 as [ADDR]:PORT.
+    #[arg(long, value_name = "IP:PORT[/PROTO]")]
+    pub to: String,
+
+    /// The client's address; without it every source class is explained.
+    #[arg(long, value_name = "IP")]
+    pub from: Option<std::net::IpAddr>,
+
+    #[command(flatten)]
+    pub options: CompileOptions,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod cli;
 mod compile_command;
 mod diff_command;
+mod explain_command;
 mod inputs;
 mod outcome;
 mod tool_check;
@@ -18,6 +19,7 @@ fn main() {
     let outcome = match cli.command {
         Command::Compile(args) => compile_command::run(&args),
         Command::Diff(args) => diff_command::run(&args),
+        Command::Explain(args) => explain_command::run(&args),
     };
     std::process::exit(outcome.report());
 }

@@ -354,3 +354,48 @@ fn nft_json_is_refused_with_the_reason() {
         stderr(&out)
     );
 }
+
+#[test]
+fn explain_follows_one_connection() {
+    let out = knc(
+        &[
+            "explain",
+            "fixtures/etp-local",
+            "--node",
+            "node1",
+            "--to",
+            "10.96.1.10:80",
+            "--from",
+            "10.244.2.9",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("is the ClusterIP of Service port"), "{text}");
+    assert!(
+        text.contains("From 10.244.2.9, a pod: source kept"),
+        "{text}"
+    );
+}
+
+#[test]
+fn explain_rejects_a_malformed_target() {
+    let out = knc(
+        &[
+            "explain",
+            "fixtures/nodeport",
+            "--node",
+            "node1",
+            "--to",
+            "10.96.0.30",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not IP:PORT"),
+        "stderr: {}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,329 @@
+//! `knc explain`: what the compiled ruleset does with one new connection,
+//! told from the IR (the same decisions every back end implements).
+
+use std::fmt::{self, Write};
+use std::net::IpAddr;
+
+use crate::ir::{
+    Backend, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Ruleset, ServicePort,
+    SetKind,
+};
+
+/// A connection to explain: destination, protocol and optionally the source.
+#[derive(Debug, Clone, Copy)]
+pub struct Query {
+    pub to: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub from: Option<IpAddr>,
+}
+
+/// Which source class a client falls in, as the rules tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceClass {
+    Node,
+    Pods,
+    External,
+}
+
+impl SourceClass {
+    fn describe(self) -> &'static str {
+        match self {
+            SourceClass::Node => "this node",
+            SourceClass::Pods => "a pod",
+            SourceClass::External => "outside the cluster",
+        }
+    }
+}
+
+/// The source class of `from` in `ruleset`.
+pub fn classify(ruleset: &Ruleset, from: IpAddr) -> SourceClass {
+    if ruleset.node_addresses.contains(&from) {
+        SourceClass::Node
+    } else if ruleset.cluster_cidrs.iter().any(|c| c.contains(&from)) {
+        SourceClass::Pods
+    } else {
+        SourceClass::External
+    }
+}
+
+/// Explains `query` against `ruleset` as readable text.
+pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
+    let mut out = String::new();
+    let target = match query.to {
+        IpAddr::V4(ip) => format!("{ip}:{}/{}", query.port, query.protocol.as_str()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}/{}", query.port, query.protocol.as_str()),
+    };
+    let Some((service, frontend)) = find(ruleset, query) else {
+        let _ = writeln!(out, "{target}: {}", unmatched(ruleset, query));
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "{target} is the {} of Service port `{}` ({}).",
+        kind_name(frontend.kind),
+        service.display_name(),
+        match service.family {
+            Family::Ipv4 => "IPv4",
+            Family::Ipv6 => "IPv6",
+        }
+    );
+    let classes: Vec<SourceClass> = match query.from {
+        Some(from) => vec![classify(ruleset, from)],
+        None => vec![SourceClass::Node, SourceClass::Pods, SourceClass::External],
+    };
+    if !frontend.allowed_sources.is_empty() {
+        let ranges: Vec<String> = frontend
+            .allowed_sources
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "Only sources in {} may connect (loadBalancerSourceRanges).",
+            ranges.join(", ")
+        );
+        if let Some(from) = query.from {
+            if !frontend.allowed_sources.iter().any(|r| r.contains(&from)) {
+                let _ = writeln!(
+                    out,
+                    "From {from}: dropped, the source is outside those ranges."
+                );
+                return out;
+            }
+        }
+    }
+    for class in classes {
+        let route = match class {
+            SourceClass::Node => frontend.routing.node,
+            SourceClass::Pods => frontend.routing.pods,
+            SourceClass::External => frontend.routing.external,
+        };
+        let who = match query.from {
+            Some(from) => format!("From {from}, {}", class.describe()),
+            None => format!("From {}", class.describe()),
+        };
+        let _ = write!(out, "{who}: ");
+        let _ = describe_route(&mut out, service, route);
+    }
+    out
+}
+
+fn describe_route(out: &mut String, service: &ServicePort, route: Route) -> fmt::Result {
+    match route {
+        Route::Reject => writeln!(
+            out,
+            "refused (TCP reset, ICMP unreachable otherwise): no usable endpoints."
+        ),
+        Route::Drop => writeln!(
+            out,
+            "dropped: no usable endpoint on this node for a node-local traffic policy."
+        ),
+        Route::Forward { set, masquerade } => {
+            let backends = service.backends.get(set);
+            writeln!(
+                out,
+                "{}sent to one of {} {} backend{}:",
+                if masquerade {
+                    "masqueraded to the node's address and "
+                } else {
+                    "source kept, "
+                },
+                backends.len(),
+                match set {
+                    SetKind::Cluster => "cluster-wide",
+                    SetKind::Local => "node-local",
+                },
+                if backends.len() == 1 { "" } else { "s" }
+            )?;
+            let total: u64 = backends.iter().map(|b| u64::from(b.weight.max(1))).sum();
+            for Backend {
+                address,
+                port,
+                weight,
+            } in backends
+            {
+                let share = 100.0 * f64::from((*weight).max(1)) / total as f64;
+                let endpoint = match address {
+                    IpAddr::V4(ip) => format!("{ip}:{port}"),
+                    IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+                };
+                writeln!(out, "    {endpoint:<28} {share:5.1} %")?;
+            }
+            if let Some(timeout) = service.affinity_timeout_seconds {
+                writeln!(
+                    out,
+                    "  A client stays on its backend (sessionAffinity ClientIP, {timeout} s)."
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn kind_name(kind: FrontendKind) -> &'static str {
+    match kind {
+        FrontendKind::ClusterIp => "ClusterIP",
+        FrontendKind::ExternalIp => "external IP",
+        FrontendKind::LoadBalancer => "LoadBalancer IP",
+        FrontendKind::NodePort => "NodePort",
+    }
+}
+
+/// The Service port and frontend a connection reaches, if any: an address
+/// frontend first, then a NodePort on a node address.
+fn find<'a>(ruleset: &'a Ruleset, query: &Query) -> Option<(&'a ServicePort, &'a Frontend)> {
+    let candidates = ruleset
+        .services
+        .iter()
+        .filter(|s| s.protocol == query.protocol && s.family == Family::of(&query.to))
+        .flat_map(|s| s.frontends.iter().map(move |f| (s, f)));
+    let mut nodeport = None;
+    for (service, frontend) in candidates {
+        if frontend.port != query.port {
+            continue;
+        }
+        if frontend.kind == FrontendKind::NodePort {
+            if nodeport_accepts(ruleset, query.to) {
+                nodeport = Some((service, frontend));
+            }
+        } else if frontend.address == Some(query.to) {
+            return Some((service, frontend));
+        }
+    }
+    nodeport
+}
+
+fn nodeport_accepts(ruleset: &Ruleset, to: IpAddr) -> bool {
+    match &ruleset.nodeport_scope {
+        NodePortScope::AnyLocal => !to.is_loopback(),
+        NodePortScope::LocalIn(nets) => nets.iter().any(|n| n.contains(&to)),
+    }
+}
+
+fn unmatched(ruleset: &Ruleset, query: &Query) -> String {
+    if ruleset.cluster_ips.contains(&query.to) {
+        "refused: an active ClusterIP, but no Service port listens there.".to_string()
+    } else if ruleset.service_cidrs.iter().any(|c| c.contains(&query.to)) {
+        "dropped: inside a service CIDR, but no Service has this address.".to_string()
+    } else {
+        "not a Service address or NodePort here; knc's rules let it pass untouched.".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{BackendSets, Routing};
+
+    fn ruleset() -> Ruleset {
+        let forward = |set, masquerade| Route::Forward { set, masquerade };
+        let backend = |a: &str| Backend {
+            address: a.parse().unwrap(),
+            port: 8080,
+            weight: 1,
+        };
+        Ruleset {
+            node: Some("node1".into()),
+            cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+            service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
+            cluster_ips: vec!["10.96.0.1".parse().unwrap()],
+            node_addresses: vec!["172.30.0.1".parse().unwrap()],
+            nodeport_scope: NodePortScope::LocalIn(vec!["172.30.0.1/32".parse().unwrap()]),
+            services: vec![ServicePort {
+                family: Family::Ipv4,
+                namespace: "default".into(),
+                name: "web".into(),
+                port_name: "http".into(),
+                protocol: Protocol::Tcp,
+                frontends: vec![
+                    Frontend {
+                        kind: FrontendKind::ClusterIp,
+                        address: Some("10.96.0.1".parse().unwrap()),
+                        port: 80,
+                        allowed_sources: vec![],
+                        routing: Routing {
+                            node: forward(SetKind::Cluster, true),
+                            pods: forward(SetKind::Cluster, false),
+                            external: forward(SetKind::Cluster, true),
+                        },
+                    },
+                    Frontend {
+                        kind: FrontendKind::NodePort,
+                        address: None,
+                        port: 30080,
+                        allowed_sources: vec![],
+                        routing: Routing {
+                            node: forward(SetKind::Cluster, true),
+                            pods: forward(SetKind::Cluster, false),
+                            external: forward(SetKind::Local, false),
+                        },
+                    },
+                ],
+                backends: BackendSets {
+                    cluster: vec![backend("10.244.1.1"), backend("10.244.2.1")],
+                    local: vec![backend("10.244.1.1")],
+                },
+                affinity_timeout_seconds: None,
+                health_check_node_port: Some(31000),
+            }],
+        }
+    }
+
+    fn query(to: &str, port: u16, from: Option<&str>) -> Query {
+        Query {
+            to: to.parse().unwrap(),
+            port,
+            protocol: Protocol::Tcp,
+            from: from.map(|f| f.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn sources_are_classified_like_the_rules_do() {
+        let rs = ruleset();
+        assert_eq!(
+            classify(&rs, "172.30.0.1".parse().unwrap()),
+            SourceClass::Node
+        );
+        assert_eq!(
+            classify(&rs, "10.244.7.7".parse().unwrap()),
+            SourceClass::Pods
+        );
+        assert_eq!(
+            classify(&rs, "192.0.2.1".parse().unwrap()),
+            SourceClass::External
+        );
+    }
+
+    #[test]
+    fn a_nodeport_from_outside_goes_to_local_backends_unmasqueraded() {
+        let text = explain(&ruleset(), &query("172.30.0.1", 30080, Some("192.0.2.1")));
+        assert!(
+            text.contains("is the NodePort of Service port `default/web:http`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("source kept, sent to one of 1 node-local backend:"),
+            "{text}"
+        );
+        assert!(text.contains("10.244.1.1:8080"), "{text}");
+        assert!(!text.contains("10.244.2.1"), "{text}");
+    }
+
+    #[test]
+    fn every_source_class_is_explained_without_from() {
+        let text = explain(&ruleset(), &query("10.96.0.1", 80, None));
+        assert_eq!(text.matches("From ").count(), 3, "{text}");
+        assert!(text.contains("50.0 %"), "{text}");
+    }
+
+    #[test]
+    fn unmatched_destinations_say_what_happens() {
+        let rs = ruleset();
+        assert!(explain(&rs, &query("10.96.0.1", 81, None)).contains("refused"));
+        assert!(explain(&rs, &query("10.96.3.3", 80, None)).contains("dropped"));
+        assert!(explain(&rs, &query("192.0.2.9", 80, None)).contains("untouched"));
+        assert!(explain(&rs, &query("172.30.0.9", 30080, None)).contains("untouched"));
+    }
+}
