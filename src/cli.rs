@@ -40,6 +40,18 @@ pub enum Command {
     /// which backends may receive it and how likely each is, or why it is
     /// refused or dropped.
     Explain(ExplainArgs),
+    /// Check manifests: every validation error, plus warnings for valid but
+    /// suspicious configurations (Services without endpoints, endpoints of
+    /// no Service, ports no endpoint carries, NodePorts outside the default
+    /// range, addresses two Services claim). Exit 1 on errors, 0 otherwise.
+    Lint(LintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Files or directories to read, as for `compile`.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod compile_command;
 mod diff_command;
 mod explain_command;
 mod inputs;
+mod lint_command;
 mod outcome;
 mod tool_check;
 
@@ -20,6 +21,7 @@ fn main() {
         Command::Compile(args) => compile_command::run(&args),
         Command::Diff(args) => diff_command::run(&args),
         Command::Explain(args) => explain_command::run(&args),
+        Command::Lint(args) => lint_command::run(&args),
     };
     std::process::exit(outcome.report());
 }

@@ -399,3 +399,27 @@ fn explain_rejects_a_malformed_target() {
         stderr(&out)
     );
 }
+
+#[test]
+fn lint_warns_but_succeeds_on_valid_input() {
+    let out = knc(&["lint", "fixtures/lint-warnings"], None);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    for code in [
+        "knc::service-without-endpoints",
+        "knc::unmatched-port",
+        "knc::nodeport-out-of-range",
+        "knc::contested-address",
+        "knc::orphan-endpoints",
+    ] {
+        assert!(err.contains(code), "lint output lacks {code}: {err}");
+    }
+    assert!(err.contains("no errors, 5 warnings"), "{err}");
+}
+
+#[test]
+fn lint_fails_on_invalid_input() {
+    let out = knc(&["lint", "fixtures/bad-port-range"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("knc::port-range"));
+}

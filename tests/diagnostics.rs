@@ -46,3 +46,36 @@ fn report(dir: &Path) -> String {
     }
     out
 }
+
+/// Every `fixtures/lint-*` case through `knc_compiler::lint`, rendered like
+/// `knc lint` prints it: valid input, one warning per suspicious thing.
+#[test]
+fn lint_warnings() {
+    let dirs = common::fixture_dirs(|name| name.starts_with("lint-"));
+    assert!(!dirs.is_empty(), "a lint fixture exists");
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let diagnostics = knc_compiler::lint(&common::fixture_sources(&dir));
+        assert!(
+            diagnostics.iter().all(|d| !d.is_error()),
+            "lint fixtures are valid"
+        );
+        common::in_snapshot_dir(|| {
+            insta::assert_snapshot!(format!("lint@{name}"), render(&diagnostics))
+        });
+    }
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut out = String::new();
+    for diagnostic in diagnostics {
+        handler
+            .render_report(&mut out, diagnostic)
+            .expect("rendering into a String cannot fail");
+        out.push('\n');
+    }
+    out
+}

@@ -55,7 +55,10 @@ fn every_snapshot_belongs_to_a_fixture() {
         if name.ends_with(".snap.new") || name.ends_with(".pending-snap") {
             continue; // being reviewed right now (cargo insta)
         }
-        let fixture = if let Some(case) = name.strip_prefix("diagnostics@") {
+        let report = name
+            .strip_prefix("diagnostics@")
+            .or_else(|| name.strip_prefix("lint@"));
+        let fixture = if let Some(case) = report {
             case.strip_suffix(".snap")
         } else {
             formats.iter().find_map(|f| name.strip_suffix(f))

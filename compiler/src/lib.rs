@@ -56,3 +56,17 @@ pub fn analyse(files: &[SourceFile]) -> Analysis {
         cluster,
     }
 }
+
+/// Every problem [`analyse`] finds, and when there are no errors, the lint
+/// warnings of [`model::lint`] too, in a deterministic order.
+pub fn lint(files: &[SourceFile]) -> Vec<Diagnostic> {
+    let loaded = front::load(files);
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(model::validate::validate(&loaded));
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        let cluster = model::build(&loaded);
+        diagnostics.extend(model::lint::lint(&loaded, &cluster));
+    }
+    diagnostics.sort_by_key(Diagnostic::sort_key);
+    diagnostics
+}

@@ -37,6 +37,16 @@ pub enum Code {
     InvalidValue,
     /// A file could not be read (reported by the binary).
     Io,
+    /// Lint: a Service with no EndpointSlice or Endpoints in the inputs.
+    ServiceWithoutEndpoints,
+    /// Lint: an EndpointSlice or Endpoints object that belongs to no Service.
+    OrphanEndpoints,
+    /// Lint: a Service port that none of the Service's endpoints carries.
+    UnmatchedPort,
+    /// Lint: a NodePort outside the API server's default range.
+    NodePortOutOfRange,
+    /// Lint: an address and port that two Services claim.
+    ContestedAddress,
 }
 
 impl Code {
@@ -54,6 +64,11 @@ impl Code {
             Code::NodePortConflict => "knc::nodeport-conflict",
             Code::InvalidValue => "knc::invalid-value",
             Code::Io => "knc::io",
+            Code::ServiceWithoutEndpoints => "knc::service-without-endpoints",
+            Code::OrphanEndpoints => "knc::orphan-endpoints",
+            Code::UnmatchedPort => "knc::unmatched-port",
+            Code::NodePortOutOfRange => "knc::nodeport-out-of-range",
+            Code::ContestedAddress => "knc::contested-address",
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod addr;
 pub mod build;
+pub mod lint;
 pub mod validate;
 
 use std::collections::BTreeMap;
