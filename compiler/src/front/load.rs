@@ -7,11 +7,14 @@
 //! have are found with `serde_ignored` and reported as warnings, since
 //! k8s-openapi would otherwise drop a typo like `prots:` without a word.
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::fields::{known_fields, suggest};
 use super::kube_proxy_config::{self, KubeProxyConfiguration};
+use super::spans::PathRange;
 use super::yaml::{self, ParsedDoc};
 use super::{Code, Diagnostic, Document, Loaded, Object, SourceFile, Span, SpanIndex};
 
@@ -36,7 +39,7 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
 /// One YAML document: a single object, or a List of them.
 fn load_document(file: &SourceFile, doc: ParsedDoc, loaded: &mut Loaded) {
     let Some(list_kind) = list_kind(&doc.value) else {
-        let spans = index(doc.whole, doc.values, doc.keys);
+        let spans = SpanIndex::from_parts(doc.whole, Arc::from(doc.paths), doc.values, doc.keys);
         return load_object(file, doc.value, spans, loaded);
     };
     let api_version = doc.value.get("apiVersion").cloned();
@@ -45,7 +48,7 @@ fn load_document(file: &SourceFile, doc: ParsedDoc, loaded: &mut Loaded) {
         .get("items")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
-    let spans = item_indexes(count, doc.whole, doc.values, doc.keys);
+    let spans = item_indexes(count, doc.whole, doc.paths, doc.values, doc.keys);
     let items = match doc.value {
         Value::Object(mut map) => match map.remove("items") {
             Some(Value::Array(items)) => items,
@@ -82,50 +85,47 @@ fn infer_item_kind(item: &mut Value, list_kind: &str, api_version: Option<&Value
     }
 }
 
-/// The span index of a whole document.
-fn index(whole: Span, values: Vec<(String, Span)>, keys: Vec<(String, Span)>) -> SpanIndex {
-    let mut spans = SpanIndex::new(whole);
-    for (path, span) in values {
-        spans.insert_value(path, span);
-    }
-    for (path, span) in keys {
-        spans.insert_key(path, span);
-    }
-    spans
-}
-
 /// One span index per `items[i]`, with paths relative to the item. Entries
-/// are bucketed in one pass, so a List of 10,000 Services stays linear.
+/// are bucketed in one pass, so a List of 10,000 Services stays linear; the
+/// items share the List's path text, each entry cut past its `items[i].`.
 fn item_indexes(
     count: usize,
     whole: Span,
-    values: Vec<(String, Span)>,
-    keys: Vec<(String, Span)>,
+    paths: String,
+    values: Vec<(PathRange, Span)>,
+    keys: Vec<(PathRange, Span)>,
 ) -> Vec<SpanIndex> {
-    let mut out: Vec<SpanIndex> = (0..count).map(|_| SpanIndex::new(whole)).collect();
-    for (path, span) in values {
-        if let Some((i, rest)) = split_item_path(path) {
-            if let Some(spans) = out.get_mut(i) {
-                if rest.is_empty() {
-                    spans.set_whole(span);
+    type Entries = Vec<(PathRange, Span)>;
+    let mut buckets: Vec<(Span, Entries, Entries)> = (0..count)
+        .map(|_| (whole, Vec::new(), Vec::new()))
+        .collect();
+    for ((start, end), span) in values {
+        if let Some((i, cut)) = split_item_path(&paths[start..end]) {
+            if let Some((item_whole, item_values, _)) = buckets.get_mut(i) {
+                if start + cut == end {
+                    *item_whole = span;
                 }
-                spans.insert_value(rest, span);
+                item_values.push(((start + cut, end), span));
             }
         }
     }
-    for (path, span) in keys {
-        if let Some((i, rest)) = split_item_path(path) {
-            if let Some(spans) = out.get_mut(i) {
-                spans.insert_key(rest, span);
+    for ((start, end), span) in keys {
+        if let Some((i, cut)) = split_item_path(&paths[start..end]) {
+            if let Some((_, _, item_keys)) = buckets.get_mut(i) {
+                item_keys.push(((start + cut, end), span));
             }
         }
     }
-    out
+    let text: Arc<str> = Arc::from(paths);
+    buckets
+        .into_iter()
+        .map(|(whole, values, keys)| SpanIndex::from_parts(whole, text.clone(), values, keys))
+        .collect()
 }
 
-/// `items[3].spec.ports` → `(3, "spec.ports")`; `items[3]` → `(3, "")`.
-/// Reuses the path's buffer: a big List has hundreds of thousands.
-fn split_item_path(mut path: String) -> Option<(usize, String)> {
+/// `items[3].spec.ports` → `(3, len("items[3].")`); `items[3]` → `(3, 8)`:
+/// the item index and how much of the path to cut.
+fn split_item_path(path: &str) -> Option<(usize, usize)> {
     let rest = path.strip_prefix("items[")?;
     let close = rest.find(']')?;
     let index = rest[..close].parse().ok()?;
@@ -133,8 +133,7 @@ fn split_item_path(mut path: String) -> Option<(usize, String)> {
     if path[cut..].starts_with('.') {
         cut += 1;
     }
-    path.drain(..cut);
-    Some((index, path))
+    Some((index, cut))
 }
 
 /// One object: check its header, then deserialize it if it is a kind we keep.

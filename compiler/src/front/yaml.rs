@@ -22,6 +22,7 @@ use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
 use serde_json::{Map, Number, Value};
 
+use super::spans::PathRange;
 use super::{Code, Diagnostic, SourceFile, Span};
 
 /// Deepest nesting of mappings and sequences we accept. Kubernetes objects
@@ -38,10 +39,21 @@ pub struct ParsedDoc {
     pub value: Value,
     /// Span of the root node.
     pub whole: Span,
+    /// Every field path of the document, written once each; the entries
+    /// below are byte ranges of it (a path per node would be a heap string
+    /// per node, the largest cost of loading big inputs).
+    pub paths: String,
     /// Field path (`spec.ports[0].port`, `""` for the root) → value span.
-    pub values: Vec<(String, Span)>,
+    pub values: Vec<(PathRange, Span)>,
     /// Field path → span of the mapping key that introduced it.
-    pub keys: Vec<(String, Span)>,
+    pub keys: Vec<(PathRange, Span)>,
+}
+
+impl ParsedDoc {
+    /// The text of a recorded path.
+    pub fn path(&self, (start, end): PathRange) -> &str {
+        &self.paths[start..end]
+    }
 }
 
 /// Everything found in one file: the well-formed documents, and diagnostics
@@ -208,7 +220,7 @@ impl<'a> Offsets<'a> {
 
 /// A mapping or sequence being built.
 struct Frame {
-    path: String,
+    path: PathRange,
     start: usize,
     /// End of the last child, so a block mapping's span stops at its last
     /// value rather than at the next token.
@@ -234,6 +246,8 @@ enum FrameKind {
 /// A mapping key waiting for its value.
 struct Key {
     name: String,
+    /// The path of the value to come.
+    path: PathRange,
     span: Span,
     /// `<<`: a YAML 1.1 merge key, as Kubernetes' YAML library honours.
     merge: bool,
@@ -262,8 +276,10 @@ struct Builder<'a> {
     /// Errors found in the current document (it is dropped if any).
     doc_errors: usize,
     root: Option<Node>,
-    values: Vec<(String, Span)>,
-    keys: Vec<(String, Span)>,
+    /// The current document's path text (see [`ParsedDoc::paths`]).
+    paths: String,
+    values: Vec<(PathRange, Span)>,
+    keys: Vec<(PathRange, Span)>,
     docs: Vec<ParsedDoc>,
     diagnostics: Vec<Diagnostic>,
 }
@@ -279,6 +295,7 @@ impl<'a> Builder<'a> {
             poisoned: false,
             doc_errors: 0,
             root: None,
+            paths: String::new(),
             values: Vec::new(),
             keys: Vec::new(),
             docs: Vec::new(),
@@ -310,12 +327,14 @@ impl<'a> Builder<'a> {
         self.poisoned = false;
         self.doc_errors = 0;
         self.root = None;
+        self.paths.clear();
         self.values.clear();
         self.keys.clear();
     }
 
     fn end_document(&mut self) {
         let root = self.root.take();
+        let paths = std::mem::take(&mut self.paths);
         let values = std::mem::take(&mut self.values);
         let keys = std::mem::take(&mut self.keys);
         if self.poisoned || self.doc_errors > 0 {
@@ -330,6 +349,7 @@ impl<'a> Builder<'a> {
             Some(node) => self.docs.push(ParsedDoc {
                 value: node.value,
                 whole: node.span,
+                paths,
                 values,
                 keys,
             }),
@@ -360,16 +380,35 @@ impl<'a> Builder<'a> {
     }
 
     /// Field path of the node about to start.
-    fn child_path(&self) -> String {
+    fn child_path(&mut self) -> PathRange {
         let Some(frame) = self.stack.last() else {
-            return String::new();
+            return (0, 0);
         };
         match &frame.kind {
-            FrameKind::Map { key: Some(key), .. } if frame.path.is_empty() => key.name.clone(),
-            FrameKind::Map { key: Some(key), .. } => format!("{}.{}", frame.path, key.name),
-            FrameKind::Seq(items) => format!("{}[{}]", frame.path, items.len()),
-            FrameKind::Map { key: None, .. } | FrameKind::BadKey => frame.path.clone(),
+            FrameKind::Map { key: Some(key), .. } => key.path,
+            FrameKind::Seq(items) => {
+                let (start, end) = frame.path;
+                let index = items.len();
+                let at = self.paths.len();
+                self.paths.extend_from_within(start..end);
+                self.paths.push('[');
+                push_decimal(&mut self.paths, index);
+                self.paths.push(']');
+                (at, self.paths.len())
+            }
+            FrameKind::Map { key: None, .. } | FrameKind::BadKey => frame.path,
         }
+    }
+
+    /// Writes `parent.name` (or `name` under the root) into the path text.
+    fn key_path(&mut self, (start, end): PathRange, name: &str) -> PathRange {
+        let at = self.paths.len();
+        if start != end {
+            self.paths.extend_from_within(start..end);
+            self.paths.push('.');
+        }
+        self.paths.push_str(name);
+        (at, self.paths.len())
     }
 
     fn scalar(
@@ -407,26 +446,26 @@ impl<'a> Builder<'a> {
     }
 
     fn key(&mut self, name: String, style: ScalarStyle, span: Span) {
-        let Some(frame) = self.stack.last_mut() else {
+        let Some(Frame {
+            path: parent,
+            kind: FrameKind::Map { .. },
+            ..
+        }) = self.stack.last()
+        else {
+            // The scalar inside a collection used as a key: nothing to keep.
             return;
         };
-        let FrameKind::Map { map, key, merged } = &mut frame.kind else {
-            // The scalar inside a collection used as a key: nothing to keep.
+        let parent = *parent;
+        let path = self.key_path(parent, &name);
+        let Some(Frame {
+            kind: FrameKind::Map { map, merged, .. },
+            ..
+        }) = self.stack.last_mut()
+        else {
             return;
         };
         let merge = name == "<<" && style == ScalarStyle::Plain;
         let duplicate = !merge && map.contains_key(&name) && !merged.remove(&name);
-        let path = if frame.path.is_empty() {
-            name.clone()
-        } else {
-            format!("{}.{name}", frame.path)
-        };
-        *key = Some(Key {
-            name: name.clone(),
-            span,
-            merge,
-            bad: false,
-        });
         self.keys.push((path, span));
         if duplicate {
             self.error(
@@ -434,6 +473,19 @@ impl<'a> Builder<'a> {
                 format!("key `{name}` appears twice in the same mapping"),
                 "defined again here",
             );
+        }
+        if let Some(Frame {
+            kind: FrameKind::Map { key, .. },
+            ..
+        }) = self.stack.last_mut()
+        {
+            *key = Some(Key {
+                name,
+                path,
+                span,
+                merge,
+                bad: false,
+            });
         }
     }
 
@@ -532,13 +584,25 @@ impl<'a> Builder<'a> {
 
     /// A mapping key that is a collection or an alias: JSON keys are strings.
     fn bad_key(&mut self, span: Span) {
+        const NAME: &str = "<invalid key>";
+        let Some(Frame {
+            path: parent,
+            kind: FrameKind::Map { .. },
+            ..
+        }) = self.stack.last()
+        else {
+            return;
+        };
+        let parent = *parent;
+        let path = self.key_path(parent, NAME);
         if let Some(Frame {
             kind: FrameKind::Map { key, .. },
             ..
         }) = self.stack.last_mut()
         {
             *key = Some(Key {
-                name: "<invalid key>".into(),
+                name: NAME.into(),
+                path,
                 span,
                 merge: false,
                 bad: true,
@@ -577,6 +641,23 @@ impl<'a> Builder<'a> {
             },
             FrameKind::BadKey => {}
         }
+    }
+}
+
+/// Appends `n` in decimal without going through `fmt`.
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
     }
 }
 
@@ -624,7 +705,10 @@ mod tests {
     }
 
     fn span_of(doc: &ParsedDoc, path: &str) -> Option<Span> {
-        doc.values.iter().find(|(p, _)| p == path).map(|(_, s)| *s)
+        doc.values
+            .iter()
+            .find(|(p, _)| doc.path(*p) == path)
+            .map(|(_, s)| *s)
     }
 
     fn text_at<'a>(text: &'a str, doc: &ParsedDoc, path: &str) -> &'a str {
@@ -647,7 +731,7 @@ mod tests {
         let key = doc
             .keys
             .iter()
-            .find(|(p, _)| p == "spec.ports[0].name")
+            .find(|(p, _)| doc.path(*p) == "spec.ports[0].name")
             .unwrap()
             .1;
         assert_eq!(&text[key.start..key.end], "name");

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# usage: sudo bench/run.sh [--quick]
+#
+# Every benchmark of BENCHMARKS.md in one run: compile time and peak RSS next
+# to the YAML-parse floor, nft load / atomic replace next to kube-proxy's
+# nftables layout, new-connection time through the node for both back ends,
+# and the full replace a one-Service change costs today. Prints Markdown
+# tables and writes bench/out/load_time.svg. --quick uses small sizes.
+#
+# Needs root (network namespaces), ip, nft, iptables-restore, python3, cargo;
+# installs GNU time if missing. Touches only the knc-bench-* namespaces it
+# creates, and deletes them on exit; ends only the processes it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --release -q --bin knc
+cargo build --release -q -p knc-compiler --example parse_only
+exec python3 bench/run.py --target "$CARGO_TARGET_DIR/release" "$@"
