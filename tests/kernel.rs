@@ -24,7 +24,9 @@
 //! Every behavioural test is a `fn(Backend)` run twice by
 //! [`backend_tests!`]: `<module>::<name>::nft` loads `knc compile` output
 //! with `nft -f`, `<module>::<name>::iptables` loads `--format iptables`
-//! output with `iptables-restore --noflush`, with the same expectations.
+//! output with `iptables-restore --noflush` (and, in dual-stack
+//! topologies, `--format ip6tables` output with `ip6tables-restore
+//! --noflush`), with the same expectations.
 //! `cargo test --test kernel iptables` runs one back end.
 
 #[path = "kernel/affinity.rs"]

@@ -32,7 +32,7 @@
 //!   off on the nodes (a reject is an ICMP error, limited per destination
 //!   to a burst of 6 then one a second, which turns the seventh quick
 //!   reject into a timeout).
-//! * IPv6 ([`Topology::build_dual`]) mirrors the IPv4 plan, every address
+//! * IPv6 ([`Topology::build_dual_for`]) mirrors the IPv4 plan, every address
 //!   of the same shape: node1 `fd00:172:30::1/64` on n2 and
 //!   `fd00:172:30:1::1/64` on cl, node2 `fd00:172:30::2/64`, the client
 //!   `fd00:172:30:1::100/64` (default via node1), pod 10.244.N.M also
@@ -52,12 +52,15 @@
 //!   a panicking test first prints the ruleset it loaded and node1's live
 //!   ruleset.
 //! * A topology serves one [`Backend`]: `load_manifests` compiles with
-//!   `--format nft` and loads with `nft -f`, or compiles with `--format
-//!   iptables` and loads with `iptables-restore --noflush` the way a node
-//!   sharing its tables with other software would: the first load inserts
-//!   knc's hooks (`--iptables-hooks insert`), every later one moves them
-//!   back to the front (`--iptables-hooks reinsert`). Tests written as
-//!   `fn(Backend)` run against both through `backend_tests!`.
+//!   `--format nft` and loads with `nft -f` (one text holds both
+//!   families), or compiles with `--format iptables` and loads with
+//!   `iptables-restore --noflush` the way a node sharing its tables with
+//!   other software would: the first load inserts knc's hooks
+//!   (`--iptables-hooks insert`), every later one moves them back to the
+//!   front (`--iptables-hooks reinsert`). In a dual-stack topology the
+//!   iptables back end also compiles `--format ip6tables` and loads it
+//!   with `ip6tables-restore --noflush`, hooks tracked per family. Tests
+//!   written as `fn(Backend)` run against both through `backend_tests!`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -169,6 +172,61 @@ impl Backend {
     }
 }
 
+/// A program that loads knc output into node1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    /// `nft -f`: `--format nft`, both families in one text.
+    Nft,
+    /// `iptables-restore`: `--format iptables`.
+    Iptables,
+    /// `ip6tables-restore`: `--format ip6tables`.
+    Ip6tables,
+}
+
+impl Loader {
+    /// The loading program.
+    pub fn program(self) -> &'static str {
+        match self {
+            Loader::Nft => "nft",
+            Loader::Iptables => "iptables-restore",
+            Loader::Ip6tables => "ip6tables-restore",
+        }
+    }
+
+    /// The program dumping what is loaded, for failure reports.
+    fn dump(self) -> &'static [&'static str] {
+        match self {
+            Loader::Nft => &["nft", "list", "ruleset"],
+            Loader::Iptables => &["iptables-save"],
+            Loader::Ip6tables => &["ip6tables-save"],
+        }
+    }
+
+    /// Index into [`Topology::hooked`] (iptables families only).
+    fn family(self) -> usize {
+        match self {
+            Loader::Ip6tables => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// What `knc compile` printed for node1: one text per [`Loader`] this
+/// topology uses (nft: one; iptables: one, or two in dual-stack
+/// topologies, IPv4 first).
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub texts: Vec<(Loader, String)>,
+}
+
+impl Compiled {
+    /// The text of a single-text topology (panics when there are two).
+    pub fn text(&self) -> &str {
+        assert_eq!(self.texts.len(), 1, "several texts: {:?}", self.texts);
+        &self.texts[0].1
+    }
+}
+
 /// Where a probe starts.
 #[derive(Debug, Clone, Copy)]
 pub enum From<'a> {
@@ -189,15 +247,17 @@ pub struct Topology {
     client: Netns,
     node2: Netns,
     node1: Netns,
-    loaded: Vec<String>,
+    /// Every text loaded into node1, in order.
+    loaded: Vec<(Loader, String)>,
     compiles: usize,
-    /// IPv6 addresses and routes too ([`Topology::build_dual`]).
+    /// IPv6 addresses and routes too ([`Topology::build_dual_for`]).
     dual: bool,
     dir: tempfile::TempDir,
     backend: Backend,
-    /// knc's iptables hooks are installed in node1 (the next `--noflush`
-    /// load must reinsert them, not insert them again).
-    hooked: bool,
+    /// knc's iptables / ip6tables hooks are installed in node1 (the next
+    /// `--noflush` load of that family must reinsert them, not insert them
+    /// again).
+    hooked: [bool; 2],
 }
 
 fn sysctl(key: &str, value: &'static str) -> (String, &'static str) {
@@ -247,10 +307,12 @@ impl Topology {
         Topology::build_with(backend, id, pods, false)
     }
 
-    /// Like [`Topology::build`], with IPv6 as well: every namespace also
-    /// gets its IPv6 address and routes (see the module doc).
-    pub fn build_dual(id: &str, pods: &[Pod]) -> Topology {
-        Topology::build_with(Backend::Nft, id, pods, true)
+    /// Like [`Topology::build_for`], with IPv6 as well: every namespace
+    /// also gets its IPv6 address and routes (see the module doc). With the
+    /// iptables back end both the `iptables` and the `ip6tables` text are
+    /// loaded.
+    pub fn build_dual_for(backend: Backend, id: &str, pods: &[Pod]) -> Topology {
+        Topology::build_with(backend, id, pods, true)
     }
 
     fn build_with(backend: Backend, id: &str, pods: &[Pod], dual: bool) -> Topology {
@@ -270,7 +332,7 @@ impl Topology {
             dual,
             dir: tempfile::tempdir().expect("tempdir"),
             backend,
-            hooked: false,
+            hooked: [false; 2],
         };
         for pod in pods {
             assert!(
@@ -472,20 +534,46 @@ impl Topology {
             .unwrap_or_else(|| panic!("no pod named {name}"))
     }
 
-    /// Compiles `manifests` (YAML) with the real `knc` binary for node1 and
-    /// returns the text for this topology's back end; iptables hooks are
-    /// inserted on the first load and reinserted after (see the module doc).
-    pub fn compile(&mut self, manifests: &str) -> String {
-        match self.backend {
-            Backend::Nft => self.compile_with(manifests, &[]),
-            Backend::Iptables => {
-                let hooks = if self.hooked { "reinsert" } else { "insert" };
-                self.compile_with(
-                    manifests,
-                    &["--format", "iptables", "--iptables-hooks", hooks],
-                )
-            }
+    /// The loaders this topology's output goes through, in load order.
+    fn loaders(&self) -> &'static [Loader] {
+        match (self.backend, self.dual) {
+            (Backend::Nft, _) => &[Loader::Nft],
+            (Backend::Iptables, false) => &[Loader::Iptables],
+            (Backend::Iptables, true) => &[Loader::Iptables, Loader::Ip6tables],
         }
+    }
+
+    /// Compiles `manifests` (YAML) with the real `knc` binary for node1:
+    /// one text per loader of this topology's back end; iptables hooks are
+    /// inserted on a family's first load and reinserted after (see the
+    /// module doc).
+    pub fn compile(&mut self, manifests: &str) -> Compiled {
+        let texts = self
+            .loaders()
+            .iter()
+            .map(|&loader| {
+                let hooks = if self.hooked[loader.family()] {
+                    "reinsert"
+                } else {
+                    "insert"
+                };
+                let text = match loader {
+                    Loader::Nft => self.compile_with(manifests, &[]),
+                    Loader::Iptables | Loader::Ip6tables => {
+                        let format = match loader {
+                            Loader::Iptables => "iptables",
+                            _ => "ip6tables",
+                        };
+                        self.compile_with(
+                            manifests,
+                            &["--format", format, "--iptables-hooks", hooks],
+                        )
+                    }
+                };
+                (loader, text)
+            })
+            .collect();
+        Compiled { texts }
     }
 
     /// Compiles `manifests` for node1 with extra `knc compile` arguments.
@@ -526,39 +614,51 @@ impl Topology {
         let n = self.loaded.len();
         let file = self.dir.path().join(format!("ruleset-{n}.nft"));
         std::fs::write(&file, text).expect("write ruleset");
-        self.loaded.push(text.to_owned());
+        self.loaded.push((Loader::Nft, text.to_owned()));
         let file = file.to_str().expect("utf-8 path").to_owned();
         self.node1.exec("nft", &["-f", &file]);
     }
 
     /// Loads `iptables-restore` input into node1 with `args` (e.g.
-    /// `--noflush`); records that knc's hooks are in place.
+    /// `--noflush`); records that knc's IPv4 hooks are in place.
     pub fn load_iptables(&mut self, text: &str, args: &[&str]) {
+        self.load_restore(Loader::Iptables, text, args);
+    }
+
+    /// Loads `iptables-restore` or `ip6tables-restore` input into node1
+    /// with `args`; records whether knc's hooks of that family are in place.
+    fn load_restore(&mut self, loader: Loader, text: &str, args: &[&str]) {
         let n = self.loaded.len();
-        let file = self.dir.path().join(format!("ruleset-{n}.iptables"));
+        let file = self
+            .dir
+            .path()
+            .join(format!("ruleset-{n}.{}", loader.program()));
         std::fs::write(&file, text).expect("write ruleset");
-        self.loaded.push(text.to_owned());
+        self.loaded.push((loader, text.to_owned()));
         let file = file.to_str().expect("utf-8 path").to_owned();
         let mut argv = args.to_vec();
         argv.push(&file);
-        self.node1.exec("iptables-restore", &argv);
-        self.hooked |= text.contains("-j KNC-SERVICES");
+        self.node1.exec(loader.program(), &argv);
+        self.hooked[loader.family()] |= text.contains("-j KNC-SERVICES");
     }
 
     /// Loads knc output the way this topology's back end is loaded: `nft
-    /// -f`, or `iptables-restore --noflush`.
-    pub fn load(&mut self, text: &str) {
-        match self.backend {
-            Backend::Nft => self.load_nft(text),
-            Backend::Iptables => self.load_iptables(text, &["--noflush"]),
+    /// -f`, or `iptables-restore --noflush` (and `ip6tables-restore
+    /// --noflush` for the IPv6 text).
+    pub fn load(&mut self, compiled: &Compiled) {
+        for (loader, text) in &compiled.texts {
+            match loader {
+                Loader::Nft => self.load_nft(text),
+                _ => self.load_restore(*loader, text, &["--noflush"]),
+            }
         }
     }
 
     /// Compiles `manifests` and loads the result into node1; returns it.
-    pub fn load_manifests(&mut self, manifests: &str) -> String {
-        let text = self.compile(manifests);
-        self.load(&text);
-        text
+    pub fn load_manifests(&mut self, manifests: &str) -> Compiled {
+        let compiled = self.compile(manifests);
+        self.load(&compiled);
+        compiled
     }
 
     /// `iptables-save` of node1 without comments and counters, so two
@@ -585,24 +685,29 @@ impl Drop for Topology {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let mut report = format!("\n===== [{}] kernel test failed =====\n", self.id);
-            match self.loaded.last() {
-                Some(text) => report += &format!("--- last ruleset loaded into node1:\n{text}\n"),
-                None => report += "--- no ruleset was loaded\n",
+            let last = self.loaded.len().saturating_sub(self.loaders().len());
+            if self.loaded.is_empty() {
+                report += "--- no ruleset was loaded\n";
             }
-            let live: &[&str] = match self.backend {
-                Backend::Nft => &["nft", "list", "ruleset"],
-                Backend::Iptables => &["iptables-save"],
-            };
-            if let Ok(out) = Command::new("ip")
-                .args(["netns", "exec", self.node1.name()])
-                .args(live)
-                .output()
-            {
+            for (loader, text) in &self.loaded[last..] {
                 report += &format!(
-                    "--- {} in node1:\n{}\n",
-                    live.join(" "),
-                    String::from_utf8_lossy(&out.stdout)
+                    "--- last {} input loaded into node1:\n{text}\n",
+                    loader.program()
                 );
+            }
+            for loader in self.loaders() {
+                let live = loader.dump();
+                if let Ok(out) = Command::new("ip")
+                    .args(["netns", "exec", self.node1.name()])
+                    .args(live)
+                    .output()
+                {
+                    report += &format!(
+                        "--- {} in node1:\n{}\n",
+                        live.join(" "),
+                        String::from_utf8_lossy(&out.stdout)
+                    );
+                }
             }
             eprintln!("{report}");
         }

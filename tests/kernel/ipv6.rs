@@ -1,12 +1,13 @@
 //! IPv6 and dual stack through `knc compile` output, in the dual-stack
-//! topology ([`Topology::build_dual`]: the IPv4 plan mirrored in
-//! `fd00:…`, see the harness doc).
+//! topology ([`Topology::build_dual_for`]: the IPv4 plan mirrored in
+//! `fd00:…`, see the harness doc). With the iptables back end node1 gets
+//! both the `--format iptables` and the `--format ip6tables` text.
 
 use std::time::Duration;
 
-use crate::harness::{From, Pod, Topology, CLIENT, CLIENT6, NODE1_LOCAL, NODE1_LOCAL6};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT, CLIENT6, NODE1_LOCAL, NODE1_LOCAL6};
 use crate::manifests::{cluster_dual, ep, slice, slice6};
-use crate::require_kernel;
+use crate::{backend_tests, require_kernel};
 
 const SPREAD: usize = 30;
 const FAST: Duration = Duration::from_millis(500);
@@ -43,10 +44,11 @@ fn http6(service: &str, eps: &[crate::manifests::Ep]) -> String {
     slice6(service, "v6", &[("http", "TCP", 8080)], eps)
 }
 
-#[test]
-fn ipv6_clusterip_tcp_two_endpoints() {
+backend_tests!(ipv6_clusterip_tcp_two_endpoints);
+fn ipv6_clusterip_tcp_two_endpoints(backend: Backend) {
     require_kernel!("ipv6_clusterip_tcp_two_endpoints");
-    let mut topo = Topology::build_dual(
+    let mut topo = Topology::build_dual_for(
+        backend,
         "v6cip",
         &[
             Pod::new("w6-a", "10.244.1.1").tcp(&[8080]),
@@ -74,10 +76,11 @@ fn ipv6_clusterip_tcp_two_endpoints() {
         .assert_sources_within(&NODE1_LOCAL6);
 }
 
-#[test]
-fn ipv6_nodeport_from_client_is_masqueraded() {
+backend_tests!(ipv6_nodeport_from_client_is_masqueraded);
+fn ipv6_nodeport_from_client_is_masqueraded(backend: Backend) {
     require_kernel!("ipv6_nodeport_from_client_is_masqueraded");
-    let mut topo = Topology::build_dual(
+    let mut topo = Topology::build_dual_for(
+        backend,
         "v6np",
         &[
             Pod::new("n6-a", "10.244.1.1").tcp(&[8080]),
@@ -99,10 +102,10 @@ fn ipv6_nodeport_from_client_is_masqueraded() {
         .assert_refused_within(FAST);
 }
 
-#[test]
-fn ipv6_no_endpoints_is_refused_and_unallocated_dropped() {
+backend_tests!(ipv6_no_endpoints_is_refused_and_unallocated_dropped);
+fn ipv6_no_endpoints_is_refused_and_unallocated_dropped(backend: Backend) {
     require_kernel!("ipv6_no_endpoints_is_refused_and_unallocated_dropped");
-    let mut topo = Topology::build_dual("v6none", &[Pod::new("e6-cli", "10.244.1.1")]);
+    let mut topo = Topology::build_dual_for(backend, "v6none", &[Pod::new("e6-cli", "10.244.1.1")]);
     topo.load_manifests(&cluster_dual(&[
         &svc6("empty6", "fd00:10:96::50", None),
         &http6("empty6", &[]),
@@ -119,13 +122,14 @@ fn ipv6_no_endpoints_is_refused_and_unallocated_dropped() {
         .assert_timeout();
 }
 
-#[test]
-fn dual_stack_service_each_family_reaches_its_own_endpoints() {
+backend_tests!(dual_stack_service_each_family_reaches_its_own_endpoints);
+fn dual_stack_service_each_family_reaches_its_own_endpoints(backend: Backend) {
     require_kernel!("dual_stack_service_each_family_reaches_its_own_endpoints");
     // The IPv4 slice names pods d-4a and d-4b, the IPv6 slice pods d-6a and
     // d-6b (every pod has both addresses and listens on both), so an
     // answer says which family's endpoints the connection went to.
-    let mut topo = Topology::build_dual(
+    let mut topo = Topology::build_dual_for(
+        backend,
         "dual",
         &[
             Pod::new("d-4a", "10.244.1.1").tcp(&[8080]),
@@ -194,10 +198,14 @@ spec:
         .assert_sources_within(&[CLIENT]);
 }
 
-#[test]
-fn ipv6_hairpin_lands_on_itself_masqueraded() {
+backend_tests!(ipv6_hairpin_lands_on_itself_masqueraded);
+fn ipv6_hairpin_lands_on_itself_masqueraded(backend: Backend) {
     require_kernel!("ipv6_hairpin_lands_on_itself_masqueraded");
-    let mut topo = Topology::build_dual("v6hair", &[Pod::new("h6-a", "10.244.1.1").tcp(&[8080])]);
+    let mut topo = Topology::build_dual_for(
+        backend,
+        "v6hair",
+        &[Pod::new("h6-a", "10.244.1.1").tcp(&[8080])],
+    );
     topo.load_manifests(&cluster_dual(&[
         &svc6("hp6", "fd00:10:96::80", None),
         &http6("hp6", &[ep("fd00:10:244:1::1")]),

@@ -12,16 +12,16 @@
 //! rows too. The table is kube-proxy's "base" case (a cluster CIDR known,
 //! no masquerade-all); its comments mark where the result is not obvious.
 //!
-//! One topology per Service variant (three tests run in parallel), nine
-//! rows each.
+//! One topology per Service variant and back end (the tests run in
+//! parallel), nine rows each.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::harness::{From, Pod, Topology, CLIENT, NODE1, NODE1_ALT, NODE1_LOCAL};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT, NODE1, NODE1_ALT, NODE1_LOCAL};
 use crate::manifests::{cluster, ep, slice};
 use crate::probe::Outcome;
-use crate::require_kernel;
+use crate::{backend_tests, require_kernel};
 
 /// Attempts per row: with two equally likely endpoints, all 30 landing on
 /// one has probability 2^-29.
@@ -163,10 +163,11 @@ status:
     )
 }
 
-fn run(svc: Svc, id: &str) {
+fn run(backend: Backend, svc: Svc, id: &str) {
     let rows: Vec<_> = MATRIX.iter().filter(|r| r.0 == svc).collect();
     assert_eq!(rows.len(), 9, "every source × destination, once");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         id,
         &[
             Pod::new("mx-1", "10.244.1.1").tcp(&[8080]),
@@ -218,7 +219,7 @@ fn run(svc: Svc, id: &str) {
             });
         if !all_answered || probes.pods() != want_pods || !sources_ok {
             failures.push(format!(
-                "{svc:?} {src:?} -> {dst:?}: want {answer:?} {want_pods:?} seeing {seen:?} \
+                "{backend:?} {svc:?} {src:?} -> {dst:?}: want {answer:?} {want_pods:?} seeing {seen:?} \
                  (own {own}); got pods {:?} sources {sources:?}\n{probes:?}",
                 probes.pods()
             ));
@@ -233,22 +234,22 @@ fn run(svc: Svc, id: &str) {
     );
 }
 
-#[test]
-fn matrix_plain() {
+backend_tests!(matrix_plain);
+fn matrix_plain(backend: Backend) {
     require_kernel!("matrix_plain");
-    run(Plain, "mxpl");
+    run(backend, Plain, "mxpl");
 }
 
-#[test]
-fn matrix_external_policy_local() {
+backend_tests!(matrix_external_policy_local);
+fn matrix_external_policy_local(backend: Backend) {
     require_kernel!("matrix_external_policy_local");
-    run(EtpLocal, "mxetp");
+    run(backend, EtpLocal, "mxetp");
 }
 
-#[test]
-fn matrix_internal_policy_local() {
+backend_tests!(matrix_internal_policy_local);
+fn matrix_internal_policy_local(backend: Backend) {
     require_kernel!("matrix_internal_policy_local");
-    run(ItpLocal, "mxitp");
+    run(backend, ItpLocal, "mxitp");
 }
 
 /// The table itself is not vacuous: it holds both kinds of source and

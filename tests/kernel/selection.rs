@@ -3,9 +3,9 @@
 //! separately for the cluster-wide and node-local sets, and
 //! loadBalancerSourceRanges as seen from node1 itself and from pods.
 
-use crate::harness::{From, Pod, Topology, CLIENT};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT};
 use crate::manifests::{cluster, cluster_with, NODES};
-use crate::require_kernel;
+use crate::{backend_tests, require_kernel};
 
 const SPREAD: usize = 30;
 
@@ -55,10 +55,11 @@ fn hinted(ip: &str, node: &str, zone: Option<&str>) -> String {
     format!("- addresses: [{ip}]\n  conditions: {{ready: true}}\n  nodeName: {node}\n{hints}")
 }
 
-#[test]
-fn topology_hints_for_this_zone() {
+backend_tests!(topology_hints_for_this_zone);
+fn topology_hints_for_this_zone(backend: Backend) {
     require_kernel!("topology_hints_for_this_zone");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "zones",
         &[
             Pod::new("z-1a", "10.244.1.1").tcp(&[8080]),
@@ -105,10 +106,11 @@ fn topology_hints_for_this_zone() {
     }
 }
 
-#[test]
-fn fallback_to_terminating_is_decided_per_set() {
+backend_tests!(fallback_to_terminating_is_decided_per_set);
+fn fallback_to_terminating_is_decided_per_set(backend: Backend) {
     require_kernel!("fallback_to_terminating_is_decided_per_set");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "perset",
         &[
             Pod::new("s-term", "10.244.1.1").tcp(&[8080]),
@@ -166,10 +168,11 @@ spec:
         .assert_pods(&["s-ready"]);
 }
 
-#[test]
-fn source_ranges_seen_from_node_and_pods() {
+backend_tests!(source_ranges_seen_from_node_and_pods);
+fn source_ranges_seen_from_node_and_pods(backend: Backend) {
     require_kernel!("source_ranges_seen_from_node_and_pods");
-    let mut topo = Topology::build(
+    let mut topo = Topology::build_for(
+        backend,
         "lbnode",
         &[
             Pod::new("r-a", "10.244.1.1").tcp(&[8080]),

@@ -556,7 +556,7 @@ fn loading_twice_is_idempotent(backend: Backend) {
         Backend::Nft => topo.load_nft("table ip other {\n  chain keep {\n    type filter hook input priority 0; policy accept;\n  }\n}\n"),
         Backend::Iptables => topo.load_iptables(OTHER_MANGLE, &[]),
     }
-    let text = topo.compile(&cluster(&[
+    let compiled = topo.compile(&cluster(&[
         &web_service("tw", "10.96.0.110"),
         &http_slice("tw", &[ep("10.244.1.1"), ep("10.244.2.1")]),
         "apiVersion: v1
@@ -576,13 +576,14 @@ spec:
 ",
         &http_slice("tw-np", &[ep("10.244.1.1")]),
     ]));
+    let text = compiled.text();
     let dump = |topo: &Topology| match backend {
         Backend::Nft => topo.nft(&["list", "ruleset"]),
         Backend::Iptables => topo.iptables_save(),
     };
     let load = |topo: &mut Topology| match backend {
-        Backend::Nft => topo.load_nft(&text),
-        Backend::Iptables => topo.load_iptables(&text, &[]),
+        Backend::Nft => topo.load_nft(text),
+        Backend::Iptables => topo.load_iptables(text, &[]),
     };
     load(&mut topo);
     let once = dump(&topo);
@@ -663,6 +664,7 @@ fn iptables_noflush_leaves_other_rules_alone() {
         &web_service("ot", "10.96.0.120"),
         &http_slice("ot", &[ep("10.244.1.1")]),
     ]));
+    let text = text.text();
     assert!(text.contains("\n-I PREROUTING 1 ") && !text.contains("\n-D "));
     assert_eq!(
         not_knc(&topo),
@@ -678,7 +680,7 @@ fn iptables_noflush_leaves_other_rules_alone() {
         &web_service("ot", "10.96.0.120"),
         &http_slice("ot", &[ep("10.244.1.2")]),
     ]));
-    assert!(text.contains("\n-D PREROUTING "));
+    assert!(text.text().contains("\n-D PREROUTING "));
     assert_eq!(not_knc(&topo), theirs, "the reload changed others' rules");
     assert_hooks_once(&topo);
     topo.tcp(From::Client, "10.96.0.120:80", 3)
