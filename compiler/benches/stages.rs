@@ -84,7 +84,11 @@ fn stages(c: &mut Criterion) {
     });
     group.bench_function("model-build", |b| b.iter(|| model::build(&loaded)));
     group.bench_function("lower", |b| {
-        b.iter_batched(options, |o| lower::lower(&cluster, &o), BatchSize::SmallInput)
+        b.iter_batched(
+            options,
+            |o| lower::lower(&cluster, &o),
+            BatchSize::SmallInput,
+        )
     });
     group.bench_function("emit-nft", |b| b.iter(|| back::emit(Format::Nft, &ruleset)));
     group.bench_function("emit-iptables", |b| {

@@ -1,9 +1,11 @@
 //! Session affinity across families: IPv4 remembers each client's backend
 //! in a dynamic map (with the Service's timeout); IPv6 sticks by a hash of
 //! the client address (nft 1.0.6 cannot generate the IPv6 map update; see
-//! README). Either way one client keeps one backend while clients spread.
+//! README); the iptables back end uses `-m recent` in both. Either way one
+//! client keeps one backend while clients spread.
 
-use crate::harness::{From, Pod, Topology};
+use crate::backend_tests;
+use crate::harness::{Backend, From, Pod, Topology};
 use crate::manifests::{cluster_dual, ep, slice, slice6};
 use crate::require_kernel;
 
@@ -28,8 +30,8 @@ spec:
     targetPort: 8080
 ";
 
-#[test]
-fn affinity_keeps_each_client_on_one_backend_in_both_families() {
+backend_tests!(affinity_keeps_each_client_on_one_backend_in_both_families);
+fn affinity_keeps_each_client_on_one_backend_in_both_families(backend: Backend) {
     require_kernel!("affinity_keeps_each_client_on_one_backend_in_both_families");
     let names = ["st-a", "st-b", "st-c"];
     let mut pods: Vec<Pod> = names
@@ -53,7 +55,7 @@ fn affinity_keeps_each_client_on_one_backend_in_both_families() {
             ][i],
         ));
     }
-    let mut topo = Topology::build_dual("affin2", &pods);
+    let mut topo = Topology::build_dual_for(backend, "affin2", &pods);
     topo.load_manifests(&cluster_dual(&[
         STICKY,
         &slice(
