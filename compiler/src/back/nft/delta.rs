@@ -126,11 +126,14 @@ fn family_delta(before: &FamilyEmitter, after: &FamilyEmitter, out: &mut String)
     }
     out.push_str(&additions);
 
-    // Chains before the sets and maps they may reference.
-    let removed: Vec<(&String, &Item)> = old_items
+    // Referrers before what they refer to: route chains (jumped to only
+    // from elements deleted above), then the dnat chains they jump to, then
+    // the sets and maps those look up.
+    let mut removed: Vec<(&String, &Item)> = old_items
         .iter()
         .filter(|(name, _)| !new_items.contains_key(*name))
         .collect();
+    removed.sort_by_key(|(name, _)| (name.starts_with("dnat-"), name.as_str()));
     for (name, item) in removed.iter().filter(|(_, i)| i.kind == "chain") {
         let _ = writeln!(out, "delete {} {family} {TABLE} {name}", item.kind);
     }
@@ -251,8 +254,15 @@ mod tests {
             delta.contains("delete map ip knc vip-cluster-2\n"),
             "{delta}"
         );
-        let chain_deleted = delta.find("delete chain").unwrap();
+        let route_deleted = delta.find("delete chain ip knc vip-cluster-c2").unwrap();
+        let chain_deleted = delta
+            .find("delete chain ip knc dnat-vip-cluster-2")
+            .unwrap();
         let map_deleted = delta.find("delete map").unwrap();
+        assert!(
+            route_deleted < chain_deleted,
+            "route chain before the dnat chain it jumps to"
+        );
         assert!(chain_deleted < map_deleted, "chain before the map it uses");
     }
 

@@ -9,22 +9,21 @@
 //!
 //! * `frontends` (`daddr . l4proto . dport : verdict`) and `nodeports`
 //!   (`l4proto . dport : verdict`) send a new connection to a **route
-//!   chain**. There is one route chain per distinct [`Routing`] (and key
-//!   kind), shared by every frontend routed alike; it tells the source
-//!   classes apart (node, pods, external), marks for masquerade, rejects or
-//!   drops.
-//! * Forwarding goes to `dnat-<vip|nodeport>-<cluster|local>`, which looks
-//!   the frontend up in a **sizes map** to find its backend group: all
-//!   frontends whose set has the same number of random slots (one per
-//!   backend for equal weights) share a group chain
-//!   `dnat-vip-cluster-<N>`, a single rule `dnat to <key> . numgen random
-//!   mod N map @vip-cluster-<N>`. The backends maps are plain hash maps with
-//!   one element per slot, so picking a backend is one exact lookup, with no
-//!   chain per Service or endpoint. (Interval maps keyed by a random range
-//!   were tried first: their set backend made loading 10,000 Services three
-//!   times slower.)
+//!   chain**. There is one route chain per distinct [`Routing`] and backend
+//!   group sizes, shared by every frontend routed alike; it tells the source
+//!   classes apart (node, pods, external), marks for masquerade, refuses or
+//!   drops, or jumps to the dnat chain of the frontend's backend group.
+//! * A **backend group** is every frontend whose set has the same number of
+//!   random slots (one per backend for equal weights). Its chain
+//!   `dnat-vip-cluster-<N>` is a single rule, `dnat to <key> . numgen random
+//!   mod N map @vip-cluster-<N>`, over a plain hash map with one element per
+//!   slot: picking a backend is one exact lookup, with no chain per Service
+//!   or endpoint. (Interval maps keyed by a random range were tried first:
+//!   their set backend made loading 10,000 Services three times slower. A
+//!   second lookup to find the group cost 10,000 more elements.)
 //! * `postrouting` masquerades marked connections and hairpin connections
-//!   (source equals the chosen backend, found in the `hairpin` set).
+//!   (source equals the chosen backend, found in the `hairpin` set, which
+//!   holds only this node's endpoints: no other pod's traffic passes here).
 //! * After the dispatch, traffic to an active ClusterIP on an unknown port is
 //!   rejected and traffic to other addresses in the service CIDRs dropped.
 //! * Every reject goes to the `refuse` chain: a TCP reset for TCP, ICMP port
@@ -152,8 +151,8 @@ struct FamilyEmitter<'a> {
     ruleset: &'a Ruleset,
     family: Family,
     syntax: Syntax,
-    /// Route chains in use: (key kind, routing) → chain name.
-    routes: BTreeMap<(KeyKind, RoutingKey), String>,
+    /// Route chains in use: (key kind, routing, backend groups) → name.
+    routes: BTreeMap<(KeyKind, RoutingKey, Pickers), String>,
     /// Backend groups in use: key kind, set and slot count.
     groups: BTreeSet<Group>,
     /// How each group's frontends pick a slot: at random, or (`true`) by a
@@ -169,6 +168,10 @@ struct FamilyEmitter<'a> {
 /// one dnat chain and one backends map.
 type Group = (KeyKind, SetKind, u32);
 
+/// For the cluster-wide and the node-local set (indexed by `SetKind`): the
+/// slot count and stickiness of the frontend's group, when routed there.
+type Pickers = [Option<(u32, bool)>; 2];
+
 /// Frontends whose Services keep clients on one backend for `timeout` seconds.
 fn affinity_set(timeout: u32, kind: KeyKind) -> String {
     format!("affinity-{}-{timeout}", kind.name())
@@ -176,10 +179,6 @@ fn affinity_set(timeout: u32, kind: KeyKind) -> String {
 
 /// Most clients remembered for session affinity, across all Services.
 const AFFINITY_MAP_SIZE: u32 = 1 << 20;
-
-fn sizes_map(kind: KeyKind, set: SetKind) -> String {
-    format!("{}-{}-sizes", kind.name(), set_name(set))
-}
 
 fn backends_map((kind, set, modulus): Group) -> String {
     format!("{}-{}-{modulus}", kind.name(), set_name(set))
@@ -286,27 +285,19 @@ impl<'a> FamilyEmitter<'a> {
                 self.push("nodeport-cidrs", Element::key(net.to_string()));
             }
         }
-        let mut hairpin = BTreeSet::new();
         for service in ruleset.services.iter().filter(|s| s.family == family) {
             for frontend in &service.frontends {
                 let key = frontend_key(service, frontend);
-                self.frontend(service, frontend, &key, &mut hairpin);
+                self.frontend(service, frontend, &key);
             }
         }
-        for ip in hairpin {
+        for ip in hairpin_candidates(ruleset, family) {
             self.push("hairpin", Element::key(format!("{ip} . {ip}")));
         }
     }
 
-    fn frontend(
-        &mut self,
-        service: &ServicePort,
-        frontend: &Frontend,
-        key: &str,
-        hairpin: &mut BTreeSet<IpAddr>,
-    ) {
+    fn frontend(&mut self, service: &ServicePort, frontend: &Frontend, key: &str) {
         let kind = KeyKind::of(frontend);
-        let route_chain = self.route_chain(kind, &frontend.routing);
         let comment = safe_comment(&service.display_name());
         let dispatch = match kind {
             KeyKind::Vip => "frontends",
@@ -323,10 +314,6 @@ impl<'a> FamilyEmitter<'a> {
                 .or_default()
                 .insert(service.protocol);
         }
-        self.push(
-            dispatch,
-            Element::mapping(key, format!("goto {route_chain}")).with_comment(comment),
-        );
         let routes = [
             frontend.routing.node,
             frontend.routing.pods,
@@ -339,18 +326,14 @@ impl<'a> FamilyEmitter<'a> {
                 _ => None,
             })
             .collect();
+        let mut pickers = [None, None];
         for set in sets {
             let backends = service.backends.get(set);
             let slots = slots(backends);
             let modulus: u32 = slots.iter().sum();
             let group = (kind, set, modulus);
-            self.push_owned(
-                sizes_map(kind, set),
-                Element::mapping(key, format!("goto {}", dnat_chain(group, sticky))),
-            );
             let mut slot = 0;
             for (backend, count) in backends.iter().zip(slots) {
-                hairpin.insert(backend.address);
                 let target = format!("{} . {}", backend.address, backend.port);
                 for _ in 0..count {
                     self.push_owned(
@@ -362,7 +345,13 @@ impl<'a> FamilyEmitter<'a> {
             }
             self.groups.insert(group);
             self.pickers.insert((group, sticky));
+            pickers[set as usize] = Some((modulus, sticky));
         }
+        let route_chain = self.route_chain(kind, &frontend.routing, pickers);
+        self.push(
+            dispatch,
+            Element::mapping(key, format!("goto {route_chain}")).with_comment(comment),
+        );
         if kind == KeyKind::Vip && !frontend.allowed_sources.is_empty() {
             self.push("firewalled", Element::key(key));
             for net in &frontend.allowed_sources {
@@ -371,11 +360,12 @@ impl<'a> FamilyEmitter<'a> {
         }
     }
 
-    /// The route chain for a routing, created on first use.
-    fn route_chain(&mut self, kind: KeyKind, routing: &Routing) -> String {
+    /// The route chain for a routing and its backend groups, created on
+    /// first use.
+    fn route_chain(&mut self, kind: KeyKind, routing: &Routing, pickers: Pickers) -> String {
         self.routes
-            .entry((kind, routing_key(routing)))
-            .or_insert_with(|| route_chain_name(kind, routing))
+            .entry((kind, routing_key(routing), pickers))
+            .or_insert_with(|| route_chain_name(kind, routing, pickers))
             .clone()
     }
 
@@ -413,19 +403,6 @@ impl<'a> FamilyEmitter<'a> {
         let nodeport = "meta l4proto . th dport".to_string();
         let _ = writeln!(out, "\tmap frontends {{ typeof {vip} : verdict; }}");
         let _ = writeln!(out, "\tmap nodeports {{ typeof {nodeport} : verdict; }}");
-        for kind in [KeyKind::Vip, KeyKind::NodePort] {
-            for set in [SetKind::Cluster, SetKind::Local] {
-                let key = match kind {
-                    KeyKind::Vip => &vip,
-                    KeyKind::NodePort => &nodeport,
-                };
-                let _ = writeln!(
-                    out,
-                    "\tmap {} {{ typeof {key} : verdict; }}",
-                    sizes_map(kind, set)
-                );
-            }
-        }
         if !self.affinity.is_empty() {
             let _ = writeln!(
                 out,
@@ -514,38 +491,38 @@ impl<'a> FamilyEmitter<'a> {
     }
 
     fn route_chains(&self, out: &mut String) {
-        let mut chains: Vec<(&String, KeyKind, &RoutingKey)> = self
+        let mut chains: Vec<(&String, KeyKind, &RoutingKey, Pickers)> = self
             .routes
             .iter()
-            .map(|((kind, key), name)| (name, *kind, key))
+            .map(|((kind, key, pickers), name)| (name, *kind, key, *pickers))
             .collect();
         chains.sort();
-        for (name, kind, key) in chains {
+        for (name, kind, key, pickers) in chains {
             let routing = routing_from_key(key);
-            chain(out, name, &self.route_rules(kind, &routing));
+            chain(out, name, &self.route_rules(kind, &routing, pickers));
         }
     }
 
     /// Source classes checked in the order node, pods, external; a class
     /// whose route equals the external one needs no rule of its own unless
     /// an earlier class must not fall into a later one.
-    fn route_rules(&self, kind: KeyKind, routing: &Routing) -> Vec<String> {
+    fn route_rules(&self, kind: KeyKind, routing: &Routing, pickers: Pickers) -> Vec<String> {
         let a = self.syntax.addr;
         let mut rules = Vec::new();
         let pods_differ = routing.pods != routing.external;
         if routing.node != routing.external || pods_differ {
             rules.push(format!(
                 "fib saddr type local {}",
-                action(kind, routing.node)
+                action(kind, routing.node, pickers)
             ));
         }
         if pods_differ {
             rules.push(format!(
                 "{a} saddr @cluster-cidrs {}",
-                action(kind, routing.pods)
+                action(kind, routing.pods, pickers)
             ));
         }
-        rules.push(action(kind, routing.external));
+        rules.push(action(kind, routing.external, pickers));
         rules
     }
 
@@ -574,43 +551,33 @@ impl<'a> FamilyEmitter<'a> {
         rules
     }
 
-    /// `dnat-<kind>-<set>` finds the frontend's group in the sizes map;
-    /// each group's chain draws a slot and translates in one lookup.
+    /// One chain per backend group: draw a slot (at random, or by client
+    /// hash when sticky) and translate, in one map lookup. With session
+    /// affinity in use, a client remembered for the frontend goes back to
+    /// its backend first; a miss falls through to the draw.
     fn dnat_chains(&self, out: &mut String) {
-        for kind in [KeyKind::Vip, KeyKind::NodePort] {
-            for set in [SetKind::Cluster, SetKind::Local] {
-                let name = format!("dnat-{}-{}", kind.name(), set_name(set));
-                let mut rules = Vec::new();
-                if !self.affinity.is_empty() {
-                    // A client remembered for this frontend goes back to
-                    // its backend; a miss falls through to a random pick.
-                    let a = self.syntax.addr;
-                    rules.push(format!(
-                        "meta l4proto {{ tcp, udp, sctp }} dnat {} to {a} saddr . {a} daddr . meta l4proto . th dport map @affinity",
-                        self.syntax.family
-                    ));
-                }
-                rules.push(format!(
-                    "{} vmap @{}",
-                    self.key_expr(kind),
-                    sizes_map(kind, set)
-                ));
-                chain(out, &name, &rules);
-            }
-        }
+        let s = self.syntax;
+        let a = s.addr;
         for (group, sticky) in &self.pickers {
+            let mut rules = Vec::new();
+            if !self.affinity.is_empty() && !sticky {
+                rules.push(format!(
+                    "meta l4proto {{ tcp, udp, sctp }} dnat {} to {a} saddr . {a} daddr . meta l4proto . th dport map @affinity",
+                    s.family
+                ));
+            }
             let pick = if *sticky {
-                format!("jhash {} saddr mod {}", self.syntax.addr, group.2)
+                format!("jhash {a} saddr mod {}", group.2)
             } else {
                 format!("numgen random mod {}", group.2)
             };
-            let rule = format!(
+            rules.push(format!(
                 "meta l4proto {{ tcp, udp, sctp }} dnat {} to {} . {pick} map @{}",
-                self.syntax.family,
+                s.family,
                 self.key_expr(group.0),
                 backends_map(*group)
-            );
-            chain(out, &dnat_chain(*group, *sticky), &[rule]);
+            ));
+            chain(out, &dnat_chain(*group, *sticky), &rules);
         }
     }
 }
@@ -686,8 +653,9 @@ fn chain(out: &mut String, name: &str, rules: &[String]) {
     out.push_str("\t}\n");
 }
 
-/// The statement and verdict carrying out a route.
-fn action(kind: KeyKind, route: Route) -> String {
+/// The statement and verdict carrying out a route: forwarding jumps
+/// straight to the dnat chain of the frontend's backend group.
+fn action(kind: KeyKind, route: Route, pickers: Pickers) -> String {
     match route {
         Route::Forward { set, masquerade } => {
             let mark = if masquerade {
@@ -695,7 +663,9 @@ fn action(kind: KeyKind, route: Route) -> String {
             } else {
                 String::new()
             };
-            format!("{mark}goto dnat-{}-{}", kind.name(), set_name(set))
+            // Lowering never forwards to an empty set, so the group exists.
+            let (modulus, sticky) = pickers[set as usize].unwrap_or((0, false));
+            format!("{mark}goto {}", dnat_chain((kind, set, modulus), sticky))
         }
         Route::Reject => format!("goto {REFUSE}"),
         Route::Drop => "drop".to_string(),
@@ -716,10 +686,12 @@ fn route_word(route: &Route) -> String {
     }
 }
 
-/// `vip-cluster-masq` when every class is routed alike, otherwise
-/// `vip-node-cluster-masq-pods-cluster-external-local`.
-fn route_chain_name(kind: KeyKind, routing: &Routing) -> String {
-    if routing.node == routing.external && routing.pods == routing.external {
+/// `vip-cluster-masq-c2` when every class is routed alike to a cluster
+/// group of 2 slots, otherwise like
+/// `vip-node-cluster-masq-pods-cluster-external-local-c3-l1` (`s` marks a
+/// sticky group).
+fn route_chain_name(kind: KeyKind, routing: &Routing, pickers: Pickers) -> String {
+    let mut name = if routing.node == routing.external && routing.pods == routing.external {
         format!("{}-{}", kind.name(), route_word(&routing.external))
     } else {
         format!(
@@ -729,7 +701,29 @@ fn route_chain_name(kind: KeyKind, routing: &Routing) -> String {
             route_word(&routing.pods),
             route_word(&routing.external)
         )
+    };
+    for (letter, picker) in ["c", "l"].iter().zip(pickers) {
+        if let Some((modulus, sticky)) = picker {
+            let _ = write!(name, "-{letter}{modulus}{}", if sticky { "s" } else { "" });
+        }
     }
+    name
+}
+
+/// Addresses that may reach themselves through this node's Services: only
+/// pods on this node send their traffic through its rules, so only node-local
+/// backends (any backend for a node-agnostic ruleset).
+fn hairpin_candidates(ruleset: &Ruleset, family: Family) -> BTreeSet<IpAddr> {
+    ruleset
+        .services
+        .iter()
+        .filter(|s| s.family == family)
+        .flat_map(|s| match ruleset.node {
+            Some(_) => s.backends.local.iter(),
+            None => s.backends.cluster.iter(),
+        })
+        .map(|b| b.address)
+        .collect()
 }
 
 fn routing_from_key(key: &RoutingKey) -> Routing {
