@@ -147,7 +147,7 @@ def bench_load(sizes, kp_cap):
 def svg(points, path):
     import math
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    W, H, L, B, T, R = 640, 400, 70, 50, 30, 160
+    W, H, L, B, T, R = 760, 400, 70, 50, 30, 220
     xs = [p[0] for v in points.values() for p in v]
     ys = [p[k] for v in points.values() for p in v for k in (1, 2)]
     x0, x1 = math.log10(min(xs)), math.log10(max(xs))
