@@ -7,12 +7,19 @@
 # and the full replace a one-Service change costs today. Prints Markdown
 # tables and writes bench/out/load_time.svg. --quick uses small sizes.
 #
-# Needs root (network namespaces), ip, nft, iptables-restore, python3, cargo;
-# installs GNU time if missing. Touches only the knc-bench-* namespaces it
+# Needs root (network namespaces), python3 and cargo; installs GNU time,
+# nftables, iptables and iproute2 if missing. Touches only the knc-bench-* namespaces it
 # creates, and deletes them on exit; ends only the processes it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+need=()
+[ -x /usr/bin/time ] || need+=(time)
+command -v nft >/dev/null || need+=(nftables)
+command -v iptables-restore >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release -q --bin knc
 cargo build --release -q -p knc-compiler --example parse_only
