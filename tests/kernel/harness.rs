@@ -65,10 +65,17 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::netns::Netns;
 use crate::pods::PodServer;
 use crate::probe::{self, Probes, Proto};
+
+/// Attempts needed to see every one of two equally weighted endpoints
+/// (all 30 landing on one has probability 2^-29).
+pub const SPREAD: usize = 30;
+/// A refusal must come this fast (a timeout takes a second).
+pub const FAST: Duration = Duration::from_millis(500);
 
 /// node1's local addresses: the source a masqueraded packet may carry.
 pub const NODE1_LOCAL: [IpAddr; 2] = [

@@ -2,43 +2,12 @@
 //! probed with real packets (issue #2).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-use crate::harness::{Backend, From, Pod, Topology, CLIENT, NODE1_LOCAL};
-use crate::manifests::{cluster, endpoints, ep, slice};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT, FAST, NODE1_LOCAL, SPREAD};
+use crate::manifests::{
+    cluster, endpoints, ep, http_service, http_slice, slice, ServiceYaml, HTTP,
+};
 use crate::{backend_tests, require_kernel};
-
-/// Attempts needed to see every one of two equally weighted endpoints
-/// (all 30 landing on one has probability 2^-29).
-const SPREAD: usize = 30;
-/// A refusal must come this fast (a timeout takes a second).
-const FAST: Duration = Duration::from_millis(500);
-
-/// A ClusterIP Service `name` on `ip` with one TCP port 80 named `http` to
-/// target port 8080.
-fn web_service(name: &str, ip: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: ClusterIP
-  clusterIP: {ip}
-  clusterIPs: [{ip}]
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-"
-    )
-}
-
-fn http_slice(service: &str, eps: &[crate::manifests::Ep]) -> String {
-    slice(service, "abc12", &[("http", "TCP", 8080)], eps)
-}
 
 backend_tests!(clusterip_tcp_two_endpoints);
 fn clusterip_tcp_two_endpoints(backend: Backend) {
@@ -53,7 +22,7 @@ fn clusterip_tcp_two_endpoints(backend: Backend) {
         ],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("web", "10.96.0.10"),
+        &http_service("web", "10.96.0.10"),
         &http_slice("web", &[ep("10.244.1.1"), ep("10.244.1.2")]),
     ]));
     // From outside the cluster: both endpoints, masqueraded (an
@@ -88,19 +57,9 @@ fn udp_named_target_port(backend: Backend) {
         ],
     );
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: dns
-  namespace: default
-spec:
-  clusterIP: 10.96.0.53
-  ports:
-  - name: dns
-    protocol: UDP
-    port: 53
-    targetPort: dns
-",
+        &ServiceYaml::cluster_ip("dns", "10.96.0.53")
+            .udp_port("dns", 53, "dns")
+            .yaml(),
         &slice(
             "dns",
             "x1",
@@ -122,23 +81,10 @@ fn multi_port_service(backend: Backend) {
         &[Pod::new("mp-a", "10.244.1.1").tcp(&[80, 8080, 9090, 9100])],
     );
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: mp
-  namespace: default
-spec:
-  clusterIP: 10.96.0.20
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-  - name: metrics
-    protocol: TCP
-    port: 9090
-    targetPort: metrics
-",
+        &ServiceYaml::cluster_ip("mp", "10.96.0.20")
+            .http()
+            .port("metrics", 9090, "metrics")
+            .yaml(),
         &slice(
             "mp",
             "x1",
@@ -163,21 +109,10 @@ fn nodeport_from_external_client_is_masqueraded(backend: Backend) {
         &[Pod::new("np-a", "10.244.1.1").tcp(&[8080])],
     );
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: np
-  namespace: default
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.30
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: 30080
-",
+        &ServiceYaml::cluster_ip("np", "10.96.0.30")
+            .http()
+            .node_port(30080)
+            .yaml(),
         &http_slice("np", &[ep("10.244.1.1")]),
     ]));
     let probes = topo.tcp(From::Client, "172.30.0.1:30080", 5);
@@ -202,20 +137,10 @@ fn external_ip(backend: Backend) {
         &[Pod::new("eip-a", "10.244.1.1").tcp(&[8080])],
     );
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: eip
-  namespace: default
-spec:
-  clusterIP: 10.96.0.40
-  externalIPs: [198.51.100.10]
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-",
+        &ServiceYaml::cluster_ip("eip", "10.96.0.40")
+            .extra("  externalIPs: [198.51.100.10]\n")
+            .http()
+            .yaml(),
         &http_slice("eip", &[ep("10.244.1.1")]),
     ]));
     topo.tcp(From::Client, "198.51.100.10:80", 5)
@@ -233,25 +158,11 @@ fn load_balancer_ingress_ip(backend: Backend) {
         &[Pod::new("lb-a", "10.244.1.1").tcp(&[8080])],
     );
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: lb
-  namespace: default
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.50
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: 30050
-status:
-  loadBalancer:
-    ingress:
-    - ip: 203.0.113.10
-",
+        &ServiceYaml::cluster_ip("lb", "10.96.0.50")
+            .http()
+            .node_port(30050)
+            .load_balancer("203.0.113.10")
+            .yaml(),
         &http_slice("lb", &[ep("10.244.1.1")]),
     ]));
     topo.tcp(From::Client, "203.0.113.10:80", 5)
@@ -277,31 +188,18 @@ fn no_endpoints_is_refused_fast(backend: Backend) {
     topo.tcp(From::Client, "198.51.100.60:80", 1)
         .assert_timeout();
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: empty
-  namespace: default
-spec:
-  clusterIP: 10.96.0.60
-  externalIPs: [198.51.100.60]
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-  - name: dns
-    protocol: UDP
-    port: 53
-    targetPort: 5353
-",
+        &ServiceYaml::cluster_ip("empty", "10.96.0.60")
+            .extra("  externalIPs: [198.51.100.60]\n")
+            .http()
+            .udp_port("dns", 53, 5353)
+            .yaml(),
         &slice(
             "empty",
             "x1",
             &[("http", "TCP", 8080), ("dns", "UDP", 5353)],
             &[],
         ),
-        &web_service("busy", "10.96.0.61"),
+        &http_service("busy", "10.96.0.61"),
         &http_slice("busy", &[ep("10.244.1.1")]),
     ]));
     topo.tcp(From::Client, "10.96.0.60:80", 3)
@@ -339,7 +237,7 @@ fn not_ready_endpoint_never_answers(backend: Backend) {
     topo.tcp(From::Client, "10.244.1.2:8080", 1)
         .assert_pods(&["nr-down"]);
     topo.load_manifests(&cluster(&[
-        &web_service("nr", "10.96.0.70"),
+        &http_service("nr", "10.96.0.70"),
         &http_slice("nr", &[ep("10.244.1.1"), ep("10.244.1.2").not_ready()]),
     ]));
     topo.tcp(From::Client, "10.96.0.70:80", SPREAD)
@@ -355,7 +253,7 @@ fn hairpin_lands_on_itself_masqueraded(backend: Backend) {
         &[Pod::new("hp-a", "10.244.1.1").tcp(&[8080])],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("hp", "10.96.0.80"),
+        &http_service("hp", "10.96.0.80"),
         &http_slice("hp", &[ep("10.244.1.1")]),
     ]));
     let probes = topo.tcp(From::Pod("hp-a"), "10.96.0.80:80", 5);
@@ -377,12 +275,8 @@ fn legacy_endpoints_without_slices(backend: Backend) {
         ],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("leg", "10.96.0.90"),
-        &endpoints(
-            "leg",
-            &[("http", "TCP", 8080)],
-            &[ep("10.244.1.1"), ep("10.244.1.2")],
-        ),
+        &http_service("leg", "10.96.0.90"),
+        &endpoints("leg", HTTP, &[ep("10.244.1.1"), ep("10.244.1.2")]),
     ]));
     topo.tcp(From::Client, "10.96.0.90:80", SPREAD)
         .assert_pods(&["leg-a", "leg-b"])
@@ -401,7 +295,7 @@ fn endpoint_on_other_node(backend: Backend) {
         ],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("xn", "10.96.0.100"),
+        &http_service("xn", "10.96.0.100"),
         &http_slice("xn", &[ep("10.244.2.1")]),
     ]));
     topo.tcp(From::Client, "10.96.0.100:80", 5)
@@ -504,9 +398,9 @@ fn reload_replaces_services_and_endpoints(backend: Backend) {
         ],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("gone", "10.96.1.1"),
+        &http_service("gone", "10.96.1.1"),
         &http_slice("gone", &[ep("10.244.1.1")]),
-        &web_service("moving", "10.96.1.2"),
+        &http_service("moving", "10.96.1.2"),
         &http_slice("moving", &[ep("10.244.1.1"), ep("10.244.1.2")]),
     ]));
     topo.tcp(From::Client, "10.96.1.1:80", 3)
@@ -516,7 +410,7 @@ fn reload_replaces_services_and_endpoints(backend: Backend) {
     let before = outside_knc(&topo);
 
     topo.load_manifests(&cluster(&[
-        &web_service("moving", "10.96.1.2"),
+        &http_service("moving", "10.96.1.2"),
         &http_slice("moving", &[ep("10.244.1.3"), ep("10.244.2.1")]),
     ]));
     // An address inside the service CIDR that is no longer a ClusterIP is
@@ -557,23 +451,12 @@ fn loading_twice_is_idempotent(backend: Backend) {
         Backend::Iptables => topo.load_iptables(OTHER_MANGLE, &[]),
     }
     let compiled = topo.compile(&cluster(&[
-        &web_service("tw", "10.96.0.110"),
+        &http_service("tw", "10.96.0.110"),
         &http_slice("tw", &[ep("10.244.1.1"), ep("10.244.2.1")]),
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: tw-np
-  namespace: default
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.111
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: 30111
-",
+        &ServiceYaml::cluster_ip("tw-np", "10.96.0.111")
+            .http()
+            .node_port(30111)
+            .yaml(),
         &http_slice("tw-np", &[ep("10.244.1.1")]),
     ]));
     let text = compiled.text();
@@ -661,7 +544,7 @@ fn iptables_noflush_leaves_other_rules_alone() {
 
     // First load: `--noflush`, hooks inserted.
     let text = topo.load_manifests(&cluster(&[
-        &web_service("ot", "10.96.0.120"),
+        &http_service("ot", "10.96.0.120"),
         &http_slice("ot", &[ep("10.244.1.1")]),
     ]));
     let text = text.text();
@@ -677,7 +560,7 @@ fn iptables_noflush_leaves_other_rules_alone() {
 
     // Reload: `--noflush`, hooks reinserted.
     let text = topo.load_manifests(&cluster(&[
-        &web_service("ot", "10.96.0.120"),
+        &http_service("ot", "10.96.0.120"),
         &http_slice("ot", &[ep("10.244.1.2")]),
     ]));
     assert!(text.text().contains("\n-D PREROUTING "));
