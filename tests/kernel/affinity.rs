@@ -16,7 +16,7 @@ fn affinity_keeps_each_client_on_one_backend_in_both_families(backend: Backend) 
     let mut pods: Vec<Pod> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| Pod::new(n, ["10.244.1.1", "10.244.1.2", "10.244.2.1"][i]).tcp(&[8080]))
+        .map(|(i, n)| Pod::web(n, ["10.244.1.1", "10.244.1.2", "10.244.2.1"][i]))
         .collect();
     let clients: Vec<String> = (0..8).map(|i| format!("st-c{i}")).collect();
     for (i, name) in clients.iter().enumerate() {

@@ -62,10 +62,10 @@ fn diff_applied_on_top_equals_a_full_load() {
     let mut topo = Topology::build(
         "incr",
         &[
-            Pod::new("in-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("in-b", "10.244.1.2").tcp(&[8080]),
-            Pod::new("in-c", "10.244.1.3").tcp(&[8080]),
-            Pod::new("in-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("in-a", "10.244.1.1"),
+            Pod::web("in-b", "10.244.1.2"),
+            Pod::web("in-c", "10.244.1.3"),
+            Pod::web("in-r", "10.244.2.1"),
         ],
     );
     let old = cluster(&[

@@ -27,8 +27,8 @@ fn ipv6_clusterip_tcp_two_endpoints(backend: Backend) {
         backend,
         "v6cip",
         &[
-            Pod::new("w6-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("w6-b", "10.244.2.1").tcp(&[8080]),
+            Pod::web("w6-a", "10.244.1.1"),
+            Pod::web("w6-b", "10.244.2.1"),
             Pod::new("w6-cli", "10.244.1.3"),
         ],
     );
@@ -37,10 +37,12 @@ fn ipv6_clusterip_tcp_two_endpoints(backend: Backend) {
         &http_slice6("web6", &[ep("fd00:10:244:1::1"), ep("fd00:10:244:2::1")]),
     ]));
     // Off-cluster client: both endpoints, masqueraded to a node1 address.
-    topo.tcp(From::Client, "[fd00:10:96::10]:80", SPREAD)
-        .assert_pods(&["w6-a", "w6-b"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL6);
+    topo.assert_client_masqueraded(
+        "[fd00:10:96::10]:80",
+        SPREAD,
+        &["w6-a", "w6-b"],
+        &NODE1_LOCAL6,
+    );
     // A pod: both endpoints, its own IPv6 address preserved.
     let cli = topo.pod_ip6("w6-cli");
     topo.tcp(From::Pod("w6-cli"), "[fd00:10:96::10]:80", SPREAD)
@@ -59,18 +61,20 @@ fn ipv6_nodeport_from_client_is_masqueraded(backend: Backend) {
         backend,
         "v6np",
         &[
-            Pod::new("n6-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("n6-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("n6-a", "10.244.1.1"),
+            Pod::web("n6-r", "10.244.2.1"),
         ],
     );
     topo.load_manifests(&cluster_dual(&[
         &svc6("np6", "fd00:10:96::30", Some(30630)),
         &http_slice6("np6", &[ep("fd00:10:244:1::1"), ep("fd00:10:244:2::1")]),
     ]));
-    topo.tcp(From::Client, "[fd00:172:30::1]:30630", SPREAD)
-        .assert_pods(&["n6-a", "n6-r"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL6);
+    topo.assert_client_masqueraded(
+        "[fd00:172:30::1]:30630",
+        SPREAD,
+        &["n6-a", "n6-r"],
+        &NODE1_LOCAL6,
+    );
     // A single-stack IPv6 Service has no IPv4 NodePort: the IPv4 node
     // address on the same port is not translated, and node1 has no socket
     // there, so it refuses.
@@ -86,10 +90,11 @@ fn ipv6_no_endpoints_is_refused_and_unallocated_dropped(backend: Backend) {
         &svc6("empty6", "fd00:10:96::50", None),
         &http_slice6("empty6", &[]),
     ]));
-    topo.tcp(From::Client, "[fd00:10:96::50]:80", 3)
-        .assert_refused_within(FAST);
-    topo.tcp(From::Pod("e6-cli"), "[fd00:10:96::50]:80", 3)
-        .assert_refused_within(FAST);
+    topo.assert_tcp_refused(
+        &[From::Client, From::Pod("e6-cli")],
+        "[fd00:10:96::50]:80",
+        3,
+    );
     // A port the ClusterIP does not serve: rejected too.
     topo.tcp(From::Client, "[fd00:10:96::50]:81", 1)
         .assert_refused_within(FAST);
@@ -108,10 +113,10 @@ fn dual_stack_service_each_family_reaches_its_own_endpoints(backend: Backend) {
         backend,
         "dual",
         &[
-            Pod::new("d-4a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("d-4b", "10.244.2.1").tcp(&[8080]),
-            Pod::new("d-6a", "10.244.1.2").tcp(&[8080]),
-            Pod::new("d-6b", "10.244.2.2").tcp(&[8080]),
+            Pod::web("d-4a", "10.244.1.1"),
+            Pod::web("d-4b", "10.244.2.1"),
+            Pod::web("d-6a", "10.244.1.2"),
+            Pod::web("d-6b", "10.244.2.2"),
             Pod::new("d-cli", "10.244.1.3"),
         ],
     );
@@ -159,11 +164,7 @@ fn dual_stack_service_each_family_reaches_its_own_endpoints(backend: Backend) {
 backend_tests!(ipv6_hairpin_lands_on_itself_masqueraded);
 fn ipv6_hairpin_lands_on_itself_masqueraded(backend: Backend) {
     require_kernel!("ipv6_hairpin_lands_on_itself_masqueraded");
-    let mut topo = Topology::build_dual_for(
-        backend,
-        "v6hair",
-        &[Pod::new("h6-a", "10.244.1.1").tcp(&[8080])],
-    );
+    let mut topo = Topology::build_dual_for(backend, "v6hair", &[Pod::web("h6-a", "10.244.1.1")]);
     topo.load_manifests(&cluster_dual(&[
         &svc6("hp6", "fd00:10:96::80", None),
         &http_slice6("hp6", &[ep("fd00:10:244:1::1")]),

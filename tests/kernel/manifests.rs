@@ -400,6 +400,11 @@ impl ServiceYaml {
         self
     }
 
+    /// The Service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The manifest text.
     pub fn yaml(&self) -> String {
         // IPv6 addresses are quoted (a flow sequence must not start a

@@ -151,8 +151,8 @@ fn run(backend: Backend, svc: Svc, id: &str) {
         backend,
         id,
         &[
-            Pod::new("mx-1", "10.244.1.1").tcp(&[8080]),
-            Pod::new("mx-2", "10.244.2.1").tcp(&[8080]),
+            Pod::web("mx-1", "10.244.1.1"),
+            Pod::web("mx-2", "10.244.2.1"),
             Pod::new("mx-cli", "10.244.1.2"),
         ],
     );

@@ -16,9 +16,9 @@ fn topology_hints_for_this_zone(backend: Backend) {
         backend,
         "zones",
         &[
-            Pod::new("z-1a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("z-2a", "10.244.2.1").tcp(&[8080]),
-            Pod::new("z-2b", "10.244.2.2").tcp(&[8080]),
+            Pod::web("z-1a", "10.244.1.1"),
+            Pod::web("z-2a", "10.244.2.1"),
+            Pod::web("z-2b", "10.244.2.2"),
             Pod::new("z-cli", "10.244.1.3"),
         ],
     );
@@ -70,10 +70,10 @@ fn fallback_to_terminating_is_decided_per_set(backend: Backend) {
         backend,
         "perset",
         &[
-            Pod::new("s-term", "10.244.1.1").tcp(&[8080]),
-            Pod::new("s-gone", "10.244.1.2").tcp(&[8080]),
-            Pod::new("s-unready", "10.244.1.3").tcp(&[8080]),
-            Pod::new("s-ready", "10.244.2.1").tcp(&[8080]),
+            Pod::web("s-term", "10.244.1.1"),
+            Pod::web("s-gone", "10.244.1.2"),
+            Pod::web("s-unready", "10.244.1.3"),
+            Pod::web("s-ready", "10.244.2.1"),
             Pod::new("s-cli", "10.244.1.4"),
         ],
     );
@@ -115,7 +115,7 @@ fn source_ranges_seen_from_node_and_pods(backend: Backend) {
         backend,
         "lbnode",
         &[
-            Pod::new("r-a", "10.244.1.1").tcp(&[8080]),
+            Pod::web("r-a", "10.244.1.1"),
             Pod::new("r-cli", "10.244.1.2"),
         ],
     );

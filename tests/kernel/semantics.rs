@@ -23,8 +23,8 @@ fn external_traffic_policy_local(backend: Backend) {
         backend,
         "etpl",
         &[
-            Pod::new("etp-l", "10.244.1.1").tcp(&[8080]),
-            Pod::new("etp-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("etp-l", "10.244.1.1"),
+            Pod::web("etp-r", "10.244.2.1"),
         ],
     );
     let local = "  externalTrafficPolicy: Local\n";
@@ -53,8 +53,8 @@ fn internal_traffic_policy_local(backend: Backend) {
         backend,
         "itpl",
         &[
-            Pod::new("itp-l", "10.244.1.1").tcp(&[8080]),
-            Pod::new("itp-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("itp-l", "10.244.1.1"),
+            Pod::web("itp-r", "10.244.2.1"),
             Pod::new("itp-cli", "10.244.1.2"),
         ],
     );
@@ -84,8 +84,8 @@ fn session_affinity_client_ip(backend: Backend) {
         backend,
         "affin",
         &[
-            Pod::new("aff-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("aff-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("aff-a", "10.244.1.1"),
+            Pod::web("aff-b", "10.244.1.2"),
             Pod::new("aff-cli", "10.244.1.3"),
         ],
     );
@@ -110,8 +110,8 @@ fn terminating_endpoints_serve_when_none_ready(backend: Backend) {
         backend,
         "term",
         &[
-            Pod::new("term-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("term-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("term-a", "10.244.1.1"),
+            Pod::web("term-b", "10.244.1.2"),
         ],
     );
     topo.load_manifests(&cluster(&[
@@ -131,11 +131,7 @@ fn terminating_endpoints_serve_when_none_ready(backend: Backend) {
 backend_tests!(load_balancer_source_ranges);
 fn load_balancer_source_ranges(backend: Backend) {
     require_kernel!("load_balancer_source_ranges");
-    let mut topo = Topology::build_for(
-        backend,
-        "lbsr",
-        &[Pod::new("sr-a", "10.244.1.1").tcp(&[8080])],
-    );
+    let mut topo = Topology::build_for(backend, "lbsr", &[Pod::web("sr-a", "10.244.1.1")]);
     topo.load_manifests(&cluster(&[
         &lb_with_source_ranges("open", "10.96.6.1", "203.0.113.21", 30221, "172.30.1.0/24"),
         &http_slice("open", &[ep("10.244.1.1")]),

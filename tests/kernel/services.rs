@@ -9,6 +9,17 @@ use crate::manifests::{
 };
 use crate::{backend_tests, require_kernel};
 
+/// A topology `id` whose one pod `pod` (10.244.1.1, on node1) is the only
+/// endpoint of `service`'s `http` port, with `service` loaded.
+fn one_pod_behind(backend: Backend, id: &str, pod: &str, service: ServiceYaml) -> Topology {
+    let mut topo = Topology::build_for(backend, id, &[Pod::web(pod, "10.244.1.1")]);
+    topo.load_manifests(&cluster(&[
+        &service.yaml(),
+        &http_slice(service.name(), &[ep("10.244.1.1")]),
+    ]));
+    topo
+}
+
 backend_tests!(clusterip_tcp_two_endpoints);
 fn clusterip_tcp_two_endpoints(backend: Backend) {
     require_kernel!("clusterip_tcp_two_endpoints");
@@ -16,8 +27,8 @@ fn clusterip_tcp_two_endpoints(backend: Backend) {
         backend,
         "cip",
         &[
-            Pod::new("web-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("web-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("web-a", "10.244.1.1"),
+            Pod::web("web-b", "10.244.1.2"),
             Pod::new("cli", "10.244.1.3"),
         ],
     );
@@ -27,10 +38,7 @@ fn clusterip_tcp_two_endpoints(backend: Backend) {
     ]));
     // From outside the cluster: both endpoints, masqueraded (an
     // off-cluster source to a ClusterIP when the cluster CIDR is known).
-    topo.tcp(From::Client, "10.96.0.10:80", SPREAD)
-        .assert_pods(&["web-a", "web-b"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL);
+    topo.assert_client_masqueraded("10.96.0.10:80", SPREAD, &["web-a", "web-b"], &NODE1_LOCAL);
     // From a pod: both endpoints, source preserved.
     let cli = topo.pod_ip("cli");
     topo.tcp(From::Pod("cli"), "10.96.0.10:80", SPREAD)
@@ -103,23 +111,15 @@ fn multi_port_service(backend: Backend) {
 backend_tests!(nodeport_from_external_client_is_masqueraded);
 fn nodeport_from_external_client_is_masqueraded(backend: Backend) {
     require_kernel!("nodeport_from_external_client_is_masqueraded");
-    let mut topo = Topology::build_for(
+    let topo = one_pod_behind(
         backend,
         "np",
-        &[Pod::new("np-a", "10.244.1.1").tcp(&[8080])],
-    );
-    topo.load_manifests(&cluster(&[
-        &ServiceYaml::cluster_ip("np", "10.96.0.30")
+        "np-a",
+        ServiceYaml::cluster_ip("np", "10.96.0.30")
             .http()
-            .node_port(30080)
-            .yaml(),
-        &http_slice("np", &[ep("10.244.1.1")]),
-    ]));
-    let probes = topo.tcp(From::Client, "172.30.0.1:30080", 5);
-    probes
-        .assert_pods(&["np-a"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL);
+            .node_port(30080),
+    );
+    let probes = topo.assert_client_masqueraded("172.30.0.1:30080", 5, &["np-a"], &NODE1_LOCAL);
     assert!(!probes.sources().contains(&CLIENT));
     // NodePorts live on the node's primary IP only: node1's address on the
     // client link is not a Kubernetes node address, so there the port is
@@ -131,44 +131,30 @@ fn nodeport_from_external_client_is_masqueraded(backend: Backend) {
 backend_tests!(external_ip);
 fn external_ip(backend: Backend) {
     require_kernel!("external_ip");
-    let mut topo = Topology::build_for(
+    let topo = one_pod_behind(
         backend,
         "eip",
-        &[Pod::new("eip-a", "10.244.1.1").tcp(&[8080])],
-    );
-    topo.load_manifests(&cluster(&[
-        &ServiceYaml::cluster_ip("eip", "10.96.0.40")
+        "eip-a",
+        ServiceYaml::cluster_ip("eip", "10.96.0.40")
             .extra("  externalIPs: [198.51.100.10]\n")
-            .http()
-            .yaml(),
-        &http_slice("eip", &[ep("10.244.1.1")]),
-    ]));
-    topo.tcp(From::Client, "198.51.100.10:80", 5)
-        .assert_pods(&["eip-a"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL);
+            .http(),
+    );
+    topo.assert_client_masqueraded("198.51.100.10:80", 5, &["eip-a"], &NODE1_LOCAL);
 }
 
 backend_tests!(load_balancer_ingress_ip);
 fn load_balancer_ingress_ip(backend: Backend) {
     require_kernel!("load_balancer_ingress_ip");
-    let mut topo = Topology::build_for(
+    let topo = one_pod_behind(
         backend,
         "lb",
-        &[Pod::new("lb-a", "10.244.1.1").tcp(&[8080])],
-    );
-    topo.load_manifests(&cluster(&[
-        &ServiceYaml::cluster_ip("lb", "10.96.0.50")
+        "lb-a",
+        ServiceYaml::cluster_ip("lb", "10.96.0.50")
             .http()
             .node_port(30050)
-            .load_balancer("203.0.113.10")
-            .yaml(),
-        &http_slice("lb", &[ep("10.244.1.1")]),
-    ]));
-    topo.tcp(From::Client, "203.0.113.10:80", 5)
-        .assert_pods(&["lb-a"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL);
+            .load_balancer("203.0.113.10"),
+    );
+    topo.assert_client_masqueraded("203.0.113.10:80", 5, &["lb-a"], &NODE1_LOCAL);
 }
 
 backend_tests!(no_endpoints_is_refused_fast);
@@ -178,7 +164,7 @@ fn no_endpoints_is_refused_fast(backend: Backend) {
         backend,
         "noep",
         &[
-            Pod::new("ne-a", "10.244.1.1").tcp(&[8080]),
+            Pod::web("ne-a", "10.244.1.1"),
             Pod::new("ne-cli", "10.244.1.2"),
         ],
     );
@@ -202,12 +188,11 @@ fn no_endpoints_is_refused_fast(backend: Backend) {
         &http_service("busy", "10.96.0.61"),
         &http_slice("busy", &[ep("10.244.1.1")]),
     ]));
-    topo.tcp(From::Client, "10.96.0.60:80", 3)
-        .assert_refused_within(FAST);
-    topo.tcp(From::Pod("ne-cli"), "10.96.0.60:80", 3)
-        .assert_refused_within(FAST);
-    topo.tcp(From::Node1, "10.96.0.60:80", 3)
-        .assert_refused_within(FAST);
+    topo.assert_tcp_refused(
+        &[From::Client, From::Pod("ne-cli"), From::Node1],
+        "10.96.0.60:80",
+        3,
+    );
     topo.udp(From::Client, "10.96.0.60:53", 3)
         .assert_refused_within(FAST);
     // Not a ClusterIP: rejected by the frontend's own rule, not by the
@@ -229,8 +214,8 @@ fn not_ready_endpoint_never_answers(backend: Backend) {
         backend,
         "nrdy",
         &[
-            Pod::new("nr-up", "10.244.1.1").tcp(&[8080]),
-            Pod::new("nr-down", "10.244.1.2").tcp(&[8080]),
+            Pod::web("nr-up", "10.244.1.1"),
+            Pod::web("nr-down", "10.244.1.2"),
         ],
     );
     // The not-ready pod's server is up: traffic sent to it would answer.
@@ -247,15 +232,12 @@ fn not_ready_endpoint_never_answers(backend: Backend) {
 backend_tests!(hairpin_lands_on_itself_masqueraded);
 fn hairpin_lands_on_itself_masqueraded(backend: Backend) {
     require_kernel!("hairpin_lands_on_itself_masqueraded");
-    let mut topo = Topology::build_for(
+    let topo = one_pod_behind(
         backend,
         "hair",
-        &[Pod::new("hp-a", "10.244.1.1").tcp(&[8080])],
+        "hp-a",
+        ServiceYaml::cluster_ip("hp", "10.96.0.80").http(),
     );
-    topo.load_manifests(&cluster(&[
-        &http_service("hp", "10.96.0.80"),
-        &http_slice("hp", &[ep("10.244.1.1")]),
-    ]));
     let probes = topo.tcp(From::Pod("hp-a"), "10.96.0.80:80", 5);
     probes
         .assert_pods(&["hp-a"])
@@ -270,8 +252,8 @@ fn legacy_endpoints_without_slices(backend: Backend) {
         backend,
         "legacy",
         &[
-            Pod::new("leg-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("leg-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("leg-a", "10.244.1.1"),
+            Pod::web("leg-b", "10.244.1.2"),
         ],
     );
     topo.load_manifests(&cluster(&[
@@ -290,7 +272,7 @@ fn endpoint_on_other_node(backend: Backend) {
         backend,
         "xnode",
         &[
-            Pod::new("xn-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("xn-r", "10.244.2.1"),
             Pod::new("xn-cli", "10.244.1.1"),
         ],
     );
@@ -391,10 +373,10 @@ fn reload_replaces_services_and_endpoints(backend: Backend) {
         backend,
         "reload",
         &[
-            Pod::new("rl-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("rl-b", "10.244.1.2").tcp(&[8080]),
-            Pod::new("rl-c", "10.244.1.3").tcp(&[8080]),
-            Pod::new("rl-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("rl-a", "10.244.1.1"),
+            Pod::web("rl-b", "10.244.1.2"),
+            Pod::web("rl-c", "10.244.1.3"),
+            Pod::web("rl-r", "10.244.2.1"),
         ],
     );
     topo.load_manifests(&cluster(&[
@@ -441,8 +423,8 @@ fn loading_twice_is_idempotent(backend: Backend) {
         backend,
         "twice",
         &[
-            Pod::new("tw-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("tw-b", "10.244.2.1").tcp(&[8080]),
+            Pod::web("tw-a", "10.244.1.1"),
+            Pod::web("tw-b", "10.244.2.1"),
         ],
     );
     // Somebody else's table: knc must leave it alone.
@@ -525,8 +507,8 @@ fn iptables_noflush_leaves_other_rules_alone() {
         Backend::Iptables,
         "others",
         &[
-            Pod::new("ot-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("ot-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("ot-a", "10.244.1.1"),
+            Pod::web("ot-b", "10.244.1.2"),
         ],
     );
     topo.load_iptables(OTHERS, &["--noflush"]);
