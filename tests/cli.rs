@@ -40,6 +40,11 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Panics, showing stderr, unless it contains `needle`.
+fn assert_stderr_has(out: &Output, needle: &str) {
+    assert!(stderr(out).contains(needle), "stderr: {}", stderr(out));
+}
+
 /// Written out literally, not built: `bad_port_is_located_…` edits this
 /// text and expects the error at the port's exact line and column.
 const SERVICE: &str = "apiVersion: v1
@@ -94,7 +99,7 @@ fn several_nodes_need_a_choice() {
     let out = knc(&["compile", "fixtures/clusterip-basic"], None);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stdout(&out), "");
-    assert!(stderr(&out).contains("--node"), "stderr: {}", stderr(&out));
+    assert_stderr_has(&out, "--node");
 }
 
 #[test]
@@ -146,11 +151,7 @@ fn reads_standard_input() {
 fn unknown_node_is_a_usage_error() {
     let out = knc(&["compile", "fixtures/nodeport", "--node", "nope"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("node `nope`"),
-        "stderr: {}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "node `nope`");
 }
 
 #[test]
@@ -189,11 +190,7 @@ fn verbose_counts_skipped_kinds() {
         None,
     );
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    assert!(
-        stderr(&out).contains("skipped 1 documents of other kinds (Deployment: 1)"),
-        "stderr: {}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "skipped 1 documents of other kinds (Deployment: 1)");
 }
 
 #[test]
@@ -347,11 +344,7 @@ fn nft_json_is_refused_with_the_reason() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stdout(&out), "");
-    assert!(
-        stderr(&out).contains("nft-json is not available"),
-        "stderr: {}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "nft-json is not available");
 }
 
 #[test]
@@ -392,11 +385,7 @@ fn explain_rejects_a_malformed_target() {
         None,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("is not IP:PORT"),
-        "stderr: {}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "is not IP:PORT");
 }
 
 #[test]
