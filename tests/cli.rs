@@ -40,6 +40,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Panics, showing stderr, unless it contains `needle`.
+fn assert_stderr_has(out: &Output, needle: &str) {
+    assert!(stderr(out).contains(needle), "stderr: {}", stderr(out));
+}
+
+/// Written out literally, not built: `bad_port_is_located_…` edits this
+/// text and expects the error at the port's exact line and column.
 const SERVICE: &str = "apiVersion: v1
 kind: Service
 metadata:
@@ -92,7 +99,7 @@ fn several_nodes_need_a_choice() {
     let out = knc(&["compile", "fixtures/clusterip-basic"], None);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stdout(&out), "");
-    assert!(stderr(&out).contains("--node"), "stderr: {}", stderr(&out));
+    assert_stderr_has(&out, "--node");
 }
 
 #[test]
@@ -144,11 +151,7 @@ fn reads_standard_input() {
 fn unknown_node_is_a_usage_error() {
     let out = knc(&["compile", "fixtures/nodeport", "--node", "nope"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("node `nope`"),
-        "stderr: {}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "node `nope`");
 }
 
 #[test]
@@ -187,11 +190,7 @@ fn verbose_counts_skipped_kinds() {
         None,
     );
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    assert!(
-        stderr(&out).contains("skipped 1 documents of other kinds (Deployment: 1)"),
-        "stderr: {}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "skipped 1 documents of other kinds (Deployment: 1)");
 }
 
 #[test]
@@ -240,19 +239,34 @@ fn help_explains_compile() {
     }
 }
 
-/// `--check` asks nft; run inside a throwaway network namespace so even the
-/// check never talks to this machine's own ruleset.
-#[test]
-fn check_passes_valid_output_through_nft() {
-    if !Path::new("/usr/sbin/nft").exists() && !Path::new("/sbin/nft").exists() {
+/// A network namespace owned by one test, deleted when dropped (also when
+/// the test panics).
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs `knc ARGS` from the repository root inside a throwaway network
+/// namespace `<name>-<pid>` (a `knc-…` name), so what it asks `tool` (e.g.
+/// `--check` asking nft) never touches this machine's own ruleset. Returns
+/// `None` after a loud `SKIPPED` when `tool` is not installed or no
+/// namespace can be made (not root); with `CI` set, both are failures.
+fn knc_in_netns(tool: &str, name: &str, args: &[&str]) -> Option<Output> {
+    let installed = ["/usr/sbin", "/sbin"]
+        .iter()
+        .any(|dir| Path::new(dir).join(tool).exists());
+    if !installed {
         assert!(
             std::env::var_os("CI").is_none(),
-            "nft must be installed in CI"
+            "{tool} must be installed in CI"
         );
-        eprintln!("SKIPPED: nft is not installed");
-        return;
+        eprintln!("SKIPPED: {tool} is not installed");
+        return None;
     }
-    let ns = format!("knc-cli-{}", std::process::id());
+    let ns = format!("{name}-{}", std::process::id());
     let added = Command::new("ip").args(["netns", "add", &ns]).status();
     if !added.map(|s| s.success()).unwrap_or(false) {
         assert!(
@@ -260,70 +274,52 @@ fn check_passes_valid_output_through_nft() {
             "CI runs as root and must create namespaces"
         );
         eprintln!("SKIPPED: cannot create a network namespace (not root?)");
-        return;
+        return None;
     }
+    let ns = Netns(ns);
     let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_knc"),
-            "compile",
-            "fixtures/loadbalancer",
-            "--node",
-            "node1",
-            "--check",
-        ])
+        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_knc")])
+        .args(args)
         .current_dir(common::root())
         .output()
         .expect("ip runs");
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    Some(out)
+}
+
+/// `--check` asks nft; run inside a throwaway network namespace so even the
+/// check never talks to this machine's own ruleset.
+#[test]
+fn check_passes_valid_output_through_nft() {
+    let args = [
+        "compile",
+        "fixtures/loadbalancer",
+        "--node",
+        "node1",
+        "--check",
+    ];
+    let Some(out) = knc_in_netns("nft", "knc-cli", &args) else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert!(stdout(&out).contains("table ip knc"));
 }
 
 #[test]
 fn check_passes_valid_iptables_output_through_iptables_restore() {
-    if !Path::new("/usr/sbin/iptables-restore").exists()
-        && !Path::new("/sbin/iptables-restore").exists()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "iptables-restore must be installed in CI"
-        );
-        eprintln!("SKIPPED: iptables-restore is not installed");
-        return;
-    }
     // `--check` runs `iptables-restore --test`: in a namespace of its own,
     // never against the machine's tables.
-    let ns = format!("knc-cli-ipt-{}", std::process::id());
-    let added = Command::new("ip").args(["netns", "add", &ns]).status();
-    if !added.map(|s| s.success()).unwrap_or(false) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root and must create namespaces"
-        );
-        eprintln!("SKIPPED: cannot create a network namespace (not root?)");
+    let args = [
+        "compile",
+        "fixtures/nodeport",
+        "--node",
+        "node1",
+        "--format",
+        "iptables",
+        "--check",
+    ];
+    let Some(out) = knc_in_netns("iptables-restore", "knc-cli-ipt", &args) else {
         return;
-    }
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_knc"),
-            "compile",
-            "fixtures/nodeport",
-            "--node",
-            "node1",
-            "--format",
-            "iptables",
-            "--check",
-        ])
-        .current_dir(common::root())
-        .output()
-        .expect("ip runs");
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    };
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert!(
         !stderr(&out).contains("skipped"),
@@ -348,11 +344,7 @@ fn nft_json_is_refused_with_the_reason() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stdout(&out), "");
-    assert!(
-        stderr(&out).contains("nft-json is not available"),
-        "stderr: {}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "nft-json is not available");
 }
 
 #[test]
@@ -393,11 +385,7 @@ fn explain_rejects_a_malformed_target() {
         None,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("is not IP:PORT"),
-        "stderr: {}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "is not IP:PORT");
 }
 
 #[test]

@@ -7,24 +7,7 @@ use knc_compiler::back::{self, Format};
 use knc_compiler::front::SourceFile;
 use knc_compiler::lower;
 
-/// A small deterministic generator, so failures reproduce.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.next() % (i + 1));
-        }
-    }
-}
+use common::Lcg;
 
 fn compile(files: &[SourceFile], format: Format) -> String {
     let analysis = knc_compiler::analyse(files);

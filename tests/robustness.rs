@@ -9,17 +9,7 @@ use knc_compiler::back::{self, Format};
 use knc_compiler::front::SourceFile;
 use knc_compiler::lower;
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as usize
-    }
-}
+use common::Lcg;
 
 /// Pieces that make mutations hit interesting shapes: YAML punctuation,
 /// numbers at the edges, addresses, anchors and aliases, non-ASCII text.

@@ -64,3 +64,23 @@ pub fn fixture_options(cluster: &knc_compiler::model::Cluster) -> knc_compiler::
         ..Default::default()
     }
 }
+
+/// A small deterministic generator (a 64-bit LCG), so failures reproduce.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+
+    /// Fisher–Yates.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.next() % (i + 1));
+        }
+    }
+}

@@ -6,29 +6,8 @@
 
 use crate::backend_tests;
 use crate::harness::{Backend, From, Pod, Topology};
-use crate::manifests::{cluster_dual, ep, slice, slice6};
+use crate::manifests::{cluster_dual, ep, slice, slice6, ServiceYaml, HTTP};
 use crate::require_kernel;
-
-const STICKY: &str = "apiVersion: v1
-kind: Service
-metadata:
-  name: sticky
-  namespace: default
-spec:
-  ipFamilies: [IPv4, IPv6]
-  ipFamilyPolicy: RequireDualStack
-  clusterIP: 10.96.7.1
-  clusterIPs: [10.96.7.1, 'fd00:10:96::7:1']
-  sessionAffinity: ClientIP
-  sessionAffinityConfig:
-    clientIP:
-      timeoutSeconds: 300
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-";
 
 backend_tests!(affinity_keeps_each_client_on_one_backend_in_both_families);
 fn affinity_keeps_each_client_on_one_backend_in_both_families(backend: Backend) {
@@ -37,7 +16,7 @@ fn affinity_keeps_each_client_on_one_backend_in_both_families(backend: Backend) 
     let mut pods: Vec<Pod> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| Pod::new(n, ["10.244.1.1", "10.244.1.2", "10.244.2.1"][i]).tcp(&[8080]))
+        .map(|(i, n)| Pod::web(n, ["10.244.1.1", "10.244.1.2", "10.244.2.1"][i]))
         .collect();
     let clients: Vec<String> = (0..8).map(|i| format!("st-c{i}")).collect();
     for (i, name) in clients.iter().enumerate() {
@@ -57,17 +36,21 @@ fn affinity_keeps_each_client_on_one_backend_in_both_families(backend: Backend) 
     }
     let mut topo = Topology::build_dual_for(backend, "affin2", &pods);
     topo.load_manifests(&cluster_dual(&[
-        STICKY,
+        &ServiceYaml::cluster_ip("sticky", "10.96.7.1")
+            .dual_stack("fd00:10:96::7:1")
+            .session_affinity(300)
+            .http()
+            .yaml(),
         &slice(
             "sticky",
             "v4",
-            &[("http", "TCP", 8080)],
+            HTTP,
             &[ep("10.244.1.1"), ep("10.244.1.2"), ep("10.244.2.1")],
         ),
         &slice6(
             "sticky",
             "v6",
-            &[("http", "TCP", 8080)],
+            HTTP,
             &[
                 ep("fd00:10:244:1::1"),
                 ep("fd00:10:244:1::2"),

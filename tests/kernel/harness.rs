@@ -65,10 +65,17 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::netns::Netns;
 use crate::pods::PodServer;
 use crate::probe::{self, Probes, Proto};
+
+/// Attempts needed to see every one of two equally weighted endpoints
+/// (all 30 landing on one has probability 2^-29).
+pub const SPREAD: usize = 30;
+/// A refusal must come this fast (a timeout takes a second).
+pub const FAST: Duration = Duration::from_millis(500);
 
 /// node1's local addresses: the source a masqueraded packet may carry.
 pub const NODE1_LOCAL: [IpAddr; 2] = [
@@ -120,6 +127,12 @@ impl Pod {
             tcp: Vec::new(),
             udp: Vec::new(),
         }
+    }
+
+    /// A pod whose server listens on TCP 8080, the target port of the
+    /// tests' `http` Service ports.
+    pub fn web(name: &str, ip: &str) -> Pod {
+        Pod::new(name, ip).tcp(&[8080])
     }
 
     pub fn tcp(mut self, ports: &[u16]) -> Pod {
@@ -479,6 +492,33 @@ impl Topology {
     /// `count` TCP connections to `target` (`"ip:port"`) from `from`.
     pub fn tcp(&self, from: From<'_>, target: &str, count: usize) -> Probes {
         self.probe(from, Proto::Tcp, target, count)
+    }
+
+    /// `count` TCP connections from the external client to `target`, every
+    /// one answered by one of exactly `pods` on port 8080 and seen from one
+    /// of `masq` (node1's local addresses of the target's family, e.g.
+    /// [`NODE1_LOCAL`]): masqueraded. Returns the probes for more checks.
+    pub fn assert_client_masqueraded(
+        &self,
+        target: &str,
+        count: usize,
+        pods: &[&str],
+        masq: &[IpAddr],
+    ) -> Probes {
+        let probes = self.tcp(From::Client, target, count);
+        probes
+            .assert_pods(pods)
+            .assert_port(8080)
+            .assert_sources_within(masq);
+        probes
+    }
+
+    /// `count` TCP connections to `target` from each of `froms`, every one
+    /// refused within [`FAST`].
+    pub fn assert_tcp_refused(&self, froms: &[From<'_>], target: &str, count: usize) {
+        for &from in froms {
+            self.tcp(from, target, count).assert_refused_within(FAST);
+        }
     }
 
     /// `count` UDP request/replies to `target` (`"ip:port"`) from `from`.

@@ -3,9 +3,7 @@
 //! same virtual IP times out (so no test can pass vacuously because the
 //! topology answers by itself).
 
-use std::time::Duration;
-
-use crate::harness::{From, Pod, Topology, CLIENT, NODE1_LOCAL};
+use crate::harness::{From, Pod, Topology, CLIENT, FAST, NODE1_LOCAL};
 use crate::require_kernel;
 
 const DNAT: &str = "
@@ -28,8 +26,8 @@ fn harness_selftest() {
     let mut topo = Topology::build(
         "self",
         &[
-            Pod::new("self-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("self-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("self-a", "10.244.1.1"),
+            Pod::web("self-b", "10.244.1.2"),
             Pod::new("self-r", "10.244.2.1").udp(&[5353]),
         ],
     );
@@ -50,7 +48,7 @@ fn harness_selftest() {
         .assert_sources_within(&NODE1_LOCAL);
     // A closed port on a pod is refused by the pod's kernel, fast.
     topo.tcp(From::Client, "10.244.1.1:9", 2)
-        .assert_refused_within(Duration::from_millis(500));
+        .assert_refused_within(FAST);
 
     // The virtual IP goes nowhere before rules exist: node1's default route
     // is a dead end, so this is a timeout, not an error.
@@ -100,7 +98,7 @@ fn harness_selftest_hairpin_nodeport_reject() {
     let mut topo = Topology::build(
         "self2",
         &[
-            Pod::new("self2-a", "10.244.1.1").tcp(&[8080]),
+            Pod::web("self2-a", "10.244.1.1"),
             Pod::new("self2-c", "10.244.1.2"),
         ],
     );
@@ -112,11 +110,7 @@ fn harness_selftest_hairpin_nodeport_reject() {
     topo.tcp(From::Client, "172.30.0.1:30099", 5)
         .assert_pods(&["self2-a"])
         .assert_sources_within(&NODE1_LOCAL);
-    let fast = Duration::from_millis(500);
-    topo.tcp(From::Client, "10.96.0.97:80", 3)
-        .assert_refused_within(fast);
+    topo.assert_tcp_refused(&[From::Client, From::Pod("self2-c")], "10.96.0.97:80", 3);
     topo.udp(From::Client, "10.96.0.97:53", 3)
-        .assert_refused_within(fast);
-    topo.tcp(From::Pod("self2-c"), "10.96.0.97:80", 3)
-        .assert_refused_within(fast);
+        .assert_refused_within(FAST);
 }

@@ -7,29 +7,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::harness::{From, Pod, Topology};
-use crate::manifests::{cluster, ep, slice};
+use crate::manifests::{cluster, ep, http_service, http_slice};
 use crate::require_kernel;
-
-fn service(name: &str, ip: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  clusterIP: {ip}
-  ports:
-  - name: http
-    port: 80
-    targetPort: 8080
-"
-    )
-}
-
-fn http(service: &str, eps: &[crate::manifests::Ep]) -> String {
-    slice(service, "x1", &[("http", "TCP", 8080)], eps)
-}
 
 /// `knc diff` between two manifest sets, for node1.
 fn diff(dir: &std::path::Path, old: &str, new: &str) -> String {
@@ -83,32 +62,32 @@ fn diff_applied_on_top_equals_a_full_load() {
     let mut topo = Topology::build(
         "incr",
         &[
-            Pod::new("in-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("in-b", "10.244.1.2").tcp(&[8080]),
-            Pod::new("in-c", "10.244.1.3").tcp(&[8080]),
-            Pod::new("in-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("in-a", "10.244.1.1"),
+            Pod::web("in-b", "10.244.1.2"),
+            Pod::web("in-c", "10.244.1.3"),
+            Pod::web("in-r", "10.244.2.1"),
         ],
     );
     let old = cluster(&[
-        &service("stay", "10.96.2.1"),
-        &http("stay", &[ep("10.244.1.1"), ep("10.244.1.2")]),
-        &service("gone", "10.96.2.2"),
-        &http("gone", &[ep("10.244.1.3")]),
-        &service("moves", "10.96.2.3"),
-        &http("moves", &[ep("10.244.1.1"), ep("10.244.1.2")]),
+        &http_service("stay", "10.96.2.1"),
+        &http_slice("stay", &[ep("10.244.1.1"), ep("10.244.1.2")]),
+        &http_service("gone", "10.96.2.2"),
+        &http_slice("gone", &[ep("10.244.1.3")]),
+        &http_service("moves", "10.96.2.3"),
+        &http_slice("moves", &[ep("10.244.1.1"), ep("10.244.1.2")]),
     ]);
     // `moves` changes endpoints and grows to three (a new backend group);
     // `gone` disappears (its one-backend group with it); `fresh` appears.
     let new = cluster(&[
-        &service("stay", "10.96.2.1"),
-        &http("stay", &[ep("10.244.1.1"), ep("10.244.1.2")]),
-        &service("moves", "10.96.2.3"),
-        &http(
+        &http_service("stay", "10.96.2.1"),
+        &http_slice("stay", &[ep("10.244.1.1"), ep("10.244.1.2")]),
+        &http_service("moves", "10.96.2.3"),
+        &http_slice(
             "moves",
             &[ep("10.244.1.2"), ep("10.244.1.3"), ep("10.244.2.1")],
         ),
-        &service("fresh", "10.96.2.4"),
-        &http("fresh", &[ep("10.244.2.1"), ep("10.244.1.3")]),
+        &http_service("fresh", "10.96.2.4"),
+        &http_slice("fresh", &[ep("10.244.2.1"), ep("10.244.1.3")]),
     ]);
     let work = tempfile::tempdir().unwrap();
     let delta = diff(work.path(), &old, &new);

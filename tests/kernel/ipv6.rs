@@ -3,45 +3,21 @@
 //! `fd00:…`, see the harness doc). With the iptables back end node1 gets
 //! both the `--format iptables` and the `--format ip6tables` text.
 
-use std::time::Duration;
-
-use crate::harness::{Backend, From, Pod, Topology, CLIENT, CLIENT6, NODE1_LOCAL, NODE1_LOCAL6};
-use crate::manifests::{cluster_dual, ep, slice, slice6};
+use crate::harness::{
+    Backend, From, Pod, Topology, CLIENT, CLIENT6, FAST, NODE1_LOCAL, NODE1_LOCAL6, SPREAD,
+};
+use crate::manifests::{cluster_dual, ep, http_slice6, slice, slice6, ServiceYaml, HTTP};
 use crate::{backend_tests, require_kernel};
 
-const SPREAD: usize = 30;
-const FAST: Duration = Duration::from_millis(500);
-
 /// A single-stack IPv6 Service `name` on ClusterIP `ip`, port 80 → 8080,
-/// with `extra_spec` lines and an optional NodePort.
+/// with an optional NodePort.
 fn svc6(name: &str, ip: &str, node_port: Option<u16>) -> String {
-    let (kind, np) = match node_port {
-        Some(p) => ("NodePort", format!("    nodePort: {p}\n")),
-        None => ("ClusterIP", String::new()),
-    };
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: {kind}
-  ipFamilies: [IPv6]
-  ipFamilyPolicy: SingleStack
-  clusterIP: '{ip}'
-  clusterIPs: ['{ip}']
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-{np}"
-    )
-}
-
-fn http6(service: &str, eps: &[crate::manifests::Ep]) -> String {
-    slice6(service, "v6", &[("http", "TCP", 8080)], eps)
+    let svc = ServiceYaml::cluster_ip(name, ip).ipv6().http();
+    match node_port {
+        Some(p) => svc.node_port(p),
+        None => svc,
+    }
+    .yaml()
 }
 
 backend_tests!(ipv6_clusterip_tcp_two_endpoints);
@@ -51,20 +27,22 @@ fn ipv6_clusterip_tcp_two_endpoints(backend: Backend) {
         backend,
         "v6cip",
         &[
-            Pod::new("w6-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("w6-b", "10.244.2.1").tcp(&[8080]),
+            Pod::web("w6-a", "10.244.1.1"),
+            Pod::web("w6-b", "10.244.2.1"),
             Pod::new("w6-cli", "10.244.1.3"),
         ],
     );
     topo.load_manifests(&cluster_dual(&[
         &svc6("web6", "fd00:10:96::10", None),
-        &http6("web6", &[ep("fd00:10:244:1::1"), ep("fd00:10:244:2::1")]),
+        &http_slice6("web6", &[ep("fd00:10:244:1::1"), ep("fd00:10:244:2::1")]),
     ]));
     // Off-cluster client: both endpoints, masqueraded to a node1 address.
-    topo.tcp(From::Client, "[fd00:10:96::10]:80", SPREAD)
-        .assert_pods(&["w6-a", "w6-b"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL6);
+    topo.assert_client_masqueraded(
+        "[fd00:10:96::10]:80",
+        SPREAD,
+        &["w6-a", "w6-b"],
+        &NODE1_LOCAL6,
+    );
     // A pod: both endpoints, its own IPv6 address preserved.
     let cli = topo.pod_ip6("w6-cli");
     topo.tcp(From::Pod("w6-cli"), "[fd00:10:96::10]:80", SPREAD)
@@ -83,18 +61,20 @@ fn ipv6_nodeport_from_client_is_masqueraded(backend: Backend) {
         backend,
         "v6np",
         &[
-            Pod::new("n6-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("n6-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("n6-a", "10.244.1.1"),
+            Pod::web("n6-r", "10.244.2.1"),
         ],
     );
     topo.load_manifests(&cluster_dual(&[
         &svc6("np6", "fd00:10:96::30", Some(30630)),
-        &http6("np6", &[ep("fd00:10:244:1::1"), ep("fd00:10:244:2::1")]),
+        &http_slice6("np6", &[ep("fd00:10:244:1::1"), ep("fd00:10:244:2::1")]),
     ]));
-    topo.tcp(From::Client, "[fd00:172:30::1]:30630", SPREAD)
-        .assert_pods(&["n6-a", "n6-r"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL6);
+    topo.assert_client_masqueraded(
+        "[fd00:172:30::1]:30630",
+        SPREAD,
+        &["n6-a", "n6-r"],
+        &NODE1_LOCAL6,
+    );
     // A single-stack IPv6 Service has no IPv4 NodePort: the IPv4 node
     // address on the same port is not translated, and node1 has no socket
     // there, so it refuses.
@@ -108,12 +88,13 @@ fn ipv6_no_endpoints_is_refused_and_unallocated_dropped(backend: Backend) {
     let mut topo = Topology::build_dual_for(backend, "v6none", &[Pod::new("e6-cli", "10.244.1.1")]);
     topo.load_manifests(&cluster_dual(&[
         &svc6("empty6", "fd00:10:96::50", None),
-        &http6("empty6", &[]),
+        &http_slice6("empty6", &[]),
     ]));
-    topo.tcp(From::Client, "[fd00:10:96::50]:80", 3)
-        .assert_refused_within(FAST);
-    topo.tcp(From::Pod("e6-cli"), "[fd00:10:96::50]:80", 3)
-        .assert_refused_within(FAST);
+    topo.assert_tcp_refused(
+        &[From::Client, From::Pod("e6-cli")],
+        "[fd00:10:96::50]:80",
+        3,
+    );
     // A port the ClusterIP does not serve: rejected too.
     topo.tcp(From::Client, "[fd00:10:96::50]:81", 1)
         .assert_refused_within(FAST);
@@ -132,42 +113,24 @@ fn dual_stack_service_each_family_reaches_its_own_endpoints(backend: Backend) {
         backend,
         "dual",
         &[
-            Pod::new("d-4a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("d-4b", "10.244.2.1").tcp(&[8080]),
-            Pod::new("d-6a", "10.244.1.2").tcp(&[8080]),
-            Pod::new("d-6b", "10.244.2.2").tcp(&[8080]),
+            Pod::web("d-4a", "10.244.1.1"),
+            Pod::web("d-4b", "10.244.2.1"),
+            Pod::web("d-6a", "10.244.1.2"),
+            Pod::web("d-6b", "10.244.2.2"),
             Pod::new("d-cli", "10.244.1.3"),
         ],
     );
     topo.load_manifests(&cluster_dual(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: dual
-  namespace: default
-spec:
-  type: NodePort
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  clusterIP: 10.96.8.1
-  clusterIPs: [10.96.8.1, 'fd00:10:96::8:1']
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: 30801
-",
-        &slice(
-            "dual",
-            "v4",
-            &[("http", "TCP", 8080)],
-            &[ep("10.244.1.1"), ep("10.244.2.1")],
-        ),
+        &ServiceYaml::cluster_ip("dual", "10.96.8.1")
+            .dual_stack("fd00:10:96::8:1")
+            .http()
+            .node_port(30801)
+            .yaml(),
+        &slice("dual", "v4", HTTP, &[ep("10.244.1.1"), ep("10.244.2.1")]),
         &slice6(
             "dual",
             "v6",
-            &[("http", "TCP", 8080)],
+            HTTP,
             &[ep("fd00:10:244:1::2"), ep("fd00:10:244:2::2")],
         ),
     ]));
@@ -201,14 +164,10 @@ spec:
 backend_tests!(ipv6_hairpin_lands_on_itself_masqueraded);
 fn ipv6_hairpin_lands_on_itself_masqueraded(backend: Backend) {
     require_kernel!("ipv6_hairpin_lands_on_itself_masqueraded");
-    let mut topo = Topology::build_dual_for(
-        backend,
-        "v6hair",
-        &[Pod::new("h6-a", "10.244.1.1").tcp(&[8080])],
-    );
+    let mut topo = Topology::build_dual_for(backend, "v6hair", &[Pod::web("h6-a", "10.244.1.1")]);
     topo.load_manifests(&cluster_dual(&[
         &svc6("hp6", "fd00:10:96::80", None),
-        &http6("hp6", &[ep("fd00:10:244:1::1")]),
+        &http_slice6("hp6", &[ep("fd00:10:244:1::1")]),
     ]));
     let probes = topo.tcp(From::Pod("h6-a"), "[fd00:10:96::80]:80", 5);
     probes

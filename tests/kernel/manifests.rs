@@ -1,6 +1,8 @@
 //! Manifest text for the kernel tests: the two Node objects every cluster
-//! has, and EndpointSlice / Endpoints builders (Services are written out
-//! literally in each test, where their shape is the point).
+//! has, a Service builder ([`ServiceYaml`]) and EndpointSlice / Endpoints
+//! builders.
+
+use std::fmt::Display;
 
 /// node1 (InternalIP 172.30.0.1, pods 10.244.1.0/24) and node2 (InternalIP
 /// 172.30.0.2, pods 10.244.2.0/24).
@@ -94,12 +96,15 @@ pub fn cluster_with(nodes: &str, docs: &[&str]) -> String {
     out
 }
 
-/// One endpoint: address, node, readiness.
+/// One endpoint: address, node, conditions and an optional zone hint.
 #[derive(Debug, Clone, Copy)]
 pub struct Ep {
     ip: &'static str,
     node: &'static str,
     ready: bool,
+    /// `serving` and `terminating`, written only when set.
+    draining: Option<(bool, bool)>,
+    zone: Option<&'static str>,
 }
 
 /// A ready endpoint; its node follows from its address (10.244.N.x or
@@ -114,6 +119,8 @@ pub fn ep(ip: &'static str) -> Ep {
         ip,
         node,
         ready: true,
+        draining: None,
+        zone: None,
     }
 }
 
@@ -124,6 +131,45 @@ impl Ep {
             ..self
         }
     }
+
+    /// Terminating and still serving (`ready: false, serving: true,
+    /// terminating: true`).
+    pub fn terminating(self) -> Ep {
+        Ep {
+            ready: false,
+            draining: Some((true, true)),
+            ..self
+        }
+    }
+
+    /// Terminating and no longer serving (after [`Ep::terminating`]).
+    pub fn not_serving(self) -> Ep {
+        Ep {
+            draining: Some((false, true)),
+            ..self
+        }
+    }
+
+    /// With a topology hint `forZones: [zone]`.
+    pub fn for_zone(self, zone: &'static str) -> Ep {
+        Ep {
+            zone: Some(zone),
+            ..self
+        }
+    }
+}
+
+/// The one port most test Services have: `http`, TCP, target port 8080.
+pub const HTTP: &[(&str, &str, u16)] = &[("http", "TCP", 8080)];
+
+/// An EndpointSlice for `service`'s [`HTTP`] port.
+pub fn http_slice(service: &str, eps: &[Ep]) -> String {
+    slice(service, "x1", HTTP, eps)
+}
+
+/// Like [`http_slice`], with `addressType: IPv6`.
+pub fn http_slice6(service: &str, eps: &[Ep]) -> String {
+    slice6(service, "v6", HTTP, eps)
 }
 
 /// An EndpointSlice `<service>-<suffix>` for `service` in `default` with
@@ -166,9 +212,16 @@ ports:
     }
     for e in eps {
         y += &format!(
-            "- addresses: [\"{}\"]\n  conditions:\n    ready: {}\n  nodeName: {}\n",
-            e.ip, e.ready, e.node
+            "- addresses: [\"{}\"]\n  conditions:\n    ready: {}\n",
+            e.ip, e.ready
         );
+        if let Some((serving, terminating)) = e.draining {
+            y += &format!("    serving: {serving}\n    terminating: {terminating}\n");
+        }
+        y += &format!("  nodeName: {}\n", e.node);
+        if let Some(zone) = e.zone {
+            y += &format!("  hints:\n    forZones:\n    - name: {zone}\n");
+        }
     }
     y
 }
@@ -194,4 +247,210 @@ subsets:
         y += &format!("  - name: \"{name}\"\n    protocol: {proto}\n    port: {port}\n");
     }
     y
+}
+
+/// A ClusterIP Service `name` on `ip` with the [`HTTP`] port: `http`, TCP
+/// 80 to 8080.
+pub fn http_service(name: &str, ip: &str) -> String {
+    ServiceYaml::cluster_ip(name, ip).http().yaml()
+}
+
+/// A LoadBalancer Service `name` on ClusterIP `ip` and ingress IP `lb_ip`,
+/// its `http` port on NodePort `node_port`, open to `range` only
+/// (`loadBalancerSourceRanges`).
+pub fn lb_with_source_ranges(
+    name: &str,
+    ip: &str,
+    lb_ip: &str,
+    node_port: u16,
+    range: &str,
+) -> String {
+    ServiceYaml::cluster_ip(name, ip)
+        .extra(&format!("  loadBalancerSourceRanges: [{range}]\n"))
+        .http()
+        .node_port(node_port)
+        .load_balancer(lb_ip)
+        .yaml()
+}
+
+/// A Service in `default`, built up from what a test needs and written out
+/// by [`ServiceYaml::yaml`]:
+///
+/// ```ignore
+/// ServiceYaml::cluster_ip("np", "10.96.0.30").http().node_port(30080).yaml()
+/// ServiceYaml::cluster_ip("lb", "10.96.0.50")
+///     .http()
+///     .node_port(30050)
+///     .load_balancer("203.0.113.10")
+///     .extra("  externalTrafficPolicy: Local\n")
+///     .yaml()
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServiceYaml {
+    name: String,
+    kind: &'static str,
+    cluster_ips: Vec<String>,
+    /// `ipFamilies` and `ipFamilyPolicy`, when not the IPv4 default.
+    families: Option<(&'static str, &'static str)>,
+    extra: String,
+    ports: Vec<ServicePort>,
+    ingress: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct ServicePort {
+    name: String,
+    protocol: &'static str,
+    port: u16,
+    target: String,
+    node_port: Option<u16>,
+}
+
+impl ServiceYaml {
+    /// A `type: ClusterIP` Service `name` on ClusterIP `ip`, no ports yet.
+    pub fn cluster_ip(name: &str, ip: &str) -> ServiceYaml {
+        ServiceYaml {
+            name: name.to_owned(),
+            kind: "ClusterIP",
+            cluster_ips: vec![ip.to_owned()],
+            families: None,
+            extra: String::new(),
+            ports: Vec::new(),
+            ingress: None,
+        }
+    }
+
+    /// Single-stack IPv6 (`ipFamilies: [IPv6]`): the ClusterIP is IPv6.
+    pub fn ipv6(mut self) -> ServiceYaml {
+        self.families = Some(("[IPv6]", "SingleStack"));
+        self
+    }
+
+    /// Dual-stack (`RequireDualStack`, IPv4 first), `ip6` the second
+    /// ClusterIP.
+    pub fn dual_stack(mut self, ip6: &str) -> ServiceYaml {
+        self.families = Some(("[IPv4, IPv6]", "RequireDualStack"));
+        self.cluster_ips.push(ip6.to_owned());
+        self
+    }
+
+    /// A TCP port `name`: `port` to `target` (a number or a port name).
+    pub fn port(self, name: &str, port: u16, target: impl Display) -> ServiceYaml {
+        self.with_port("TCP", name, port, target)
+    }
+
+    /// A UDP port `name`: `port` to `target` (a number or a port name).
+    pub fn udp_port(self, name: &str, port: u16, target: impl Display) -> ServiceYaml {
+        self.with_port("UDP", name, port, target)
+    }
+
+    /// The usual port: `http`, TCP 80 to 8080 (see [`HTTP`]).
+    pub fn http(self) -> ServiceYaml {
+        self.port("http", 80, 8080)
+    }
+
+    fn with_port(
+        mut self,
+        protocol: &'static str,
+        name: &str,
+        port: u16,
+        target: impl Display,
+    ) -> ServiceYaml {
+        self.ports.push(ServicePort {
+            name: name.to_owned(),
+            protocol,
+            port,
+            target: target.to_string(),
+            node_port: None,
+        });
+        self
+    }
+
+    /// Gives the last port added NodePort `node_port`; a ClusterIP Service
+    /// becomes `type: NodePort`.
+    pub fn node_port(mut self, node_port: u16) -> ServiceYaml {
+        self.ports
+            .last_mut()
+            .expect("node_port after a port")
+            .node_port = Some(node_port);
+        if self.kind == "ClusterIP" {
+            self.kind = "NodePort";
+        }
+        self
+    }
+
+    /// `type: LoadBalancer` with `ingress_ip` in its status.
+    pub fn load_balancer(mut self, ingress_ip: &str) -> ServiceYaml {
+        self.kind = "LoadBalancer";
+        self.ingress = Some(ingress_ip.to_owned());
+        self
+    }
+
+    /// `sessionAffinity: ClientIP` with a timeout of `timeout_seconds`.
+    pub fn session_affinity(self, timeout_seconds: u32) -> ServiceYaml {
+        self.extra(&format!(
+            "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: {timeout_seconds}\n"
+        ))
+    }
+
+    /// Further `spec` lines, indented as such (e.g.
+    /// `"  externalIPs: [198.51.100.10]\n"`).
+    pub fn extra(mut self, spec_lines: &str) -> ServiceYaml {
+        self.extra.push_str(spec_lines);
+        self
+    }
+
+    /// The Service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The manifest text.
+    pub fn yaml(&self) -> String {
+        // IPv6 addresses are quoted (a flow sequence must not start a
+        // mapping at their colons).
+        let quote = |ip: &String| {
+            if ip.contains(':') {
+                format!("'{ip}'")
+            } else {
+                ip.clone()
+            }
+        };
+        let ips: Vec<String> = self.cluster_ips.iter().map(quote).collect();
+        let mut y = format!(
+            "apiVersion: v1
+kind: Service
+metadata:
+  name: {}
+  namespace: default
+spec:
+  type: {}
+",
+            self.name, self.kind
+        );
+        if let Some((families, policy)) = self.families {
+            y += &format!("  ipFamilies: {families}\n  ipFamilyPolicy: {policy}\n");
+        }
+        y += &format!(
+            "  clusterIP: {}\n  clusterIPs: [{}]\n",
+            ips[0],
+            ips.join(", ")
+        );
+        y += &self.extra;
+        assert!(!self.ports.is_empty(), "Service {} has no ports", self.name);
+        y += "  ports:\n";
+        for p in &self.ports {
+            y += &format!(
+                "  - name: {}\n    protocol: {}\n    port: {}\n    targetPort: {}\n",
+                p.name, p.protocol, p.port, p.target
+            );
+            if let Some(node_port) = p.node_port {
+                y += &format!("    nodePort: {node_port}\n");
+            }
+        }
+        if let Some(ip) = &self.ingress {
+            y += &format!("status:\n  loadBalancer:\n    ingress:\n    - ip: {ip}\n");
+        }
+        y
+    }
 }

@@ -18,14 +18,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::harness::{Backend, From, Pod, Topology, CLIENT, NODE1, NODE1_ALT, NODE1_LOCAL};
-use crate::manifests::{cluster, ep, slice};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT, NODE1, NODE1_ALT, NODE1_LOCAL, SPREAD};
+use crate::manifests::{cluster, ep, http_slice, ServiceYaml};
 use crate::probe::Outcome;
 use crate::{backend_tests, require_kernel};
-
-/// Attempts per row: with two equally likely endpoints, all 30 landing on
-/// one has probability 2^-29.
-const SPREAD: usize = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Svc {
@@ -140,27 +136,12 @@ fn service(svc: Svc) -> String {
         EtpLocal => "  externalTrafficPolicy: Local\n",
         ItpLocal => "  internalTrafficPolicy: Local\n",
     };
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: mx
-  namespace: default
-spec:
-  type: LoadBalancer
-  clusterIP: {cluster_ip}
-{policy}  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: {node_port}
-status:
-  loadBalancer:
-    ingress:
-    - ip: {lb_ip}
-"
-    )
+    ServiceYaml::cluster_ip("mx", cluster_ip)
+        .extra(policy)
+        .http()
+        .node_port(node_port)
+        .load_balancer(lb_ip)
+        .yaml()
 }
 
 fn run(backend: Backend, svc: Svc, id: &str) {
@@ -170,19 +151,14 @@ fn run(backend: Backend, svc: Svc, id: &str) {
         backend,
         id,
         &[
-            Pod::new("mx-1", "10.244.1.1").tcp(&[8080]),
-            Pod::new("mx-2", "10.244.2.1").tcp(&[8080]),
+            Pod::web("mx-1", "10.244.1.1"),
+            Pod::web("mx-2", "10.244.2.1"),
             Pod::new("mx-cli", "10.244.1.2"),
         ],
     );
     topo.load_manifests(&cluster(&[
         &service(svc),
-        &slice(
-            "mx",
-            "x1",
-            &[("http", "TCP", 8080)],
-            &[ep("10.244.1.1"), ep("10.244.2.1")],
-        ),
+        &http_slice("mx", &[ep("10.244.1.1"), ep("10.244.2.1")]),
     ]));
     let (cluster_ip, node_port, lb_ip) = addresses(svc);
     let mut failures = Vec::new();

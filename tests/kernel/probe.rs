@@ -59,37 +59,34 @@ impl fmt::Debug for Probes {
 }
 
 impl Probes {
-    /// Names of the pods that answered.
-    pub fn pods(&self) -> BTreeSet<String> {
+    /// `pick` of every answer: (pod, source it saw, port it was reached on).
+    fn answers<T: Ord>(&self, pick: impl Fn(&String, IpAddr, u16) -> T) -> BTreeSet<T> {
         self.attempts
             .iter()
             .filter_map(|a| match &a.outcome {
-                Outcome::Answered { pod, .. } => Some(pod.clone()),
+                Outcome::Answered {
+                    pod,
+                    seen_source,
+                    port,
+                } => Some(pick(pod, *seen_source, *port)),
                 _ => None,
             })
             .collect()
+    }
+
+    /// Names of the pods that answered.
+    pub fn pods(&self) -> BTreeSet<String> {
+        self.answers(|pod, _, _| pod.clone())
     }
 
     /// Source addresses the pods saw.
     pub fn sources(&self) -> BTreeSet<IpAddr> {
-        self.attempts
-            .iter()
-            .filter_map(|a| match &a.outcome {
-                Outcome::Answered { seen_source, .. } => Some(*seen_source),
-                _ => None,
-            })
-            .collect()
+        self.answers(|_, source, _| source)
     }
 
     /// Ports the pods were reached on.
     pub fn ports(&self) -> BTreeSet<u16> {
-        self.attempts
-            .iter()
-            .filter_map(|a| match &a.outcome {
-                Outcome::Answered { port, .. } => Some(*port),
-                _ => None,
-            })
-            .collect()
+        self.answers(|_, _, port| port)
     }
 
     /// Panics unless every attempt was answered.

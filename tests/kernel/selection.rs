@@ -3,57 +3,11 @@
 //! separately for the cluster-wide and node-local sets, and
 //! loadBalancerSourceRanges as seen from node1 itself and from pods.
 
-use crate::harness::{Backend, From, Pod, Topology, CLIENT};
-use crate::manifests::{cluster, cluster_with, NODES};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT, SPREAD};
+use crate::manifests::{
+    cluster, cluster_with, ep, http_service, http_slice, lb_with_source_ranges, ServiceYaml, NODES,
+};
 use crate::{backend_tests, require_kernel};
-
-const SPREAD: usize = 30;
-
-fn svc(name: &str, ip: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  clusterIP: {ip}
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-"
-    )
-}
-
-/// An EndpointSlice for `service` whose endpoints are written out
-/// literally (`endpoints` is the YAML list under `endpoints:`).
-fn raw_slice(service: &str, endpoints: &str) -> String {
-    format!(
-        "apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {service}-x1
-  namespace: default
-  labels:
-    kubernetes.io/service-name: {service}
-addressType: IPv4
-ports:
-- name: http
-  protocol: TCP
-  port: 8080
-endpoints:
-{endpoints}"
-    )
-}
-
-fn hinted(ip: &str, node: &str, zone: Option<&str>) -> String {
-    let hints = zone.map_or(String::new(), |z| {
-        format!("  hints:\n    forZones:\n    - name: {z}\n")
-    });
-    format!("- addresses: [{ip}]\n  conditions: {{ready: true}}\n  nodeName: {node}\n{hints}")
-}
 
 backend_tests!(topology_hints_for_this_zone);
 fn topology_hints_for_this_zone(backend: Backend) {
@@ -62,9 +16,9 @@ fn topology_hints_for_this_zone(backend: Backend) {
         backend,
         "zones",
         &[
-            Pod::new("z-1a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("z-2a", "10.244.2.1").tcp(&[8080]),
-            Pod::new("z-2b", "10.244.2.2").tcp(&[8080]),
+            Pod::web("z-1a", "10.244.1.1"),
+            Pod::web("z-2a", "10.244.2.1"),
+            Pod::web("z-2b", "10.244.2.2"),
             Pod::new("z-cli", "10.244.1.3"),
         ],
     );
@@ -74,26 +28,29 @@ fn topology_hints_for_this_zone(backend: Backend) {
         1,
     );
     assert_ne!(nodes, NODES, "zone label not added");
-    let eps = |third: Option<&str>| {
-        hinted("10.244.1.1", "node1", Some("zone-a"))
-            + &hinted("10.244.2.1", "node2", Some("zone-a"))
-            + &hinted("10.244.2.2", "node2", third)
-    };
-    let all_b = hinted("10.244.1.1", "node1", Some("zone-b"))
-        + &hinted("10.244.2.1", "node2", Some("zone-b"))
-        + &hinted("10.244.2.2", "node2", Some("zone-b"));
+    let a = |ip: &'static str| ep(ip).for_zone("zone-a");
+    let b = |ip: &'static str| ep(ip).for_zone("zone-b");
     topo.load_manifests(&cluster_with(
         &nodes,
         &[
             // Every ready endpoint hinted, two for zone-a: only those.
-            &svc("hinted", "10.96.10.1"),
-            &raw_slice("hinted", &eps(Some("zone-b"))),
+            &http_service("hinted", "10.96.10.1"),
+            &http_slice(
+                "hinted",
+                &[a("10.244.1.1"), a("10.244.2.1"), b("10.244.2.2")],
+            ),
             // One ready endpoint without hints: hints are ignored.
-            &svc("partial", "10.96.10.2"),
-            &raw_slice("partial", &eps(None)),
+            &http_service("partial", "10.96.10.2"),
+            &http_slice(
+                "partial",
+                &[a("10.244.1.1"), a("10.244.2.1"), ep("10.244.2.2")],
+            ),
             // Every endpoint hinted, none for zone-a: hints are ignored.
-            &svc("elsewhere", "10.96.10.3"),
-            &raw_slice("elsewhere", &all_b),
+            &http_service("elsewhere", "10.96.10.3"),
+            &http_slice(
+                "elsewhere",
+                &[b("10.244.1.1"), b("10.244.2.1"), b("10.244.2.2")],
+            ),
         ],
     ));
     for from in [From::Pod("z-cli"), From::Client] {
@@ -113,45 +70,28 @@ fn fallback_to_terminating_is_decided_per_set(backend: Backend) {
         backend,
         "perset",
         &[
-            Pod::new("s-term", "10.244.1.1").tcp(&[8080]),
-            Pod::new("s-gone", "10.244.1.2").tcp(&[8080]),
-            Pod::new("s-unready", "10.244.1.3").tcp(&[8080]),
-            Pod::new("s-ready", "10.244.2.1").tcp(&[8080]),
+            Pod::web("s-term", "10.244.1.1"),
+            Pod::web("s-gone", "10.244.1.2"),
+            Pod::web("s-unready", "10.244.1.3"),
+            Pod::web("s-ready", "10.244.2.1"),
             Pod::new("s-cli", "10.244.1.4"),
         ],
     );
-    let eps = "\
-- addresses: [10.244.1.1]
-  conditions: {ready: false, serving: true, terminating: true}
-  nodeName: node1
-- addresses: [10.244.1.2]
-  conditions: {ready: false, serving: false, terminating: true}
-  nodeName: node1
-- addresses: [10.244.1.3]
-  conditions: {ready: false}
-  nodeName: node1
-- addresses: [10.244.2.1]
-  conditions: {ready: true}
-  nodeName: node2
-";
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: split
-  namespace: default
-spec:
-  type: NodePort
-  clusterIP: 10.96.10.10
-  externalTrafficPolicy: Local
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: 31010
-",
-        &raw_slice("split", eps),
+        &ServiceYaml::cluster_ip("split", "10.96.10.10")
+            .extra("  externalTrafficPolicy: Local\n")
+            .http()
+            .node_port(31010)
+            .yaml(),
+        &http_slice(
+            "split",
+            &[
+                ep("10.244.1.1").terminating(),
+                ep("10.244.1.2").terminating().not_serving(),
+                ep("10.244.1.3").not_ready(),
+                ep("10.244.2.1"),
+            ],
+        ),
     ]));
     // Cluster-wide: a ready endpoint exists (on node2), so the terminating
     // one is not used.
@@ -175,38 +115,14 @@ fn source_ranges_seen_from_node_and_pods(backend: Backend) {
         backend,
         "lbnode",
         &[
-            Pod::new("r-a", "10.244.1.1").tcp(&[8080]),
+            Pod::web("r-a", "10.244.1.1"),
             Pod::new("r-cli", "10.244.1.2"),
         ],
     );
-    let lb = |name: &str, ip: &str, lb_ip: &str, np: u16, range: &str| {
-        format!(
-            "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: LoadBalancer
-  clusterIP: {ip}
-  loadBalancerSourceRanges: [{range}]
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: {np}
-status:
-  loadBalancer:
-    ingress:
-    - ip: {lb_ip}
-"
-        )
-    };
-    let ep = |svc: &str| raw_slice(svc, &hinted("10.244.1.1", "node1", None));
+    let ep = |svc: &str| http_slice(svc, &[ep("10.244.1.1")]);
     topo.load_manifests(&cluster(&[
         // node1's own address 172.30.0.1 lies in the range.
-        &lb(
+        &lb_with_source_ranges(
             "nodes",
             "10.96.11.1",
             "203.0.113.41",
@@ -215,10 +131,10 @@ status:
         ),
         &ep("nodes"),
         // Neither node1 nor the pods nor the client.
-        &lb("none", "10.96.11.2", "203.0.113.42", 31102, "192.0.2.0/24"),
+        &lb_with_source_ranges("none", "10.96.11.2", "203.0.113.42", 31102, "192.0.2.0/24"),
         &ep("none"),
         // The pods' range.
-        &lb("pods", "10.96.11.3", "203.0.113.43", 31103, "10.244.0.0/16"),
+        &lb_with_source_ranges("pods", "10.96.11.3", "203.0.113.43", 31103, "10.244.0.0/16"),
         &ep("pods"),
     ]));
     topo.tcp(From::Node1, "203.0.113.41:80", 3)

@@ -2,48 +2,18 @@
 //! real packets: traffic policies, session affinity, the terminating
 //! fallback and LoadBalancer source ranges.
 
-use crate::harness::{Backend, From, Pod, Topology, CLIENT};
-use crate::manifests::{cluster, ep, slice};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT, SPREAD};
+use crate::manifests::{cluster, ep, http_service, http_slice, lb_with_source_ranges, ServiceYaml};
 use crate::{backend_tests, require_kernel};
 
-const SPREAD: usize = 30;
-
-fn svc(name: &str, ip: &str, extra_spec: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  clusterIP: {ip}
-{extra_spec}  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-"
-    )
-}
-
+/// A NodePort Service `name` on `ip` with the `http` port on `node_port`
+/// and `extra_spec` lines.
 fn np_svc(name: &str, ip: &str, node_port: u16, extra_spec: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: NodePort
-  clusterIP: {ip}
-{extra_spec}  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: {node_port}
-"
-    )
+    ServiceYaml::cluster_ip(name, ip)
+        .extra(extra_spec)
+        .http()
+        .node_port(node_port)
+        .yaml()
 }
 
 backend_tests!(external_traffic_policy_local);
@@ -53,21 +23,16 @@ fn external_traffic_policy_local(backend: Backend) {
         backend,
         "etpl",
         &[
-            Pod::new("etp-l", "10.244.1.1").tcp(&[8080]),
-            Pod::new("etp-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("etp-l", "10.244.1.1"),
+            Pod::web("etp-r", "10.244.2.1"),
         ],
     );
     let local = "  externalTrafficPolicy: Local\n";
     topo.load_manifests(&cluster(&[
         &np_svc("here", "10.96.2.1", 30201, local),
-        &slice(
-            "here",
-            "x1",
-            &[("http", "TCP", 8080)],
-            &[ep("10.244.1.1"), ep("10.244.2.1")],
-        ),
+        &http_slice("here", &[ep("10.244.1.1"), ep("10.244.2.1")]),
         &np_svc("away", "10.96.2.2", 30202, local),
-        &slice("away", "x1", &[("http", "TCP", 8080)], &[ep("10.244.2.1")]),
+        &http_slice("away", &[ep("10.244.2.1")]),
     ]));
     // Only the node-local endpoint, and the client's address preserved.
     topo.tcp(From::Client, "172.30.0.1:30201", SPREAD)
@@ -88,27 +53,23 @@ fn internal_traffic_policy_local(backend: Backend) {
         backend,
         "itpl",
         &[
-            Pod::new("itp-l", "10.244.1.1").tcp(&[8080]),
-            Pod::new("itp-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("itp-l", "10.244.1.1"),
+            Pod::web("itp-r", "10.244.2.1"),
             Pod::new("itp-cli", "10.244.1.2"),
         ],
     );
     let local = "  internalTrafficPolicy: Local\n";
     topo.load_manifests(&cluster(&[
-        &svc("mixed", "10.96.3.1", local),
-        &slice(
-            "mixed",
-            "x1",
-            &[("http", "TCP", 8080)],
-            &[ep("10.244.1.1"), ep("10.244.2.1")],
-        ),
-        &svc("remote", "10.96.3.2", local),
-        &slice(
-            "remote",
-            "x1",
-            &[("http", "TCP", 8080)],
-            &[ep("10.244.2.1")],
-        ),
+        &ServiceYaml::cluster_ip("mixed", "10.96.3.1")
+            .extra(local)
+            .http()
+            .yaml(),
+        &http_slice("mixed", &[ep("10.244.1.1"), ep("10.244.2.1")]),
+        &ServiceYaml::cluster_ip("remote", "10.96.3.2")
+            .extra(local)
+            .http()
+            .yaml(),
+        &http_slice("remote", &[ep("10.244.2.1")]),
     ]));
     topo.tcp(From::Pod("itp-cli"), "10.96.3.1:80", SPREAD)
         .assert_pods(&["itp-l"]);
@@ -123,23 +84,17 @@ fn session_affinity_client_ip(backend: Backend) {
         backend,
         "affin",
         &[
-            Pod::new("aff-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("aff-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("aff-a", "10.244.1.1"),
+            Pod::web("aff-b", "10.244.1.2"),
             Pod::new("aff-cli", "10.244.1.3"),
         ],
     );
     topo.load_manifests(&cluster(&[
-        &svc(
-            "sticky",
-            "10.96.4.1",
-            "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 60\n",
-        ),
-        &slice(
-            "sticky",
-            "x1",
-            &[("http", "TCP", 8080)],
-            &[ep("10.244.1.1"), ep("10.244.1.2")],
-        ),
+        &ServiceYaml::cluster_ip("sticky", "10.96.4.1")
+            .session_affinity(60)
+            .http()
+            .yaml(),
+        &http_slice("sticky", &[ep("10.244.1.1"), ep("10.244.1.2")]),
     ]));
     for from in [From::Client, From::Pod("aff-cli")] {
         let probes = topo.tcp(from, "10.96.4.1:80", 20);
@@ -155,31 +110,20 @@ fn terminating_endpoints_serve_when_none_ready(backend: Backend) {
         backend,
         "term",
         &[
-            Pod::new("term-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("term-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("term-a", "10.244.1.1"),
+            Pod::web("term-b", "10.244.1.2"),
         ],
     );
-    let eps = "apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: draining-x1
-  namespace: default
-  labels:
-    kubernetes.io/service-name: draining
-addressType: IPv4
-ports:
-- name: http
-  protocol: TCP
-  port: 8080
-endpoints:
-- addresses: [10.244.1.1]
-  conditions: {ready: false, serving: true, terminating: true}
-  nodeName: node1
-- addresses: [10.244.1.2]
-  conditions: {ready: false, serving: false, terminating: true}
-  nodeName: node1
-";
-    topo.load_manifests(&cluster(&[&svc("draining", "10.96.5.1", ""), eps]));
+    topo.load_manifests(&cluster(&[
+        &http_service("draining", "10.96.5.1"),
+        &http_slice(
+            "draining",
+            &[
+                ep("10.244.1.1").terminating(),
+                ep("10.244.1.2").terminating().not_serving(),
+            ],
+        ),
+    ]));
     topo.tcp(From::Client, "10.96.5.1:80", SPREAD)
         .assert_pods(&["term-a"]);
 }
@@ -187,40 +131,12 @@ endpoints:
 backend_tests!(load_balancer_source_ranges);
 fn load_balancer_source_ranges(backend: Backend) {
     require_kernel!("load_balancer_source_ranges");
-    let mut topo = Topology::build_for(
-        backend,
-        "lbsr",
-        &[Pod::new("sr-a", "10.244.1.1").tcp(&[8080])],
-    );
-    let lb = |name: &str, ip: &str, lb_ip: &str, np: u16, range: &str| {
-        format!(
-            "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: LoadBalancer
-  clusterIP: {ip}
-  loadBalancerSourceRanges: [{range}]
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: {np}
-status:
-  loadBalancer:
-    ingress:
-    - ip: {lb_ip}
-"
-        )
-    };
+    let mut topo = Topology::build_for(backend, "lbsr", &[Pod::web("sr-a", "10.244.1.1")]);
     topo.load_manifests(&cluster(&[
-        &lb("open", "10.96.6.1", "203.0.113.21", 30221, "172.30.1.0/24"),
-        &slice("open", "x1", &[("http", "TCP", 8080)], &[ep("10.244.1.1")]),
-        &lb("shut", "10.96.6.2", "203.0.113.22", 30222, "192.0.2.0/24"),
-        &slice("shut", "x1", &[("http", "TCP", 8080)], &[ep("10.244.1.1")]),
+        &lb_with_source_ranges("open", "10.96.6.1", "203.0.113.21", 30221, "172.30.1.0/24"),
+        &http_slice("open", &[ep("10.244.1.1")]),
+        &lb_with_source_ranges("shut", "10.96.6.2", "203.0.113.22", 30222, "192.0.2.0/24"),
+        &http_slice("shut", &[ep("10.244.1.1")]),
     ]));
     topo.tcp(From::Client, "203.0.113.21:80", 3)
         .assert_pods(&["sr-a"]);

@@ -2,42 +2,22 @@
 //! probed with real packets (issue #2).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-use crate::harness::{Backend, From, Pod, Topology, CLIENT, NODE1_LOCAL};
-use crate::manifests::{cluster, endpoints, ep, slice};
+use crate::harness::{Backend, From, Pod, Topology, CLIENT, FAST, NODE1_LOCAL, SPREAD};
+use crate::manifests::{
+    cluster, endpoints, ep, http_service, http_slice, slice, ServiceYaml, HTTP,
+};
 use crate::{backend_tests, require_kernel};
 
-/// Attempts needed to see every one of two equally weighted endpoints
-/// (all 30 landing on one has probability 2^-29).
-const SPREAD: usize = 30;
-/// A refusal must come this fast (a timeout takes a second).
-const FAST: Duration = Duration::from_millis(500);
-
-/// A ClusterIP Service `name` on `ip` with one TCP port 80 named `http` to
-/// target port 8080.
-fn web_service(name: &str, ip: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: ClusterIP
-  clusterIP: {ip}
-  clusterIPs: [{ip}]
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-"
-    )
-}
-
-fn http_slice(service: &str, eps: &[crate::manifests::Ep]) -> String {
-    slice(service, "abc12", &[("http", "TCP", 8080)], eps)
+/// A topology `id` whose one pod `pod` (10.244.1.1, on node1) is the only
+/// endpoint of `service`'s `http` port, with `service` loaded.
+fn one_pod_behind(backend: Backend, id: &str, pod: &str, service: ServiceYaml) -> Topology {
+    let mut topo = Topology::build_for(backend, id, &[Pod::web(pod, "10.244.1.1")]);
+    topo.load_manifests(&cluster(&[
+        &service.yaml(),
+        &http_slice(service.name(), &[ep("10.244.1.1")]),
+    ]));
+    topo
 }
 
 backend_tests!(clusterip_tcp_two_endpoints);
@@ -47,21 +27,18 @@ fn clusterip_tcp_two_endpoints(backend: Backend) {
         backend,
         "cip",
         &[
-            Pod::new("web-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("web-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("web-a", "10.244.1.1"),
+            Pod::web("web-b", "10.244.1.2"),
             Pod::new("cli", "10.244.1.3"),
         ],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("web", "10.96.0.10"),
+        &http_service("web", "10.96.0.10"),
         &http_slice("web", &[ep("10.244.1.1"), ep("10.244.1.2")]),
     ]));
     // From outside the cluster: both endpoints, masqueraded (an
     // off-cluster source to a ClusterIP when the cluster CIDR is known).
-    topo.tcp(From::Client, "10.96.0.10:80", SPREAD)
-        .assert_pods(&["web-a", "web-b"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL);
+    topo.assert_client_masqueraded("10.96.0.10:80", SPREAD, &["web-a", "web-b"], &NODE1_LOCAL);
     // From a pod: both endpoints, source preserved.
     let cli = topo.pod_ip("cli");
     topo.tcp(From::Pod("cli"), "10.96.0.10:80", SPREAD)
@@ -88,19 +65,9 @@ fn udp_named_target_port(backend: Backend) {
         ],
     );
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: dns
-  namespace: default
-spec:
-  clusterIP: 10.96.0.53
-  ports:
-  - name: dns
-    protocol: UDP
-    port: 53
-    targetPort: dns
-",
+        &ServiceYaml::cluster_ip("dns", "10.96.0.53")
+            .udp_port("dns", 53, "dns")
+            .yaml(),
         &slice(
             "dns",
             "x1",
@@ -122,23 +89,10 @@ fn multi_port_service(backend: Backend) {
         &[Pod::new("mp-a", "10.244.1.1").tcp(&[80, 8080, 9090, 9100])],
     );
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: mp
-  namespace: default
-spec:
-  clusterIP: 10.96.0.20
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-  - name: metrics
-    protocol: TCP
-    port: 9090
-    targetPort: metrics
-",
+        &ServiceYaml::cluster_ip("mp", "10.96.0.20")
+            .http()
+            .port("metrics", 9090, "metrics")
+            .yaml(),
         &slice(
             "mp",
             "x1",
@@ -157,34 +111,15 @@ spec:
 backend_tests!(nodeport_from_external_client_is_masqueraded);
 fn nodeport_from_external_client_is_masqueraded(backend: Backend) {
     require_kernel!("nodeport_from_external_client_is_masqueraded");
-    let mut topo = Topology::build_for(
+    let topo = one_pod_behind(
         backend,
         "np",
-        &[Pod::new("np-a", "10.244.1.1").tcp(&[8080])],
+        "np-a",
+        ServiceYaml::cluster_ip("np", "10.96.0.30")
+            .http()
+            .node_port(30080),
     );
-    topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: np
-  namespace: default
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.30
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: 30080
-",
-        &http_slice("np", &[ep("10.244.1.1")]),
-    ]));
-    let probes = topo.tcp(From::Client, "172.30.0.1:30080", 5);
-    probes
-        .assert_pods(&["np-a"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL);
+    let probes = topo.assert_client_masqueraded("172.30.0.1:30080", 5, &["np-a"], &NODE1_LOCAL);
     assert!(!probes.sources().contains(&CLIENT));
     // NodePorts live on the node's primary IP only: node1's address on the
     // client link is not a Kubernetes node address, so there the port is
@@ -196,68 +131,30 @@ spec:
 backend_tests!(external_ip);
 fn external_ip(backend: Backend) {
     require_kernel!("external_ip");
-    let mut topo = Topology::build_for(
+    let topo = one_pod_behind(
         backend,
         "eip",
-        &[Pod::new("eip-a", "10.244.1.1").tcp(&[8080])],
+        "eip-a",
+        ServiceYaml::cluster_ip("eip", "10.96.0.40")
+            .extra("  externalIPs: [198.51.100.10]\n")
+            .http(),
     );
-    topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: eip
-  namespace: default
-spec:
-  clusterIP: 10.96.0.40
-  externalIPs: [198.51.100.10]
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-",
-        &http_slice("eip", &[ep("10.244.1.1")]),
-    ]));
-    topo.tcp(From::Client, "198.51.100.10:80", 5)
-        .assert_pods(&["eip-a"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL);
+    topo.assert_client_masqueraded("198.51.100.10:80", 5, &["eip-a"], &NODE1_LOCAL);
 }
 
 backend_tests!(load_balancer_ingress_ip);
 fn load_balancer_ingress_ip(backend: Backend) {
     require_kernel!("load_balancer_ingress_ip");
-    let mut topo = Topology::build_for(
+    let topo = one_pod_behind(
         backend,
         "lb",
-        &[Pod::new("lb-a", "10.244.1.1").tcp(&[8080])],
+        "lb-a",
+        ServiceYaml::cluster_ip("lb", "10.96.0.50")
+            .http()
+            .node_port(30050)
+            .load_balancer("203.0.113.10"),
     );
-    topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: lb
-  namespace: default
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.50
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: 30050
-status:
-  loadBalancer:
-    ingress:
-    - ip: 203.0.113.10
-",
-        &http_slice("lb", &[ep("10.244.1.1")]),
-    ]));
-    topo.tcp(From::Client, "203.0.113.10:80", 5)
-        .assert_pods(&["lb-a"])
-        .assert_port(8080)
-        .assert_sources_within(&NODE1_LOCAL);
+    topo.assert_client_masqueraded("203.0.113.10:80", 5, &["lb-a"], &NODE1_LOCAL);
 }
 
 backend_tests!(no_endpoints_is_refused_fast);
@@ -267,7 +164,7 @@ fn no_endpoints_is_refused_fast(backend: Backend) {
         backend,
         "noep",
         &[
-            Pod::new("ne-a", "10.244.1.1").tcp(&[8080]),
+            Pod::web("ne-a", "10.244.1.1"),
             Pod::new("ne-cli", "10.244.1.2"),
         ],
     );
@@ -277,39 +174,25 @@ fn no_endpoints_is_refused_fast(backend: Backend) {
     topo.tcp(From::Client, "198.51.100.60:80", 1)
         .assert_timeout();
     topo.load_manifests(&cluster(&[
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: empty
-  namespace: default
-spec:
-  clusterIP: 10.96.0.60
-  externalIPs: [198.51.100.60]
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-  - name: dns
-    protocol: UDP
-    port: 53
-    targetPort: 5353
-",
+        &ServiceYaml::cluster_ip("empty", "10.96.0.60")
+            .extra("  externalIPs: [198.51.100.60]\n")
+            .http()
+            .udp_port("dns", 53, 5353)
+            .yaml(),
         &slice(
             "empty",
             "x1",
             &[("http", "TCP", 8080), ("dns", "UDP", 5353)],
             &[],
         ),
-        &web_service("busy", "10.96.0.61"),
+        &http_service("busy", "10.96.0.61"),
         &http_slice("busy", &[ep("10.244.1.1")]),
     ]));
-    topo.tcp(From::Client, "10.96.0.60:80", 3)
-        .assert_refused_within(FAST);
-    topo.tcp(From::Pod("ne-cli"), "10.96.0.60:80", 3)
-        .assert_refused_within(FAST);
-    topo.tcp(From::Node1, "10.96.0.60:80", 3)
-        .assert_refused_within(FAST);
+    topo.assert_tcp_refused(
+        &[From::Client, From::Pod("ne-cli"), From::Node1],
+        "10.96.0.60:80",
+        3,
+    );
     topo.udp(From::Client, "10.96.0.60:53", 3)
         .assert_refused_within(FAST);
     // Not a ClusterIP: rejected by the frontend's own rule, not by the
@@ -331,15 +214,15 @@ fn not_ready_endpoint_never_answers(backend: Backend) {
         backend,
         "nrdy",
         &[
-            Pod::new("nr-up", "10.244.1.1").tcp(&[8080]),
-            Pod::new("nr-down", "10.244.1.2").tcp(&[8080]),
+            Pod::web("nr-up", "10.244.1.1"),
+            Pod::web("nr-down", "10.244.1.2"),
         ],
     );
     // The not-ready pod's server is up: traffic sent to it would answer.
     topo.tcp(From::Client, "10.244.1.2:8080", 1)
         .assert_pods(&["nr-down"]);
     topo.load_manifests(&cluster(&[
-        &web_service("nr", "10.96.0.70"),
+        &http_service("nr", "10.96.0.70"),
         &http_slice("nr", &[ep("10.244.1.1"), ep("10.244.1.2").not_ready()]),
     ]));
     topo.tcp(From::Client, "10.96.0.70:80", SPREAD)
@@ -349,15 +232,12 @@ fn not_ready_endpoint_never_answers(backend: Backend) {
 backend_tests!(hairpin_lands_on_itself_masqueraded);
 fn hairpin_lands_on_itself_masqueraded(backend: Backend) {
     require_kernel!("hairpin_lands_on_itself_masqueraded");
-    let mut topo = Topology::build_for(
+    let topo = one_pod_behind(
         backend,
         "hair",
-        &[Pod::new("hp-a", "10.244.1.1").tcp(&[8080])],
+        "hp-a",
+        ServiceYaml::cluster_ip("hp", "10.96.0.80").http(),
     );
-    topo.load_manifests(&cluster(&[
-        &web_service("hp", "10.96.0.80"),
-        &http_slice("hp", &[ep("10.244.1.1")]),
-    ]));
     let probes = topo.tcp(From::Pod("hp-a"), "10.96.0.80:80", 5);
     probes
         .assert_pods(&["hp-a"])
@@ -372,17 +252,13 @@ fn legacy_endpoints_without_slices(backend: Backend) {
         backend,
         "legacy",
         &[
-            Pod::new("leg-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("leg-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("leg-a", "10.244.1.1"),
+            Pod::web("leg-b", "10.244.1.2"),
         ],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("leg", "10.96.0.90"),
-        &endpoints(
-            "leg",
-            &[("http", "TCP", 8080)],
-            &[ep("10.244.1.1"), ep("10.244.1.2")],
-        ),
+        &http_service("leg", "10.96.0.90"),
+        &endpoints("leg", HTTP, &[ep("10.244.1.1"), ep("10.244.1.2")]),
     ]));
     topo.tcp(From::Client, "10.96.0.90:80", SPREAD)
         .assert_pods(&["leg-a", "leg-b"])
@@ -396,12 +272,12 @@ fn endpoint_on_other_node(backend: Backend) {
         backend,
         "xnode",
         &[
-            Pod::new("xn-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("xn-r", "10.244.2.1"),
             Pod::new("xn-cli", "10.244.1.1"),
         ],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("xn", "10.96.0.100"),
+        &http_service("xn", "10.96.0.100"),
         &http_slice("xn", &[ep("10.244.2.1")]),
     ]));
     topo.tcp(From::Client, "10.96.0.100:80", 5)
@@ -497,16 +373,16 @@ fn reload_replaces_services_and_endpoints(backend: Backend) {
         backend,
         "reload",
         &[
-            Pod::new("rl-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("rl-b", "10.244.1.2").tcp(&[8080]),
-            Pod::new("rl-c", "10.244.1.3").tcp(&[8080]),
-            Pod::new("rl-r", "10.244.2.1").tcp(&[8080]),
+            Pod::web("rl-a", "10.244.1.1"),
+            Pod::web("rl-b", "10.244.1.2"),
+            Pod::web("rl-c", "10.244.1.3"),
+            Pod::web("rl-r", "10.244.2.1"),
         ],
     );
     topo.load_manifests(&cluster(&[
-        &web_service("gone", "10.96.1.1"),
+        &http_service("gone", "10.96.1.1"),
         &http_slice("gone", &[ep("10.244.1.1")]),
-        &web_service("moving", "10.96.1.2"),
+        &http_service("moving", "10.96.1.2"),
         &http_slice("moving", &[ep("10.244.1.1"), ep("10.244.1.2")]),
     ]));
     topo.tcp(From::Client, "10.96.1.1:80", 3)
@@ -516,7 +392,7 @@ fn reload_replaces_services_and_endpoints(backend: Backend) {
     let before = outside_knc(&topo);
 
     topo.load_manifests(&cluster(&[
-        &web_service("moving", "10.96.1.2"),
+        &http_service("moving", "10.96.1.2"),
         &http_slice("moving", &[ep("10.244.1.3"), ep("10.244.2.1")]),
     ]));
     // An address inside the service CIDR that is no longer a ClusterIP is
@@ -547,8 +423,8 @@ fn loading_twice_is_idempotent(backend: Backend) {
         backend,
         "twice",
         &[
-            Pod::new("tw-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("tw-b", "10.244.2.1").tcp(&[8080]),
+            Pod::web("tw-a", "10.244.1.1"),
+            Pod::web("tw-b", "10.244.2.1"),
         ],
     );
     // Somebody else's table: knc must leave it alone.
@@ -557,23 +433,12 @@ fn loading_twice_is_idempotent(backend: Backend) {
         Backend::Iptables => topo.load_iptables(OTHER_MANGLE, &[]),
     }
     let compiled = topo.compile(&cluster(&[
-        &web_service("tw", "10.96.0.110"),
+        &http_service("tw", "10.96.0.110"),
         &http_slice("tw", &[ep("10.244.1.1"), ep("10.244.2.1")]),
-        "apiVersion: v1
-kind: Service
-metadata:
-  name: tw-np
-  namespace: default
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.111
-  ports:
-  - name: http
-    protocol: TCP
-    port: 80
-    targetPort: 8080
-    nodePort: 30111
-",
+        &ServiceYaml::cluster_ip("tw-np", "10.96.0.111")
+            .http()
+            .node_port(30111)
+            .yaml(),
         &http_slice("tw-np", &[ep("10.244.1.1")]),
     ]));
     let text = compiled.text();
@@ -642,8 +507,8 @@ fn iptables_noflush_leaves_other_rules_alone() {
         Backend::Iptables,
         "others",
         &[
-            Pod::new("ot-a", "10.244.1.1").tcp(&[8080]),
-            Pod::new("ot-b", "10.244.1.2").tcp(&[8080]),
+            Pod::web("ot-a", "10.244.1.1"),
+            Pod::web("ot-b", "10.244.1.2"),
         ],
     );
     topo.load_iptables(OTHERS, &["--noflush"]);
@@ -661,7 +526,7 @@ fn iptables_noflush_leaves_other_rules_alone() {
 
     // First load: `--noflush`, hooks inserted.
     let text = topo.load_manifests(&cluster(&[
-        &web_service("ot", "10.96.0.120"),
+        &http_service("ot", "10.96.0.120"),
         &http_slice("ot", &[ep("10.244.1.1")]),
     ]));
     let text = text.text();
@@ -677,7 +542,7 @@ fn iptables_noflush_leaves_other_rules_alone() {
 
     // Reload: `--noflush`, hooks reinserted.
     let text = topo.load_manifests(&cluster(&[
-        &web_service("ot", "10.96.0.120"),
+        &http_service("ot", "10.96.0.120"),
         &http_slice("ot", &[ep("10.244.1.2")]),
     ]));
     assert!(text.text().contains("\n-D PREROUTING "));
