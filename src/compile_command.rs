@@ -11,7 +11,7 @@ use knc_compiler::model::{Cluster, NodePortAddress};
 
 use crate::cli::{CompileArgs, CompileOptions, IptablesHooks, OutputFormat};
 use crate::inputs;
-use crate::outcome::{print_diagnostics, Outcome};
+use crate::outcome::{print_diagnostics, print_output, Outcome};
 use crate::tool_check::{self, CheckResult};
 
 pub fn run(args: &CompileArgs) -> Outcome {
@@ -203,18 +203,7 @@ fn write_outputs(
             Ok(()) => Outcome::Success,
             Err(e) => Outcome::Failed(format!("cannot write `{}`: {e}", path.display())),
         },
-        None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            match stdout
-                .write_all(text.as_bytes())
-                .and_then(|_| stdout.flush())
-            {
-                Ok(()) => Outcome::Success,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Success,
-                Err(e) => Outcome::Failed(format!("cannot write output: {e}")),
-            }
-        }
+        None => print_output(&text),
     }
 }
 

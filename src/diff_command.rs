@@ -1,15 +1,13 @@
 //! `knc diff OLD NEW`: the smallest nft transaction from one set of
 //! manifests' ruleset to another's.
 
-use std::io::Write;
-
 use knc_compiler::back::nft;
 use knc_compiler::lower::{self, ProxyMode};
 use knc_compiler::model::Cluster;
 
 use crate::cli::DiffArgs;
 use crate::compile_command::{analyse, options};
-use crate::outcome::Outcome;
+use crate::outcome::{print_output, Outcome};
 
 pub fn run(args: &DiffArgs) -> Outcome {
     let mut options = match options(&args.options, ProxyMode::Nftables) {
@@ -42,15 +40,7 @@ pub fn run(args: &DiffArgs) -> Outcome {
             nft::emit(&new)
         ),
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
-        Ok(()) => Outcome::Success,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Success,
-        Err(e) => Outcome::Failed(format!("cannot write output: {e}")),
-    }
+    print_output(&text)
 }
 
 /// The node when NEW has exactly one Node (or none: node-agnostic).

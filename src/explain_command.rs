@@ -8,7 +8,7 @@ use knc_compiler::lower::{self, ProxyMode};
 
 use crate::cli::ExplainArgs;
 use crate::compile_command::{analyse, options};
-use crate::outcome::Outcome;
+use crate::outcome::{print_output, Outcome};
 
 pub fn run(args: &ExplainArgs) -> Outcome {
     let (to, protocol) = match parse_target(&args.to) {
@@ -36,8 +36,7 @@ pub fn run(args: &ExplainArgs) -> Outcome {
         protocol,
         from: args.from,
     };
-    print!("{}", explain::explain(&ruleset, &query));
-    Outcome::Success
+    print_output(&explain::explain(&ruleset, &query))
 }
 
 /// `10.96.0.10:80`, `10.96.0.10:53/udp`, `[fd00::1]:80/tcp`.

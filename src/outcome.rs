@@ -46,3 +46,18 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic]) {
         eprintln!("{:?}", miette::Report::new(diagnostic.clone()));
     }
 }
+
+/// Writes a command's result to stdout; a closed pipe (`| head`) is not an
+/// error.
+pub fn print_output(text: &str) -> Outcome {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Ok(()) => Outcome::Success,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Success,
+        Err(e) => Outcome::Failed(format!("cannot write output: {e}")),
+    }
+}
