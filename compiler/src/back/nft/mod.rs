@@ -220,7 +220,10 @@ impl<'a> FamilyEmitter<'a> {
     }
 
     fn push(&mut self, set: &'static str, element: Element) {
-        self.push_owned(set.to_string(), element);
+        match self.elements.get_mut(set) {
+            Some(elements) => elements.push(element),
+            None => self.push_owned(set.to_string(), element),
+        }
     }
 
     fn push_owned(&mut self, set: String, element: Element) {
@@ -237,13 +240,7 @@ impl<'a> FamilyEmitter<'a> {
         out.push_str(&self.skeleton());
         out.push_str("}\n");
         for (name, elements) in &self.elements {
-            write_elements(
-                out,
-                "add",
-                family,
-                name,
-                elements.iter().map(Element::to_string),
-            );
+            add_elements(out, family, name, elements);
         }
     }
 
@@ -332,14 +329,18 @@ impl<'a> FamilyEmitter<'a> {
             let slots = slots(backends);
             let modulus: u32 = slots.iter().sum();
             let group = (kind, set, modulus);
-            let mut slot = 0;
+            // One map lookup per set, not per slot: big clusters have
+            // hundreds of thousands of slots.
+            let map = self.elements.entry(backends_map(group)).or_default();
+            let mut slot: u32 = 0;
             for (backend, count) in backends.iter().zip(slots) {
                 let target = format!("{} . {}", backend.address, backend.port);
                 for _ in 0..count {
-                    self.push_owned(
-                        backends_map(group),
-                        Element::mapping(format!("{key} . {slot}"), target.clone()),
-                    );
+                    let mut element_key = String::with_capacity(key.len() + 8);
+                    element_key.push_str(key);
+                    element_key.push_str(" . ");
+                    push_decimal(&mut element_key, slot);
+                    map.push(Element::mapping(element_key, target.clone()));
                     slot += 1;
                 }
             }
@@ -601,6 +602,44 @@ fn write_elements(
     }
 }
 
+/// `add element` commands for `elements`, as [`write_elements`] writes
+/// them, but rendering each element straight into `out` (no string per
+/// element: the ruleset of a big cluster has hundreds of thousands).
+fn add_elements(out: &mut String, family: &str, name: &str, elements: &[Element]) {
+    for chunk in elements.chunks(ELEMENTS_PER_COMMAND) {
+        out.push_str("add element ");
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(TABLE);
+        out.push(' ');
+        out.push_str(name);
+        out.push_str(" {\n");
+        for element in chunk {
+            out.push('\t');
+            element.write_to(out);
+            out.push_str(",\n");
+        }
+        out.push_str("}\n");
+    }
+}
+
+/// Appends `n` in decimal, as `Display` writes it, without `fmt`.
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
 /// One element of a set or map: the key, an optional comment and, for
 /// maps, the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -629,6 +668,20 @@ impl Element {
     fn with_comment(mut self, comment: String) -> Self {
         self.comment = Some(comment);
         self
+    }
+
+    /// Appends the element as its `Display` form writes it.
+    fn write_to(&self, out: &mut String) {
+        out.push_str(&self.key);
+        if let Some(comment) = &self.comment {
+            out.push_str(" comment \"");
+            out.push_str(comment);
+            out.push('"');
+        }
+        if let Some(value) = &self.value {
+            out.push_str(" : ");
+            out.push_str(value);
+        }
     }
 }
 
