@@ -275,7 +275,9 @@ impl<'a> FamilyEmitter<'a> {
             self.push("service-cidrs", Element::key(net.to_string()));
         }
         for ip in ruleset.cluster_ips.iter().filter(|ip| of_family(ip)) {
-            self.push("cluster-ips", Element::key(ip.to_string()));
+            let mut text = String::new();
+            push_ip(&mut text, ip);
+            self.push("cluster-ips", Element::key(text));
         }
         if let NodePortScope::LocalIn(nets) = &ruleset.nodeport_scope {
             for net in nets.iter().filter(|n| of_family(&n.addr())) {
@@ -289,7 +291,11 @@ impl<'a> FamilyEmitter<'a> {
             }
         }
         for ip in hairpin_candidates(ruleset, family) {
-            self.push("hairpin", Element::key(format!("{ip} . {ip}")));
+            let mut text = String::with_capacity(40);
+            push_ip(&mut text, &ip);
+            text.push_str(" . ");
+            push_ip(&mut text, &ip);
+            self.push("hairpin", Element::key(text));
         }
     }
 
@@ -334,7 +340,10 @@ impl<'a> FamilyEmitter<'a> {
             let map = self.elements.entry(backends_map(group)).or_default();
             let mut slot: u32 = 0;
             for (backend, count) in backends.iter().zip(slots) {
-                let target = format!("{} . {}", backend.address, backend.port);
+                let mut target = String::with_capacity(24);
+                push_ip(&mut target, &backend.address);
+                target.push_str(" . ");
+                push_decimal(&mut target, u32::from(backend.port));
                 for _ in 0..count {
                     let mut element_key = String::with_capacity(key.len() + 8);
                     element_key.push_str(key);
@@ -623,6 +632,24 @@ fn add_elements(out: &mut String, family: &str, name: &str, elements: &[Element]
     }
 }
 
+/// Appends `ip` as `Display` writes it; IPv4 without `fmt`, whose
+/// `Ipv4Addr` formatting was the largest cost of emitting a big ruleset.
+fn push_ip(out: &mut String, ip: &IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u32::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// Appends `n` in decimal, as `Display` writes it, without `fmt`.
 fn push_decimal(out: &mut String, mut n: u32) {
     let mut digits = [0u8; 10];
@@ -805,7 +832,13 @@ fn frontend_key(service: &ServicePort, frontend: &Frontend) -> String {
     let proto = service.protocol.as_str();
     match frontend.address {
         Some(addr) if frontend.kind != FrontendKind::NodePort => {
-            format!("{addr} . {proto} . {}", frontend.port)
+            let mut key = String::with_capacity(32);
+            push_ip(&mut key, &addr);
+            key.push_str(" . ");
+            key.push_str(proto);
+            key.push_str(" . ");
+            push_decimal(&mut key, u32::from(frontend.port));
+            key
         }
         _ => format!("{proto} . {}", frontend.port),
     }
