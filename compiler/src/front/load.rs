@@ -1,6 +1,6 @@
 //! Loading: source files → typed, located Kubernetes objects.
 //!
-//! Each file goes through [`yaml::parse_file`] (YAML and JSON alike), each
+//! Each file goes through [`yaml::parse_file_with`] (YAML and JSON alike), each
 //! document is unpacked if it is a `kind: List`, and each object is
 //! deserialized into its k8s-openapi type by `apiVersion` and `kind`. Type
 //! errors are located with `serde_path_to_error`; fields the type does not
