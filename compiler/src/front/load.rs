@@ -1,6 +1,6 @@
 //! Loading: source files → typed, located Kubernetes objects.
 //!
-//! Each file goes through [`yaml::parse_file`] (YAML and JSON alike), each
+//! Each file goes through [`yaml::parse_file_with`] (YAML and JSON alike), each
 //! document is unpacked if it is a `kind: List`, and each object is
 //! deserialized into its k8s-openapi type by `apiVersion` and `kind`. Type
 //! errors are located with `serde_path_to_error`; fields the type does not
@@ -28,18 +28,19 @@ pub fn load(files: &[SourceFile]) -> Loaded {
     loaded
 }
 
+/// Each document is loaded as soon as the parser completes it, so its tree
+/// is freed (and its memory reused) before the next one is built. The
+/// file's syntax diagnostics still come first, then those of its objects.
 fn load_file(file: &SourceFile, loaded: &mut Loaded) {
-    let parsed = yaml::parse_file(file);
-    loaded.diagnostics.extend(parsed.diagnostics);
-    for doc in parsed.docs {
-        load_document(file, doc, loaded);
-    }
+    let before = loaded.diagnostics.len();
+    let syntax = yaml::parse_file_with(file, |doc| load_document(file, doc, loaded));
+    loaded.diagnostics.splice(before..before, syntax);
 }
 
 /// One YAML document: a single object, or a List of them.
 fn load_document(file: &SourceFile, doc: ParsedDoc, loaded: &mut Loaded) {
     let Some(list_kind) = list_kind(&doc.value) else {
-        let spans = SpanIndex::from_parts(doc.whole, Arc::from(doc.paths), doc.values, doc.keys);
+        let spans = SpanIndex::from_parts(doc.whole, doc.paths, doc.values, doc.keys);
         return load_object(file, doc.value, spans, loaded);
     };
     let api_version = doc.value.get("apiVersion").cloned();
@@ -91,7 +92,7 @@ fn infer_item_kind(item: &mut Value, list_kind: &str, api_version: Option<&Value
 fn item_indexes(
     count: usize,
     whole: Span,
-    paths: String,
+    paths: Arc<str>,
     values: Vec<(PathRange, Span)>,
     keys: Vec<(PathRange, Span)>,
 ) -> Vec<SpanIndex> {
@@ -116,10 +117,9 @@ fn item_indexes(
             }
         }
     }
-    let text: Arc<str> = Arc::from(paths);
     buckets
         .into_iter()
-        .map(|(whole, values, keys)| SpanIndex::from_parts(whole, text.clone(), values, keys))
+        .map(|(whole, values, keys)| SpanIndex::from_parts(whole, paths.clone(), values, keys))
         .collect()
 }
 

@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
@@ -42,7 +43,7 @@ pub struct ParsedDoc {
     /// Every field path of the document, written once each; the entries
     /// below are byte ranges of it (a path per node would be a heap string
     /// per node, the largest cost of loading big inputs).
-    pub paths: String,
+    pub paths: Arc<str>,
     /// Field path (`spec.ports[0].port`, `""` for the root) → value span.
     pub values: Vec<(PathRange, Span)>,
     /// Field path → span of the mapping key that introduced it.
@@ -67,13 +68,23 @@ pub struct ParsedFile {
 /// Parse every document in `file`. Never panics and never stops at the first
 /// problem: after a syntax error, parsing resumes at the next `---` line.
 pub fn parse_file(file: &SourceFile) -> ParsedFile {
-    let mut out = ParsedFile::default();
+    let mut docs = Vec::new();
+    let diagnostics = parse_file_with(file, |doc| docs.push(doc));
+    ParsedFile { docs, diagnostics }
+}
+
+/// Like [`parse_file`], but hands each well-formed document to `on_doc` as
+/// soon as it is complete (in file order) instead of collecting them, so a
+/// caller that consumes documents one by one never holds every document's
+/// tree at once. Returns the syntax diagnostics.
+pub fn parse_file_with(file: &SourceFile, mut on_doc: impl FnMut(ParsedDoc)) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
     let mut base = 0;
     while let Some(rest) = file.text.get(base..) {
-        match parse_from(file, base, rest, &mut out) {
+        match parse_from(file, base, rest, &mut diagnostics, &mut on_doc) {
             Some(error_at) => match next_document_start(&file.text, base, error_at) {
                 Some(next) => {
-                    if let Some(last) = out.diagnostics.last_mut() {
+                    if let Some(last) = diagnostics.last_mut() {
                         last.help =
                             Some("documents after the next `---` line are still read".into());
                     }
@@ -84,39 +95,45 @@ pub fn parse_file(file: &SourceFile) -> ParsedFile {
             None => break,
         }
     }
-    out
+    diagnostics
 }
 
-/// Parse `rest` (the file's text from byte `base`), pushing documents and
-/// diagnostics into `out`. Returns the byte offset of a syntax error, if any.
-fn parse_from(file: &SourceFile, base: usize, rest: &str, out: &mut ParsedFile) -> Option<usize> {
+/// Parse `rest` (the file's text from byte `base`), handing documents to
+/// `on_doc` and pushing diagnostics into `diagnostics`. Returns the byte
+/// offset of a syntax error, if any.
+fn parse_from(
+    file: &SourceFile,
+    base: usize,
+    rest: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+    on_doc: &mut impl FnMut(ParsedDoc),
+) -> Option<usize> {
     let mut builder = Builder::new(file, Offsets::new(rest, base));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut parser = Parser::new_from_str(rest);
-        for event in &mut parser {
-            match event {
-                Ok((ev, span)) => builder.on_event(ev, span),
-                Err(e) => return Err(e),
+    let mut parser = Parser::new_from_str(rest);
+    let error = loop {
+        // Only the parser runs under `catch_unwind`: saphyr-parser has a few
+        // internal `unwrap`s, and a bug there must not take the whole
+        // compiler down with it.
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.next()));
+        match next {
+            Ok(None) => break None,
+            Ok(Some(Ok((ev, span)))) => {
+                builder.on_event(ev, span);
+                if let Some(doc) = builder.finished.take() {
+                    on_doc(doc);
+                }
             }
-        }
-        Ok(())
-    }));
-    let error =
-        match result {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(syntax_error(&mut builder, &e)),
-            // saphyr-parser has a few internal `unwrap`s; a bug there must not
-            // take the whole compiler down with it.
+            Ok(Some(Err(e))) => break Some(syntax_error(&mut builder, &e)),
             Err(_) => {
                 let at = builder.offsets.base;
                 let d = Diagnostic::error(Code::Syntax, "the YAML parser gave up on this input")
                     .at(file, Span::new(at, at), "somewhere after here");
                 builder.diagnostics.push(d);
-                Some(usize::MAX)
+                break Some(usize::MAX);
             }
-        };
-    out.docs.append(&mut builder.docs);
-    out.diagnostics.append(&mut builder.diagnostics);
+        }
+    };
+    diagnostics.append(&mut builder.diagnostics);
     error
 }
 
@@ -280,7 +297,8 @@ struct Builder<'a> {
     paths: String,
     values: Vec<(PathRange, Span)>,
     keys: Vec<(PathRange, Span)>,
-    docs: Vec<ParsedDoc>,
+    /// The document just completed, for the caller to take.
+    finished: Option<ParsedDoc>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -298,7 +316,7 @@ impl<'a> Builder<'a> {
             paths: String::new(),
             values: Vec::new(),
             keys: Vec::new(),
-            docs: Vec::new(),
+            finished: None,
             diagnostics: Vec::new(),
         }
     }
@@ -332,11 +350,11 @@ impl<'a> Builder<'a> {
         self.keys.clear();
     }
 
+    /// Completes the document. The path text and span entries are copied
+    /// out at their exact size and the builder keeps its buffers, so they
+    /// are not regrown from empty for every document.
     fn end_document(&mut self) {
         let root = self.root.take();
-        let paths = std::mem::take(&mut self.paths);
-        let values = std::mem::take(&mut self.values);
-        let keys = std::mem::take(&mut self.keys);
         if self.poisoned || self.doc_errors > 0 {
             return;
         }
@@ -346,13 +364,15 @@ impl<'a> Builder<'a> {
             | Some(Node {
                 value: Value::Null, ..
             }) => {}
-            Some(node) => self.docs.push(ParsedDoc {
-                value: node.value,
-                whole: node.span,
-                paths,
-                values,
-                keys,
-            }),
+            Some(node) => {
+                self.finished = Some(ParsedDoc {
+                    value: node.value,
+                    whole: node.span,
+                    paths: Arc::from(self.paths.as_str()),
+                    values: self.values.as_slice().to_vec(),
+                    keys: self.keys.as_slice().to_vec(),
+                })
+            }
         }
     }
 

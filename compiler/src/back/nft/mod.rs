@@ -220,7 +220,10 @@ impl<'a> FamilyEmitter<'a> {
     }
 
     fn push(&mut self, set: &'static str, element: Element) {
-        self.push_owned(set.to_string(), element);
+        match self.elements.get_mut(set) {
+            Some(elements) => elements.push(element),
+            None => self.push_owned(set.to_string(), element),
+        }
     }
 
     fn push_owned(&mut self, set: String, element: Element) {
@@ -237,13 +240,7 @@ impl<'a> FamilyEmitter<'a> {
         out.push_str(&self.skeleton());
         out.push_str("}\n");
         for (name, elements) in &self.elements {
-            write_elements(
-                out,
-                "add",
-                family,
-                name,
-                elements.iter().map(Element::to_string),
-            );
+            add_elements(out, family, name, elements);
         }
     }
 
@@ -278,7 +275,9 @@ impl<'a> FamilyEmitter<'a> {
             self.push("service-cidrs", Element::key(net.to_string()));
         }
         for ip in ruleset.cluster_ips.iter().filter(|ip| of_family(ip)) {
-            self.push("cluster-ips", Element::key(ip.to_string()));
+            let mut text = String::new();
+            push_ip(&mut text, ip);
+            self.push("cluster-ips", Element::key(text));
         }
         if let NodePortScope::LocalIn(nets) = &ruleset.nodeport_scope {
             for net in nets.iter().filter(|n| of_family(&n.addr())) {
@@ -292,7 +291,11 @@ impl<'a> FamilyEmitter<'a> {
             }
         }
         for ip in hairpin_candidates(ruleset, family) {
-            self.push("hairpin", Element::key(format!("{ip} . {ip}")));
+            let mut text = String::with_capacity(40);
+            push_ip(&mut text, &ip);
+            text.push_str(" . ");
+            push_ip(&mut text, &ip);
+            self.push("hairpin", Element::key(text));
         }
     }
 
@@ -332,14 +335,21 @@ impl<'a> FamilyEmitter<'a> {
             let slots = slots(backends);
             let modulus: u32 = slots.iter().sum();
             let group = (kind, set, modulus);
-            let mut slot = 0;
+            // One map lookup per set, not per slot: big clusters have
+            // hundreds of thousands of slots.
+            let map = self.elements.entry(backends_map(group)).or_default();
+            let mut slot: u32 = 0;
             for (backend, count) in backends.iter().zip(slots) {
-                let target = format!("{} . {}", backend.address, backend.port);
+                let mut target = String::with_capacity(24);
+                push_ip(&mut target, &backend.address);
+                target.push_str(" . ");
+                push_decimal(&mut target, u32::from(backend.port));
                 for _ in 0..count {
-                    self.push_owned(
-                        backends_map(group),
-                        Element::mapping(format!("{key} . {slot}"), target.clone()),
-                    );
+                    let mut element_key = String::with_capacity(key.len() + 8);
+                    element_key.push_str(key);
+                    element_key.push_str(" . ");
+                    push_decimal(&mut element_key, slot);
+                    map.push(Element::mapping(element_key, target.clone()));
                     slot += 1;
                 }
             }
@@ -601,6 +611,62 @@ fn write_elements(
     }
 }
 
+/// `add element` commands for `elements`, as [`write_elements`] writes
+/// them, but rendering each element straight into `out` (no string per
+/// element: the ruleset of a big cluster has hundreds of thousands).
+fn add_elements(out: &mut String, family: &str, name: &str, elements: &[Element]) {
+    for chunk in elements.chunks(ELEMENTS_PER_COMMAND) {
+        out.push_str("add element ");
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(TABLE);
+        out.push(' ');
+        out.push_str(name);
+        out.push_str(" {\n");
+        for element in chunk {
+            out.push('\t');
+            element.write_to(out);
+            out.push_str(",\n");
+        }
+        out.push_str("}\n");
+    }
+}
+
+/// Appends `ip` as `Display` writes it; IPv4 without `fmt`, whose
+/// `Ipv4Addr` formatting was the largest cost of emitting a big ruleset.
+fn push_ip(out: &mut String, ip: &IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u32::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends `n` in decimal, as `Display` writes it, without `fmt`.
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
 /// One element of a set or map: the key, an optional comment and, for
 /// maps, the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -629,6 +695,20 @@ impl Element {
     fn with_comment(mut self, comment: String) -> Self {
         self.comment = Some(comment);
         self
+    }
+
+    /// Appends the element as its `Display` form writes it.
+    fn write_to(&self, out: &mut String) {
+        out.push_str(&self.key);
+        if let Some(comment) = &self.comment {
+            out.push_str(" comment \"");
+            out.push_str(comment);
+            out.push('"');
+        }
+        if let Some(value) = &self.value {
+            out.push_str(" : ");
+            out.push_str(value);
+        }
     }
 }
 
@@ -752,7 +832,13 @@ fn frontend_key(service: &ServicePort, frontend: &Frontend) -> String {
     let proto = service.protocol.as_str();
     match frontend.address {
         Some(addr) if frontend.kind != FrontendKind::NodePort => {
-            format!("{addr} . {proto} . {}", frontend.port)
+            let mut key = String::with_capacity(32);
+            push_ip(&mut key, &addr);
+            key.push_str(" . ");
+            key.push_str(proto);
+            key.push_str(" . ");
+            push_decimal(&mut key, u32::from(frontend.port));
+            key
         }
         _ => format!("{proto} . {}", frontend.port),
     }
