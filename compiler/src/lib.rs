@@ -23,6 +23,7 @@ pub mod front;
 pub mod ir;
 pub mod lower;
 pub mod model;
+mod text;
 
 use front::{Diagnostic, SourceFile};
 

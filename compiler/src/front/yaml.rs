@@ -25,6 +25,7 @@ use serde_json::{Map, Number, Value};
 
 use super::spans::PathRange;
 use super::{Code, Diagnostic, SourceFile, Span};
+use crate::text::push_decimal;
 
 /// Deepest nesting of mappings and sequences we accept. Kubernetes objects
 /// are rarely deeper than 10; the limit only exists to keep hostile input
@@ -412,7 +413,7 @@ impl<'a> Builder<'a> {
                 let at = self.paths.len();
                 self.paths.extend_from_within(start..end);
                 self.paths.push('[');
-                push_decimal(&mut self.paths, index);
+                push_decimal(&mut self.paths, index as u64);
                 self.paths.push(']');
                 (at, self.paths.len())
             }
@@ -661,23 +662,6 @@ impl<'a> Builder<'a> {
             },
             FrameKind::BadKey => {}
         }
-    }
-}
-
-/// Appends `n` in decimal without going through `fmt`.
-fn push_decimal(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
     }
 }
 

@@ -49,6 +49,7 @@ use crate::ir::{
     Backend, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing, Ruleset,
     ServicePort, SetKind,
 };
+use crate::text::push_decimal;
 
 pub use delta::emit_delta;
 
@@ -343,12 +344,12 @@ impl<'a> FamilyEmitter<'a> {
                 let mut target = String::with_capacity(24);
                 push_ip(&mut target, &backend.address);
                 target.push_str(" . ");
-                push_decimal(&mut target, u32::from(backend.port));
+                push_decimal(&mut target, u64::from(backend.port));
                 for _ in 0..count {
                     let mut element_key = String::with_capacity(key.len() + 8);
                     element_key.push_str(key);
                     element_key.push_str(" . ");
-                    push_decimal(&mut element_key, slot);
+                    push_decimal(&mut element_key, u64::from(slot));
                     map.push(Element::mapping(element_key, target.clone()));
                     slot += 1;
                 }
@@ -641,29 +642,12 @@ fn push_ip(out: &mut String, ip: &IpAddr) {
                 if i > 0 {
                     out.push('.');
                 }
-                push_decimal(out, u32::from(octet));
+                push_decimal(out, u64::from(octet));
             }
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }
-    }
-}
-
-/// Appends `n` in decimal, as `Display` writes it, without `fmt`.
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
     }
 }
 
@@ -837,7 +821,7 @@ fn frontend_key(service: &ServicePort, frontend: &Frontend) -> String {
             key.push_str(" . ");
             key.push_str(proto);
             key.push_str(" . ");
-            push_decimal(&mut key, u32::from(frontend.port));
+            push_decimal(&mut key, u64::from(frontend.port));
             key
         }
         _ => format!("{proto} . {}", frontend.port),
