@@ -6,81 +6,58 @@ use std::fmt::Display;
 
 /// node1 (InternalIP 172.30.0.1, pods 10.244.1.0/24) and node2 (InternalIP
 /// 172.30.0.2, pods 10.244.2.0/24).
-pub const NODES: &str = "\
-apiVersion: v1
-kind: Node
-metadata:
-  name: node1
-spec:
-  podCIDR: 10.244.1.0/24
-  podCIDRs: [10.244.1.0/24]
-status:
-  addresses:
-  - type: InternalIP
-    address: 172.30.0.1
-  - type: Hostname
-    address: node1
----
-apiVersion: v1
-kind: Node
-metadata:
-  name: node2
-spec:
-  podCIDR: 10.244.2.0/24
-  podCIDRs: [10.244.2.0/24]
-status:
-  addresses:
-  - type: InternalIP
-    address: 172.30.0.2
-  - type: Hostname
-    address: node2
-";
+pub fn nodes() -> String {
+    node_pair(false)
+}
 
 /// The same two nodes, dual-stack: node1 also has InternalIP
 /// fd00:172:30::1 (so NodePorts listen there), node2 fd00:172:30::2, and
-/// both have an IPv6 pod CIDR.
-pub const NODES_DUAL: &str = "\
-apiVersion: v1
+/// both have an IPv6 pod CIDR fd00:10:244:N::/64.
+pub fn nodes_dual() -> String {
+    node_pair(true)
+}
+
+fn node_pair(dual: bool) -> String {
+    [1, 2]
+        .iter()
+        .map(|n| {
+            let (pod_cidrs, ipv6) = if dual {
+                (
+                    format!("[10.244.{n}.0/24, 'fd00:10:244:{n}::/64']"),
+                    format!("  - type: InternalIP\n    address: fd00:172:30::{n}\n"),
+                )
+            } else {
+                (format!("[10.244.{n}.0/24]"), String::new())
+            };
+            format!(
+                "apiVersion: v1
 kind: Node
 metadata:
-  name: node1
+  name: node{n}
 spec:
-  podCIDR: 10.244.1.0/24
-  podCIDRs: [10.244.1.0/24, 'fd00:10:244:1::/64']
+  podCIDR: 10.244.{n}.0/24
+  podCIDRs: {pod_cidrs}
 status:
   addresses:
   - type: InternalIP
-    address: 172.30.0.1
-  - type: InternalIP
-    address: fd00:172:30::1
-  - type: Hostname
-    address: node1
----
-apiVersion: v1
-kind: Node
-metadata:
-  name: node2
-spec:
-  podCIDR: 10.244.2.0/24
-  podCIDRs: [10.244.2.0/24, 'fd00:10:244:2::/64']
-status:
-  addresses:
-  - type: InternalIP
-    address: 172.30.0.2
-  - type: InternalIP
-    address: fd00:172:30::2
-  - type: Hostname
-    address: node2
-";
+    address: 172.30.0.{n}
+{ipv6}  - type: Hostname
+    address: node{n}
+"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
 
 /// Joins YAML documents into one multi-document stream, Nodes first.
 pub fn cluster(docs: &[&str]) -> String {
-    cluster_with(NODES, docs)
+    cluster_with(&nodes(), docs)
 }
 
-/// Like [`cluster`], with the dual-stack Nodes ([`NODES_DUAL`]).
+/// Like [`cluster`], with the dual-stack Nodes ([`nodes_dual`]).
 pub fn cluster_dual(docs: &[&str]) -> String {
-    cluster_with(NODES_DUAL, docs)
+    cluster_with(&nodes_dual(), docs)
 }
 
 /// Joins YAML documents after the given Node objects.
@@ -453,4 +430,15 @@ spec:
         }
         y
     }
+}
+
+#[test]
+fn node_pairs_are_the_documented_yaml() {
+    let plain = nodes();
+    let dual = nodes_dual();
+    assert_eq!(plain.matches("kind: Node").count(), 2);
+    assert!(plain.contains("  podCIDRs: [10.244.2.0/24]\nstatus:"));
+    assert!(!plain.contains("fd00"));
+    assert!(dual.contains("  - type: InternalIP\n    address: fd00:172:30::1\n  - type: Hostname\n    address: node1\n"));
+    assert!(dual.contains("podCIDRs: [10.244.2.0/24, 'fd00:10:244:2::/64']"));
 }

@@ -5,7 +5,7 @@
 
 use crate::harness::{Backend, From, Pod, Topology, CLIENT, SPREAD};
 use crate::manifests::{
-    cluster, cluster_with, ep, http_service, http_slice, lb_with_source_ranges, ServiceYaml, NODES,
+    cluster, cluster_with, ep, http_service, http_slice, lb_with_source_ranges, nodes, ServiceYaml,
 };
 use crate::{backend_tests, require_kernel};
 
@@ -22,12 +22,13 @@ fn topology_hints_for_this_zone(backend: Backend) {
             Pod::new("z-cli", "10.244.1.3"),
         ],
     );
-    let nodes = NODES.replacen(
+    let plain = nodes();
+    let nodes = plain.replacen(
         "  name: node1\n",
         "  name: node1\n  labels:\n    topology.kubernetes.io/zone: zone-a\n",
         1,
     );
-    assert_ne!(nodes, NODES, "zone label not added");
+    assert_ne!(nodes, plain, "zone label not added");
     let a = |ip: &'static str| ep(ip).for_zone("zone-a");
     let b = |ip: &'static str| ep(ip).for_zone("zone-b");
     topo.load_manifests(&cluster_with(
