@@ -79,7 +79,10 @@ impl Document {
         message: impl Into<String>,
         label: impl Into<String>,
     ) -> Diagnostic {
-        Diagnostic::warning(code, message).at(&self.file, self.spans.value(path), label)
+        Diagnostic {
+            severity: Severity::Warning,
+            ..self.error_at(code, path, message, label)
+        }
     }
 }
 

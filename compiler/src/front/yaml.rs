@@ -467,26 +467,19 @@ impl<'a> Builder<'a> {
     }
 
     fn key(&mut self, name: String, style: ScalarStyle, span: Span) {
-        let Some(Frame {
-            path: parent,
-            kind: FrameKind::Map { .. },
-            ..
-        }) = self.stack.last()
-        else {
-            // The scalar inside a collection used as a key: nothing to keep.
+        // A scalar inside a collection used as a key: nothing to keep.
+        let Some(parent) = self.open_map_path() else {
             return;
         };
-        let parent = *parent;
         let path = self.key_path(parent, &name);
-        let Some(Frame {
-            kind: FrameKind::Map { map, merged, .. },
-            ..
-        }) = self.stack.last_mut()
-        else {
-            return;
-        };
         let merge = name == "<<" && style == ScalarStyle::Plain;
-        let duplicate = !merge && map.contains_key(&name) && !merged.remove(&name);
+        let duplicate = match self.stack.last_mut() {
+            Some(Frame {
+                kind: FrameKind::Map { map, merged, .. },
+                ..
+            }) => !merge && map.contains_key(&name) && !merged.remove(&name),
+            _ => false,
+        };
         self.keys.push((path, span));
         if duplicate {
             self.error(
@@ -495,18 +488,36 @@ impl<'a> Builder<'a> {
                 "defined again here",
             );
         }
+        self.set_pending_key(Key {
+            name,
+            path,
+            span,
+            merge,
+            bad: false,
+        });
+    }
+
+    /// The path of the mapping being built, when the innermost open
+    /// collection is one.
+    fn open_map_path(&self) -> Option<PathRange> {
+        match self.stack.last() {
+            Some(Frame {
+                path,
+                kind: FrameKind::Map { .. },
+                ..
+            }) => Some(*path),
+            _ => None,
+        }
+    }
+
+    /// Remember the key whose value comes next in the open mapping.
+    fn set_pending_key(&mut self, new: Key) {
         if let Some(Frame {
             kind: FrameKind::Map { key, .. },
             ..
         }) = self.stack.last_mut()
         {
-            *key = Some(Key {
-                name,
-                path,
-                span,
-                merge,
-                bad: false,
-            });
+            *key = Some(new);
         }
     }
 
@@ -606,30 +617,18 @@ impl<'a> Builder<'a> {
     /// A mapping key that is a collection or an alias: JSON keys are strings.
     fn bad_key(&mut self, span: Span) {
         const NAME: &str = "<invalid key>";
-        let Some(Frame {
-            path: parent,
-            kind: FrameKind::Map { .. },
-            ..
-        }) = self.stack.last()
-        else {
+        let Some(parent) = self.open_map_path() else {
             return;
         };
-        let parent = *parent;
         let path = self.key_path(parent, NAME);
-        if let Some(Frame {
-            kind: FrameKind::Map { key, .. },
-            ..
-        }) = self.stack.last_mut()
-        {
-            *key = Some(Key {
-                name: NAME.into(),
-                path,
-                span,
-                merge: false,
-                bad: true,
-            });
-            self.error(span, "mapping keys must be strings", "not a string");
-        }
+        self.set_pending_key(Key {
+            name: NAME.into(),
+            path,
+            span,
+            merge: false,
+            bad: true,
+        });
+        self.error(span, "mapping keys must be strings", "not a string");
     }
 
     /// Put a finished node into its parent (or make it the document root).
