@@ -1,8 +1,14 @@
 //! Command-line surface of `knc` (design §2), parsed by clap.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use knc_compiler::compile::{parse_cidr_flag, parse_nodeport_address, IpNet, NodeChoice, Settings};
+use knc_compiler::ir::Protocol;
+use knc_compiler::lower::ProxyMode;
+use knc_compiler::model::NodePortAddress;
 
 /// knc compiles Kubernetes Service networking (Services, EndpointSlices,
 /// Endpoints, Nodes) into netfilter rulesets, offline and deterministically.
@@ -11,6 +17,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Say more on standard error (skipped kinds, the chosen node, each
+    /// reconcile round).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +56,132 @@ pub enum Command {
     /// no Service, ports no endpoint carries, NodePorts outside the default
     /// range, addresses two Services claim). Exit 1 on errors, 0 otherwise.
     Lint(LintArgs),
+    /// Compile for this node and apply the result to the kernel in one
+    /// atomic transaction.
+    ///
+    /// When the live tables are exactly what knc last applied (recorded in
+    /// --state-dir), the transaction holds only what changed; otherwise it
+    /// replaces knc's tables whole. Nothing outside knc's own tables and
+    /// chains is touched. Exit 0 applied, 1 invalid input, 2 usage error,
+    /// 3 the node refused (a tool failed, the kernel rejected the
+    /// transaction, the state lock is held); nothing is applied unless the
+    /// exit status is 0.
+    Apply(ApplyArgs),
+    /// Keep this node's rules in step with the manifests: apply at start,
+    /// soon after PATH changes, and at least every --interval.
+    ///
+    /// Each round reads one consistent snapshot of PATH (a directory
+    /// swapped by symlink, as git-sync and ConfigMap volumes do, is never
+    /// read half old, half new). Invalid input is logged and counted and
+    /// the last good ruleset stays. Changes made to knc's tables by anyone
+    /// else are repaired in the same round. SIGTERM and SIGINT finish the
+    /// round in flight and exit 0, leaving the rules in place (use `knc
+    /// cleanup` to remove them). Serves health-check NodePorts for
+    /// `externalTrafficPolicy: Local` Services, and /metrics and /healthz
+    /// on --metrics-addr.
+    Reconcile(ReconcileArgs),
+    /// Remove knc's tables (nft) and its chains and jumps (iptables), and
+    /// nothing else. Succeeds when there is nothing to remove.
+    Cleanup(CleanupArgs),
+}
+
+/// Which netfilter interface the runtime programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// `table ip knc` and `table ip6 knc`, through `nft -f`
+    Nft,
+    /// knc's KNC-* chains in `nat` and `filter`, through
+    /// `iptables-restore --noflush` and `ip6tables-restore --noflush`
+    Iptables,
+}
+
+/// What `knc cleanup` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CleanupBackend {
+    Nft,
+    Iptables,
+    All,
+}
+
+/// Options of the commands that change the node.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Files or directories to read, as for `compile`.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub options: RequiredNodeOptions,
+
+    /// The netfilter interface to program.
+    #[arg(long, value_enum, default_value_t = BackendArg::Nft)]
+    pub backend: BackendArg,
+
+    /// Where knc keeps its lock and the record of what it last applied.
+    /// Losing it costs one full replace, nothing else.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/knc")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+
+    /// Print the transaction that would be applied (on stdout) and change
+    /// nothing, neither the kernel nor the state directory.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+
+    /// Longest time between two rounds (e.g. `500ms`, `10s`, `1m`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Run one round and exit with `apply`'s status.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Serve /metrics (Prometheus) and /healthz on this address, e.g.
+    /// `127.0.0.1:10249` or `:10249` (every address). Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// What to remove.
+    #[arg(long, value_enum, default_value_t = CleanupBackend::All)]
+    pub backend: CleanupBackend,
+
+    /// The state directory whose record is forgotten with the rules.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/knc")]
+    pub state_dir: PathBuf,
+}
+
+/// `500ms`, `10s`, `1m`, `1h`: a positive duration.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 500ms, 10s or 1m ({e})"))?;
+    if duration.is_zero() {
+        return Err("the interval must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, or `:PORT` for every address.
+fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
+    full.parse()
+        .map_err(|_| format!("`{text}` is not IP:PORT (or :PORT, or [IPv6]:PORT)"))
 }
 
 #[derive(Debug, Args)]
@@ -62,15 +199,33 @@ pub struct ExplainArgs {
 
     /// The destination: IP:PORT, optionally /tcp, /udp or /sctp (default
     /// tcp); IPv6 as [ADDR]:PORT.
-    #[arg(long, value_name = "IP:PORT[/PROTO]")]
-    pub to: String,
+    #[arg(long, value_name = "IP:PORT[/PROTO]", value_parser = parse_target)]
+    pub to: (SocketAddr, Protocol),
 
     /// The client's address; without it every source class is explained.
     #[arg(long, value_name = "IP")]
     pub from: Option<std::net::IpAddr>,
 
     #[command(flatten)]
-    pub options: CompileOptions,
+    pub options: RequiredNodeOptions,
+}
+
+/// `10.96.0.10:80`, `10.96.0.10:53/udp`, `[fd00::1]:80/tcp`.
+fn parse_target(text: &str) -> Result<(SocketAddr, Protocol), String> {
+    let (address, protocol) = match text.rsplit_once('/') {
+        Some((address, protocol)) => (address, protocol),
+        None => (text, "tcp"),
+    };
+    let protocol = match protocol.to_ascii_lowercase().as_str() {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => Protocol::Sctp,
+        other => return Err(format!("protocol `{other}` is not tcp, udp or sctp")),
+    };
+    let address = address
+        .parse()
+        .map_err(|_| format!("`{text}` is not IP:PORT (IPv6 as [ADDR]:PORT)"))?;
+    Ok((address, protocol))
 }
 
 #[derive(Debug, Args)]
@@ -82,10 +237,6 @@ pub struct DiffArgs {
 
     #[command(flatten)]
     pub options: CompileOptions,
-
-    /// Say more on standard error.
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// Output formats.
@@ -149,10 +300,6 @@ pub struct CompileArgs {
     /// (delete, then insert) for `--noflush` reloads, `omit` for none.
     #[arg(long, value_enum, default_value_t = IptablesHooks::Insert)]
     pub iptables_hooks: IptablesHooks,
-
-    /// Say more on standard error (skipped kinds, chosen node).
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// Options shared by every command that compiles.
@@ -163,22 +310,67 @@ pub struct CompileOptions {
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
 
-    /// Pod CIDR of the cluster (repeat for dual stack). Sources inside are
-    /// pods; others reaching a ClusterIP are masqueraded. Default: the
-    /// KubeProxyConfiguration's clusterCIDR, else the Nodes' podCIDRs.
-    #[arg(long = "cluster-cidr", value_name = "CIDR")]
-    pub cluster_cidrs: Vec<String>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+impl CompileOptions {
+    pub fn node_choice(&self) -> NodeChoice {
+        NodeChoice::from_flag(self.node.as_deref())
+    }
+}
+
+/// Options of the commands that must know the node: `explain`, `apply`,
+/// `reconcile`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RequiredNodeOptions {
+    /// The Node to compile for (a Node object among the inputs).
+    #[arg(long, value_name = "NAME", required = true)]
+    pub node: String,
+
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+impl RequiredNodeOptions {
+    pub fn node_choice(&self) -> NodeChoice {
+        NodeChoice::Named(self.node.clone())
+    }
+}
+
+/// The compiler settings every compiling command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SettingsArgs {
+    /// Pod CIDR of the cluster (repeat, or separate with commas, for dual
+    /// stack). Sources inside are pods; others reaching a ClusterIP are
+    /// masqueraded. Default: the KubeProxyConfiguration's clusterCIDR, else
+    /// the Nodes' podCIDRs.
+    #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = parse_cidr_flag, value_delimiter = ',')]
+    pub cluster_cidrs: Vec<IpNet>,
 
     /// Service CIDR (repeat for dual stack): unallocated addresses inside are dropped.
-    #[arg(long = "service-cidr", value_name = "CIDR")]
-    pub service_cidrs: Vec<String>,
+    #[arg(long = "service-cidr", value_name = "CIDR", value_parser = parse_cidr_flag, value_delimiter = ',')]
+    pub service_cidrs: Vec<IpNet>,
 
     /// Where NodePorts listen: CIDRs of local addresses, or `primary` for the
     /// node's InternalIPs (the default).
-    #[arg(long = "nodeport-addresses", value_name = "CIDR|primary")]
-    pub nodeport_addresses: Vec<String>,
+    #[arg(long = "nodeport-addresses", value_name = "CIDR|primary", value_parser = parse_nodeport_address, value_delimiter = ',')]
+    pub nodeport_addresses: Vec<NodePortAddress>,
 
     /// Masquerade all Service traffic.
     #[arg(long)]
     pub masquerade_all: bool,
+}
+
+impl SettingsArgs {
+    /// The compiler's settings, reading KubeProxyConfiguration as `mode` does.
+    pub fn settings(&self, mode: ProxyMode) -> Settings {
+        Settings {
+            cluster_cidrs: self.cluster_cidrs.clone(),
+            service_cidrs: self.service_cidrs.clone(),
+            nodeport_addresses: self.nodeport_addresses.clone(),
+            masquerade_all: self.masquerade_all,
+            mode,
+        }
+    }
 }

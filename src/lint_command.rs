@@ -1,11 +1,10 @@
 //! `knc lint`: validation errors and lint warnings, nothing compiled.
 
 use crate::cli::LintArgs;
-use crate::inputs;
 use crate::outcome::{print_diagnostics, Outcome};
 
 pub fn run(args: &LintArgs) -> Outcome {
-    let (files, mut diagnostics) = inputs::read(&args.paths);
+    let (files, mut diagnostics) = knc_runtime::inputs::read(&args.paths);
     diagnostics.extend(knc_compiler::lint(&files));
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 0 {

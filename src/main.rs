@@ -1,15 +1,15 @@
-//! `knc`: the command-line front of the compiler. Parses arguments, reads
-//! files, runs the pure compiler, writes results, and maps outcomes to exit
-//! status: 0 success, 1 invalid input, 2 usage error.
+//! `knc`: the command line. Parses arguments and wires them to the pure
+//! compiler (`knc-compiler`) and the node runtime (`knc-runtime`); maps
+//! outcomes to exit status: 0 success, 1 invalid input, 2 usage error,
+//! 3 the node refused.
 
 mod cli;
 mod compile_command;
+mod compiling;
 mod diff_command;
 mod explain_command;
-mod inputs;
 mod lint_command;
 mod outcome;
-mod tool_check;
 
 use clap::Parser;
 
@@ -17,11 +17,15 @@ use cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    let verbose = cli.verbose;
     let outcome = match cli.command {
-        Command::Compile(args) => compile_command::run(&args),
-        Command::Diff(args) => diff_command::run(&args),
-        Command::Explain(args) => explain_command::run(&args),
+        Command::Compile(args) => compile_command::run(&args, verbose),
+        Command::Diff(args) => diff_command::run(&args, verbose),
+        Command::Explain(args) => explain_command::run(&args, verbose),
         Command::Lint(args) => lint_command::run(&args),
+        Command::Apply(_) | Command::Reconcile(_) | Command::Cleanup(_) => {
+            outcome::Outcome::Usage("not wired yet".into())
+        }
     };
     std::process::exit(outcome.report());
 }

@@ -1,17 +1,32 @@
-//! How a command ended, and the exit status that says so.
+//! How a command ended, and the exit status that says so (design §2).
 
+use knc_compiler::compile::Failure;
 use knc_compiler::front::Diagnostic;
 
 /// The end of a command.
 pub enum Outcome {
-    /// Success, possibly with warnings already printed.
+    /// Success, possibly with warnings already printed (exit 0).
     Success,
     /// The input is invalid: the diagnostics say why (exit 1).
     InvalidInput(Vec<Diagnostic>),
-    /// A generated ruleset failed a check or could not be written (exit 1).
-    Failed(String),
     /// The command line asks for something impossible (exit 2).
     Usage(String),
+    /// The node refused: a tool failed or rejected knc's output, the
+    /// kernel rejected the transaction, a file could not be written, the
+    /// state lock is held (exit 3).
+    Refused(String),
+    /// An exit status decided by the command itself (`reconcile --once`
+    /// returns apply's), with everything already printed.
+    Status(i32),
+}
+
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Invalid(diagnostics) => Outcome::InvalidInput(diagnostics),
+            Failure::Usage(message) => Outcome::Usage(message),
+        }
+    }
 }
 
 impl Outcome {
@@ -28,14 +43,15 @@ impl Outcome {
                 );
                 1
             }
-            Outcome::Failed(message) => {
-                eprintln!("error: {message}");
-                1
-            }
             Outcome::Usage(message) => {
                 eprintln!("error: {message}");
                 2
             }
+            Outcome::Refused(message) => {
+                eprintln!("error: {message}");
+                3
+            }
+            Outcome::Status(code) => code,
         }
     }
 }
@@ -58,6 +74,6 @@ pub fn print_output(text: &str) -> Outcome {
     {
         Ok(()) => Outcome::Success,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Success,
-        Err(e) => Outcome::Failed(format!("cannot write output: {e}")),
+        Err(e) => Outcome::Refused(format!("cannot write output: {e}")),
     }
 }

@@ -168,7 +168,8 @@ fn malformed_cidr_flag_is_a_usage_error() {
         None,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--cluster-cidr `10.0.0.0/99`"));
+    assert_stderr_has(&out, "--cluster-cidr <CIDR>");
+    assert_stderr_has(&out, "`10.0.0.0/99` is not a CIDR");
 }
 
 #[test]
@@ -410,4 +411,33 @@ fn lint_fails_on_invalid_input() {
     let out = knc(&["lint", "fixtures/bad-port-range"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("knc::port-range"));
+}
+
+#[test]
+fn explain_needs_the_node() {
+    // Without --node, fixtures/etp-local would be explained for no node at
+    // all, where ETP Local traffic is dropped though node2 forwards it.
+    let out = knc(
+        &["explain", "fixtures/etp-local", "--to", "10.96.1.10:80"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "--node <NAME>");
+}
+
+#[test]
+fn a_failed_write_is_exit_3_not_invalid_input() {
+    let out = knc(
+        &[
+            "compile",
+            "fixtures/nodeport",
+            "--node",
+            "node1",
+            "-o",
+            "/proc/knc-cannot-write-here/out.nft",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    assert_stderr_has(&out, "cannot write");
 }

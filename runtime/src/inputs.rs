@@ -1,5 +1,13 @@
-//! Reading the command line's PATHs into source files: the binary's side of
+//! Reading the command line's PATHs into source files: the node's side of
 //! the compiler's "bytes in".
+//!
+//! A directory is read as one snapshot even while it is being replaced:
+//! a PATH that is a symlink (git-sync's `--link`) is resolved once, and a
+//! directory holding a `..data` symlink (a ConfigMap volume, whose files are
+//! symlinks through `..data`) is read through the resolved `..data`. Names
+//! starting with `.` are skipped inside directories, so git metadata and
+//! the volume's timestamped directories are never read twice. Diagnostics
+//! still name files under the PATH as the user gave it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,18 +32,37 @@ pub fn read(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
             }
             continue;
         }
+        let root = snapshot_root(path);
         let mut found = Vec::new();
-        if let Err(e) = collect(path, true, &mut found) {
+        if let Err(e) = collect(&root, true, &mut found) {
             problems.push(io_error(&path.display().to_string(), &e));
         }
         for file in found {
+            let shown = match file.strip_prefix(&root) {
+                Ok(rest) if !rest.as_os_str().is_empty() => path.join(rest),
+                _ => path.clone(),
+            };
             match std::fs::read(&file) {
-                Ok(bytes) => push_file(&mut files, &mut problems, display(&file), bytes),
-                Err(e) => problems.push(io_error(&display(&file), &e)),
+                Ok(bytes) => push_file(&mut files, &mut problems, display(&shown), bytes),
+                Err(e) => problems.push(io_error(&display(&shown), &e)),
             }
         }
     }
     (files, problems)
+}
+
+/// Where to read `path` from so that one round sees one revision: the
+/// symlink resolved once, and a ConfigMap volume's `..data` resolved.
+fn snapshot_root(path: &Path) -> PathBuf {
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if resolved.is_dir() {
+        if let Ok(data) = std::fs::canonicalize(resolved.join("..data")) {
+            if data.is_dir() {
+                return data;
+            }
+        }
+    }
+    resolved
 }
 
 fn display(path: &Path) -> String {
@@ -55,7 +82,12 @@ fn collect(path: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> std::io::Resu
             .collect::<Result<_, _>>()?;
         entries.sort();
         for entry in entries {
-            collect(&entry, false, out)?;
+            let hidden = entry
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !hidden {
+                collect(&entry, false, out)?;
+            }
         }
     } else if explicit || has_manifest_extension(path) {
         out.push(path.to_path_buf());

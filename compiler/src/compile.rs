@@ -1,0 +1,269 @@
+//! The one compile entry point every command shares: source files, the
+//! command line's settings and a node choice in; one IR ruleset per chosen
+//! node, or the located reasons why not, out.
+//!
+//! `compile`, `diff`, `explain`, `apply` and `reconcile` all go through
+//! [`compile`], so node selection, option handling and the wording of their
+//! errors are decided here once.
+
+use std::collections::BTreeMap;
+
+use crate::front::{Diagnostic, SourceFile};
+use crate::ir::Ruleset;
+use crate::lower::{self, LowerError, Options, ProxyMode};
+use crate::model::addr::parse_cidr;
+use crate::model::{Cluster, NodePortAddress};
+
+pub use ipnet::IpNet;
+
+/// Settings shared by every command that compiles, already parsed (the
+/// binary's argument parser uses [`parse_cidr_flag`] and
+/// [`parse_nodeport_address`]). Empty lists and `false` mean "not given":
+/// the inputs' KubeProxyConfiguration, then the defaults, apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub cluster_cidrs: Vec<IpNet>,
+    pub service_cidrs: Vec<IpNet>,
+    pub nodeport_addresses: Vec<NodePortAddress>,
+    pub masquerade_all: bool,
+    /// Which kube-proxy mode's configuration (`nftables:` or `iptables:`)
+    /// the inputs' KubeProxyConfiguration is read in.
+    pub mode: ProxyMode,
+}
+
+/// Which node or nodes to compile for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeChoice {
+    /// This Node, which must be among the inputs.
+    Named(String),
+    /// The single Node of the inputs; a node-agnostic ruleset when there is
+    /// none; a usage error when there are several.
+    Inferred,
+    /// Every Node of the inputs (a node-agnostic ruleset when there is none).
+    Every,
+    /// A node-agnostic ruleset whatever the inputs hold.
+    Agnostic,
+}
+
+impl NodeChoice {
+    /// `Named` when a name is given, `Inferred` otherwise.
+    pub fn from_flag(node: Option<&str>) -> NodeChoice {
+        node.map_or(NodeChoice::Inferred, |n| NodeChoice::Named(n.to_string()))
+    }
+
+    /// The choice that compiles exactly the node `ruleset` was compiled for.
+    pub fn same_as(ruleset: &Ruleset) -> NodeChoice {
+        ruleset
+            .node
+            .clone()
+            .map_or(NodeChoice::Agnostic, NodeChoice::Named)
+    }
+}
+
+/// A successful compile.
+#[derive(Debug)]
+pub struct Compiled {
+    /// One ruleset per chosen node, in node-name order.
+    pub rulesets: Vec<Ruleset>,
+    /// Warnings found on the way (there are no errors, or this would be a
+    /// [`Failure::Invalid`]).
+    pub warnings: Vec<Diagnostic>,
+    /// How many documents of other kinds were skipped, by kind.
+    pub skipped: BTreeMap<String, usize>,
+    /// The model the rulesets were lowered from.
+    pub cluster: Cluster,
+}
+
+impl Compiled {
+    /// The one ruleset of a single-node choice.
+    pub fn into_single(self) -> Ruleset {
+        self.rulesets
+            .into_iter()
+            .next()
+            .expect("a single-node choice compiles one ruleset")
+    }
+}
+
+/// Why a compile produced nothing.
+#[derive(Debug)]
+pub enum Failure {
+    /// The inputs are invalid: every problem found, located (exit 1).
+    Invalid(Vec<Diagnostic>),
+    /// The request cannot be met as asked (exit 2): an unknown node, or
+    /// several Nodes and no choice among them.
+    Usage(String),
+}
+
+/// Compiles `files` for the chosen node(s). `problems` are diagnostics the
+/// caller found before (unreadable files); any error among them fails the
+/// compile as invalid input, together with what the files themselves hold.
+pub fn compile(
+    files: &[SourceFile],
+    problems: Vec<Diagnostic>,
+    settings: &Settings,
+    node: &NodeChoice,
+) -> Result<Compiled, Failure> {
+    let analysis = crate::analyse(files);
+    let mut diagnostics = problems;
+    diagnostics.extend(analysis.diagnostics);
+    let cluster = match analysis.cluster {
+        Some(cluster) if !diagnostics.iter().any(Diagnostic::is_error) => cluster,
+        _ => return Err(Failure::Invalid(diagnostics)),
+    };
+    let nodes = chosen_nodes(&cluster, node)?;
+    let mut options = options(settings);
+    let mut rulesets = Vec::with_capacity(nodes.len());
+    for name in nodes {
+        options.node = name;
+        match lower::lower(&cluster, &options) {
+            Ok(ruleset) => rulesets.push(ruleset),
+            Err(LowerError::UnknownNode(name)) => {
+                return Err(Failure::Usage(unknown_node(&cluster, &name)))
+            }
+        }
+    }
+    Ok(Compiled {
+        rulesets,
+        warnings: diagnostics,
+        skipped: analysis.skipped,
+        cluster,
+    })
+}
+
+/// Lowering options for `settings` (the node is filled in per node).
+pub fn options(settings: &Settings) -> Options {
+    Options {
+        node: None,
+        cluster_cidrs: settings.cluster_cidrs.clone(),
+        service_cidrs: settings.service_cidrs.clone(),
+        nodeport_addresses: settings.nodeport_addresses.clone(),
+        masquerade_all: settings.masquerade_all,
+        mode: settings.mode,
+    }
+}
+
+fn chosen_nodes(cluster: &Cluster, choice: &NodeChoice) -> Result<Vec<Option<String>>, Failure> {
+    let names = || cluster.nodes.keys().cloned();
+    Ok(match choice {
+        NodeChoice::Named(name) if cluster.nodes.contains_key(name) => vec![Some(name.clone())],
+        NodeChoice::Named(name) => return Err(Failure::Usage(unknown_node(cluster, name))),
+        NodeChoice::Agnostic => vec![None],
+        NodeChoice::Every | NodeChoice::Inferred if cluster.nodes.is_empty() => vec![None],
+        NodeChoice::Every => names().map(Some).collect(),
+        NodeChoice::Inferred if cluster.nodes.len() == 1 => vec![names().next()],
+        NodeChoice::Inferred => {
+            return Err(Failure::Usage(format!(
+                "the inputs hold {} Nodes ({}); choose one with --node NAME",
+                cluster.nodes.len(),
+                quoted_list(names())
+            )))
+        }
+    })
+}
+
+fn unknown_node(cluster: &Cluster, name: &str) -> String {
+    let known = if cluster.nodes.is_empty() {
+        "there are none".to_string()
+    } else {
+        quoted_list(cluster.nodes.keys().cloned())
+    };
+    format!("node `{name}` is not among the inputs' Nodes ({known})")
+}
+
+fn quoted_list(names: impl Iterator<Item = String>) -> String {
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses one `--cluster-cidr` / `--service-cidr` value (clap value parser).
+pub fn parse_cidr_flag(text: &str) -> Result<IpNet, String> {
+    parse_cidr(text).ok_or_else(|| format!("`{text}` is not a CIDR (like 10.244.0.0/16)"))
+}
+
+/// Parses one `--nodeport-addresses` value: a CIDR or `primary`.
+pub fn parse_nodeport_address(text: &str) -> Result<NodePortAddress, String> {
+    match text.trim() {
+        "primary" => Ok(NodePortAddress::Primary),
+        other => parse_cidr(other)
+            .map(NodePortAddress::Cidr)
+            .ok_or_else(|| format!("`{other}` is neither a CIDR nor `primary`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(text: &str) -> Vec<SourceFile> {
+        vec![SourceFile::new("in.yaml", text)]
+    }
+
+    const TWO_NODES: &str = "apiVersion: v1\nkind: Node\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: b}\n";
+
+    fn usage(result: Result<Compiled, Failure>) -> String {
+        match result {
+            Err(Failure::Usage(message)) => message,
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn several_nodes_need_a_choice() {
+        let inputs = files(TWO_NODES);
+        let message = usage(compile(
+            &inputs,
+            vec![],
+            &Settings::default(),
+            &NodeChoice::Inferred,
+        ));
+        assert_eq!(
+            message,
+            "the inputs hold 2 Nodes (`a`, `b`); choose one with --node NAME"
+        );
+        let every = compile(&inputs, vec![], &Settings::default(), &NodeChoice::Every).unwrap();
+        let nodes: Vec<_> = every.rulesets.iter().map(|r| r.node.clone()).collect();
+        assert_eq!(nodes, vec![Some("a".into()), Some("b".into())]);
+    }
+
+    #[test]
+    fn an_unknown_node_is_named_with_the_known_ones() {
+        let message = usage(compile(
+            &files(TWO_NODES),
+            vec![],
+            &Settings::default(),
+            &NodeChoice::Named("c".into()),
+        ));
+        assert_eq!(
+            message,
+            "node `c` is not among the inputs' Nodes (`a`, `b`)"
+        );
+    }
+
+    #[test]
+    fn no_node_compiles_node_agnostic() {
+        let compiled = compile(
+            &files(""),
+            vec![],
+            &Settings::default(),
+            &NodeChoice::Inferred,
+        )
+        .unwrap();
+        assert_eq!(compiled.into_single().node, None);
+    }
+
+    #[test]
+    fn flag_values_parse() {
+        assert!(parse_cidr_flag("10.0.0.0/8").is_ok());
+        assert_eq!(
+            parse_cidr_flag("10.0.0.0").unwrap_err(),
+            "`10.0.0.0` is not a CIDR (like 10.244.0.0/16)"
+        );
+        assert_eq!(
+            parse_nodeport_address("primary"),
+            Ok(NodePortAddress::Primary)
+        );
+        assert!(parse_nodeport_address("nope").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! knc on a node: everything that touches the machine. Reading manifests
+//! from disk, running `nft` / `iptables-restore` / `conntrack`, the state
+//! directory and its lock, `apply`, the `reconcile` loop, the health-check
+//! and metrics servers. The compiler (`knc-compiler`) stays pure; this
+//! crate is its only user that has side effects.
+
+pub mod check;
+pub mod inputs;
+pub mod tool;
+pub mod write;
