@@ -5,6 +5,9 @@
 //! crate is its only user that has side effects.
 
 pub mod check;
+pub mod conntrack;
 pub mod inputs;
+pub mod nft;
+pub mod state;
 pub mod tool;
 pub mod write;

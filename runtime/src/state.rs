@@ -1,0 +1,225 @@
+//! The state directory: a lock so that one `apply` or `reconcile` at a time
+//! programs the node, and the record of what knc last applied, so the next
+//! apply can send only what changed. Losing the directory costs one full
+//! replace, nothing else.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use knc_compiler::ir::Ruleset;
+use serde::{Deserialize, Serialize};
+
+/// How long a second `apply` or `reconcile` waits for the lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Format version of [`Record`]; a record of another version is ignored
+/// (costing one full replace).
+const RECORD_VERSION: u32 = 1;
+
+/// Which netfilter interface a record was applied through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Nft,
+    Iptables,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Nft => "nft",
+            Backend::Iptables => "iptables",
+        }
+    }
+}
+
+/// What knc last applied to this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    pub backend: Backend,
+    /// The IR the live rules were rendered from.
+    pub ruleset: Ruleset,
+    /// The nftables generation right after knc's commit, when no one else
+    /// committed in between; `None` when unknown.
+    pub generation: Option<u32>,
+    /// Seconds since the Unix epoch.
+    pub applied_at: f64,
+}
+
+impl Record {
+    pub fn new(backend: Backend, ruleset: Ruleset, generation: Option<u32>) -> Record {
+        Record {
+            version: RECORD_VERSION,
+            backend,
+            ruleset,
+            generation,
+            applied_at: unix_now(),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("another knc holds the lock on `{dir}` ({holder}); waited {waited:?}")]
+    Locked {
+        dir: PathBuf,
+        holder: String,
+        waited: Duration,
+    },
+    #[error("state directory `{dir}`: {error}")]
+    Io { dir: PathBuf, error: std::io::Error },
+}
+
+/// A locked state directory; the lock is released on drop.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateDir {
+    /// Creates `dir` if needed and takes its lock, waiting up to `wait`.
+    /// `holder` (e.g. "knc reconcile") is written into the lock file so that
+    /// the next one to wait can name it.
+    pub fn lock(dir: &Path, holder: &str, wait: Duration) -> Result<StateDir, StateError> {
+        let io = |error| StateError::Io {
+            dir: dir.to_path_buf(),
+            error,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("lock"))
+            .map_err(io)?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    return Err(StateError::Locked {
+                        dir: dir.to_path_buf(),
+                        holder: holder.trim().to_string(),
+                        waited: wait,
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        let _ = writeln!(
+            file,
+            "pid {} ({holder}) since {:.0}",
+            std::process::id(),
+            unix_now()
+        );
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+            _lock: file,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.dir.join("applied.json")
+    }
+
+    /// The record of the last apply, if there is a readable one of this
+    /// version (anything else means "unknown": one full replace).
+    pub fn record(&self) -> Option<Record> {
+        let bytes = std::fs::read(self.record_path()).ok()?;
+        let record: Record = serde_json::from_slice(&bytes).ok()?;
+        (record.version == RECORD_VERSION).then_some(record)
+    }
+
+    /// Replaces the record atomically.
+    pub fn save(&self, record: &Record) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        crate::write::atomically(&self.record_path(), &bytes)
+    }
+
+    /// Forgets the record (after `knc cleanup`).
+    pub fn forget(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(self.record_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// A file in the state directory for a transaction about to be applied:
+    /// the tool reads it whole, so a knc killed mid-apply cannot hand the
+    /// kernel half a transaction.
+    pub fn transaction_file(&self, name: &str, text: &str) -> std::io::Result<PathBuf> {
+        let path = self.dir.join(name);
+        crate::write::atomically(&path, text.as_bytes())?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_locker_waits_then_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = StateDir::lock(dir.path(), "knc reconcile", LOCK_WAIT).unwrap();
+        let second = StateDir::lock(dir.path(), "knc apply", Duration::from_millis(200));
+        let message = second.unwrap_err().to_string();
+        assert!(message.contains("knc reconcile"), "{message}");
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_lock_is_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(StateDir::lock(dir.path(), "a", LOCK_WAIT).unwrap());
+        StateDir::lock(dir.path(), "b", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn records_round_trip_and_can_be_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::lock(dir.path(), "t", LOCK_WAIT).unwrap();
+        assert_eq!(state.record(), None);
+        let ruleset = knc_compiler::compile::compile(
+            &[],
+            vec![],
+            &Default::default(),
+            &knc_compiler::compile::NodeChoice::Agnostic,
+        )
+        .unwrap()
+        .into_single();
+        let record = Record::new(Backend::Nft, ruleset, Some(7));
+        state.save(&record).unwrap();
+        assert_eq!(state.record(), Some(record));
+        state.forget().unwrap();
+        assert_eq!(state.record(), None);
+    }
+}
