@@ -9,6 +9,7 @@ mod compiling;
 mod diff_command;
 mod explain_command;
 mod lint_command;
+mod node_commands;
 mod outcome;
 
 use clap::Parser;
@@ -23,9 +24,9 @@ fn main() {
         Command::Diff(args) => diff_command::run(&args, verbose),
         Command::Explain(args) => explain_command::run(&args, verbose),
         Command::Lint(args) => lint_command::run(&args),
-        Command::Apply(_) | Command::Reconcile(_) | Command::Cleanup(_) => {
-            outcome::Outcome::Usage("not wired yet".into())
-        }
+        Command::Apply(args) => node_commands::apply(&args),
+        Command::Reconcile(args) => node_commands::reconcile(&args, verbose),
+        Command::Cleanup(args) => node_commands::cleanup(&args),
     };
     std::process::exit(outcome.report());
 }

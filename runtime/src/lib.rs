@@ -11,3 +11,7 @@ pub mod nft;
 pub mod state;
 pub mod tool;
 pub mod write;
+pub mod sync;
+pub mod iptables;
+pub mod node;
+pub mod reconcile;

@@ -1,0 +1,119 @@
+//! A node as `apply`, `reconcile` and `cleanup` see it: the locked state
+//! directory and the netfilter back end, with one operation per thing they
+//! do to it.
+
+use std::path::{Path, PathBuf};
+
+use knc_compiler::back::nft::Transaction;
+use knc_compiler::compile::{self, Compiled, Failure, NodeChoice, Settings};
+use knc_compiler::ir::Ruleset;
+
+use crate::conntrack;
+use crate::nft::{Kernel, SystemKernel};
+use crate::state::{Backend, StateDir, StateError};
+use crate::sync::{sync_nft, SyncError, Synced};
+use crate::tool::ToolError;
+
+/// What to compile for this node.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub paths: Vec<PathBuf>,
+    pub settings: Settings,
+    pub node: String,
+}
+
+impl Target {
+    /// Reads the PATHs (one snapshot) and compiles them for the node.
+    pub fn compile(&self) -> Result<Compiled, Failure> {
+        let (files, problems) = crate::inputs::read(&self.paths);
+        compile::compile(
+            &files,
+            problems,
+            &self.settings,
+            &NodeChoice::Named(self.node.clone()),
+        )
+    }
+}
+
+/// The node, locked for this process.
+pub struct Node {
+    pub state: StateDir,
+    pub backend: Backend,
+    kernel: SystemKernel,
+}
+
+impl Node {
+    /// Takes the state directory's lock (waiting a few seconds).
+    pub fn open(state_dir: &Path, holder: &str, backend: Backend) -> Result<Node, StateError> {
+        let state = StateDir::lock(state_dir, holder, crate::state::LOCK_WAIT)?;
+        let kernel = SystemKernel {
+            dir: state.path().to_path_buf(),
+        };
+        Ok(Node {
+            state,
+            backend,
+            kernel,
+        })
+    }
+
+    /// Brings the kernel to `ruleset` (see [`crate::sync`]).
+    pub fn sync(&mut self, ruleset: &Ruleset, dry_run: bool) -> Result<Synced, SyncError> {
+        match self.backend {
+            Backend::Nft => sync_nft(&mut self.kernel, &self.state, ruleset, dry_run),
+            Backend::Iptables => crate::iptables::sync_iptables(&self.state, ruleset, dry_run),
+        }
+    }
+
+    /// Deletes the conntrack entries going from `previous` to `new` left
+    /// stale.
+    pub fn clean_conntrack(previous: Option<&Ruleset>, new: &Ruleset) -> conntrack::Deleted {
+        match previous {
+            Some(previous) => conntrack::delete(&conntrack::stale(previous, new)),
+            None => conntrack::Deleted::default(),
+        }
+    }
+}
+
+/// What `knc cleanup` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cleanup {
+    pub nft: bool,
+    pub iptables: bool,
+}
+
+/// Removes knc's tables and chains, and forgets the record. Returns what
+/// was done, one line each.
+pub fn cleanup(state_dir: &Path, what: Cleanup) -> Result<Vec<String>, CleanupError> {
+    let state = StateDir::lock(state_dir, "knc cleanup", crate::state::LOCK_WAIT)?;
+    let mut done = Vec::new();
+    if what.nft {
+        let mut kernel = SystemKernel {
+            dir: state.path().to_path_buf(),
+        };
+        match kernel.apply(&Transaction::remove()) {
+            Ok(()) => done.push("removed nft tables ip knc and ip6 knc".to_string()),
+            Err(ToolError::Missing(_)) => done.push("nft is not installed: nothing to remove".into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if what.iptables {
+        let chains = crate::iptables::remove_all()?;
+        done.push(format!("removed {chains} KNC chains and their jumps (iptables, ip6tables)"));
+    }
+    state.forget().map_err(|error| {
+        CleanupError::State(StateError::Io {
+            dir: state_dir.to_path_buf(),
+            error,
+        })
+    })?;
+    Ok(done)
+}
+
+/// Why cleanup stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Tool(#[from] ToolError),
+}

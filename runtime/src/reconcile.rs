@@ -1,0 +1,315 @@
+//! `knc reconcile`: rounds at start, soon after PATH changes (watched,
+//! debounced), and at least every interval. A round reads one snapshot of
+//! PATH, compiles it when its bytes changed, and syncs the kernel (which
+//! also finds and repairs drift); then conntrack, health-check NodePorts
+//! and metrics follow. Invalid input leaves the last good ruleset in the
+//! kernel. SIGTERM and SIGINT end the loop after the round in flight.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use knc_compiler::compile::{self, Failure, NodeChoice};
+use knc_compiler::front::Diagnostic;
+use knc_compiler::ir::Ruleset;
+use notify::{RecursiveMode, Watcher};
+
+use crate::healthcheck::{self, HealthCheckServers};
+use crate::http::{self, Health};
+use crate::metrics::Metrics;
+use crate::node::{Node, Target};
+use crate::state::unix_now;
+use crate::sync::Change;
+
+/// How `knc reconcile` runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub interval: Duration,
+    pub once: bool,
+    pub metrics_addr: Option<SocketAddr>,
+    /// Quiet time after a change of PATH before the round starts, so that
+    /// a burst of writes is read once, finished.
+    pub debounce: Duration,
+}
+
+/// What woke the loop.
+enum Event {
+    Changed,
+    Stop,
+}
+
+/// Exit status of a round, as `apply` would exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundStatus {
+    Applied = 0,
+    InvalidInput = 1,
+    Refused = 3,
+}
+
+/// Runs reconcile until SIGTERM/SIGINT (exit 0) or, with `once`, for one
+/// round (its status). `on_invalid` renders diagnostics (the binary owns
+/// the terminal's format).
+pub fn run(mut node: Node, config: Config, on_invalid: &dyn Fn(&[Diagnostic])) -> i32 {
+    let (events, inbox) = mpsc::channel();
+    let signals = match stop_on_signals(events.clone()) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!("cannot catch SIGTERM/SIGINT: {e}");
+            None
+        }
+    };
+    let metrics = Metrics::new();
+    let health = Arc::new(Mutex::new(Health {
+        interval: config.interval,
+        last_success: None,
+        last_success_unix: None,
+        last_sync_duration: Duration::ZERO,
+        last_error: None,
+    }));
+    let _server = match config.metrics_addr {
+        Some(addr) => match http::serve_metrics(addr, metrics.clone(), health.clone()) {
+            Ok(server) => {
+                tracing::info!("serving /metrics and /healthz on {}", server.local_addr());
+                Some(server)
+            }
+            Err(e) => {
+                tracing::error!("cannot serve metrics on {addr}: {e}");
+                return RoundStatus::Refused as i32;
+            }
+        },
+        None => None,
+    };
+    let mut reconciler = Reconciler {
+        config: &config,
+        metrics,
+        health,
+        health_checks: None,
+        last_input: None,
+        watcher: None,
+    };
+    loop {
+        reconciler.watch(&events);
+        let status = reconciler.round(&mut node, on_invalid);
+        if config.once {
+            return status as i32;
+        }
+        if wait(&inbox, config.interval, config.debounce) {
+            tracing::info!("stopping: the rules stay in place (`knc cleanup` removes them)");
+            if let Some(handle) = signals {
+                handle.close();
+            }
+            return 0;
+        }
+    }
+}
+
+/// Waits for the next round; true when asked to stop.
+fn wait(inbox: &Receiver<Event>, interval: Duration, debounce: Duration) -> bool {
+    let deadline = Instant::now() + interval;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match inbox.recv_timeout(left) {
+            Ok(Event::Stop) => return true,
+            Ok(Event::Changed) => break,
+            Err(RecvTimeoutError::Timeout) => return false,
+            Err(RecvTimeoutError::Disconnected) => return true,
+        }
+    }
+    // Debounce: wait until PATH has been quiet for `debounce`.
+    loop {
+        match inbox.recv_timeout(debounce) {
+            Ok(Event::Stop) => return true,
+            Ok(Event::Changed) => continue,
+            Err(RecvTimeoutError::Timeout) => return false,
+            Err(RecvTimeoutError::Disconnected) => return true,
+        }
+    }
+}
+
+fn stop_on_signals(events: Sender<Event>) -> std::io::Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if events.send(Event::Stop).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(handle)
+}
+
+/// The last input compiled successfully: its bytes' hash and the result.
+struct Compiled {
+    hash: u64,
+    ruleset: Ruleset,
+}
+
+struct Reconciler<'a> {
+    config: &'a Config,
+    metrics: Metrics,
+    health: Arc<Mutex<Health>>,
+    health_checks: Option<HealthCheckServers>,
+    last_input: Option<Compiled>,
+    watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Reconciler<'_> {
+    /// (Re)watches every PATH and its parent directory: a symlink swapped
+    /// by git-sync changes the parent, not the old target.
+    fn watch(&mut self, events: &Sender<Event>) {
+        let sender = events.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                let _ = sender.send(Event::Changed);
+            }
+        });
+        let mut watcher = match watcher {
+            Ok(watcher) => watcher,
+            Err(e) => {
+                tracing::warn!("cannot watch PATH ({e}); rounds run every interval only");
+                return;
+            }
+        };
+        for path in &self.config.target.paths {
+            let _ = watcher.watch(path, RecursiveMode::Recursive);
+            if let Some(parent) = parent_of(path) {
+                let _ = watcher.watch(&parent, RecursiveMode::NonRecursive);
+            }
+        }
+        self.watcher = Some(watcher);
+    }
+
+    fn round(&mut self, node: &mut Node, on_invalid: &dyn Fn(&[Diagnostic])) -> RoundStatus {
+        let start = Instant::now();
+        let target = &self.config.target;
+        let (files, problems) = crate::inputs::read(&target.paths);
+        let hash = input_hash(&files);
+        let ruleset = match &self.last_input {
+            Some(last) if last.hash == hash && problems.is_empty() => last.ruleset.clone(),
+            _ => {
+                let choice = NodeChoice::Named(target.node.clone());
+                match compile::compile(&files, problems, &target.settings, &choice) {
+                    Ok(compiled) => {
+                        on_invalid(&compiled.warnings);
+                        let ruleset = compiled.into_single();
+                        self.last_input = Some(Compiled {
+                            hash,
+                            ruleset: ruleset.clone(),
+                        });
+                        ruleset
+                    }
+                    Err(failure) => {
+                        let why = match failure {
+                            Failure::Invalid(diagnostics) => {
+                                on_invalid(&diagnostics);
+                                let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+                                format!("invalid input ({errors} problems); the last good ruleset stays")
+                            }
+                            Failure::Usage(message) => {
+                                format!("{message}; the last good ruleset stays")
+                            }
+                        };
+                        return self.failed(start, "invalid-input", why, RoundStatus::InvalidInput);
+                    }
+                }
+            }
+        };
+        let synced = match node.sync(&ruleset, false) {
+            Ok(synced) => synced,
+            Err(e) => {
+                let why = format!("the node refused: {e}; the previous ruleset stays");
+                return self.failed(start, "apply", why, RoundStatus::Refused);
+            }
+        };
+        if let Some(drift) = &synced.drift {
+            self.metrics.drift_repaired();
+            tracing::warn!(
+                "repaired drift in knc's rules: {}",
+                drift.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+            );
+        }
+        let deleted = Node::clean_conntrack(synced.previous.as_ref(), &ruleset);
+        self.metrics.conntrack_deleted(deleted.entries);
+        for error in &deleted.errors {
+            tracing::warn!("conntrack cleanup: {error}");
+        }
+        self.serve_health_checks(&ruleset);
+        let took = start.elapsed();
+        self.metrics.sync_succeeded(took, unix_now());
+        self.metrics.set_services(ruleset.services.len() as u64);
+        self.metrics.set_endpoints(endpoint_count(&ruleset));
+        if let Ok(mut health) = self.health.lock() {
+            health.last_success = Some(Instant::now());
+            health.last_success_unix = Some(unix_now());
+            health.last_sync_duration = took;
+            health.last_error = None;
+        }
+        if synced.change != Change::Unchanged {
+            tracing::info!(
+                "synced {} Service ports: {}, {} commands, {} conntrack entries deleted, in {} ms",
+                ruleset.services.len(),
+                synced.change.as_str(),
+                synced.commands,
+                deleted.entries,
+                took.as_millis()
+            );
+        } else {
+            tracing::debug!("round: nothing changed ({} µs)", took.as_micros());
+        }
+        RoundStatus::Applied
+    }
+
+    fn failed(&self, start: Instant, reason: &str, why: String, status: RoundStatus) -> RoundStatus {
+        tracing::error!("{why}");
+        self.metrics.sync_failed(start.elapsed(), reason);
+        if let Ok(mut health) = self.health.lock() {
+            health.last_error = Some(why);
+        }
+        status
+    }
+
+    fn serve_health_checks(&mut self, ruleset: &Ruleset) {
+        let desired = healthcheck::desired(ruleset);
+        if desired.is_empty() && self.health_checks.is_none() {
+            return;
+        }
+        let servers = self
+            .health_checks
+            .get_or_insert_with(|| HealthCheckServers::new(ruleset.node_addresses.clone()));
+        for (port, error) in servers.update(&desired) {
+            tracing::warn!("cannot serve the health-check NodePort {port}: {error}");
+        }
+    }
+}
+
+fn parent_of(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    absolute.parent().map(Path::to_path_buf)
+}
+
+/// A hash of every file's name and bytes: equal means the same input.
+fn input_hash(files: &[knc_compiler::front::SourceFile]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for file in files {
+        file.name.hash(&mut hasher);
+        file.text.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// Distinct backends (address and port) over every entry.
+fn endpoint_count(ruleset: &Ruleset) -> u64 {
+    let mut all = std::collections::BTreeSet::new();
+    for entry in &ruleset.services {
+        for backend in entry.backends.cluster.iter().chain(&entry.backends.local) {
+            all.insert((backend.address, backend.port));
+        }
+    }
+    all.len() as u64
+}

@@ -1,0 +1,240 @@
+//! One sync of the node's nftables with a compiled ruleset: the heart of
+//! `apply` and of every reconcile round.
+//!
+//! The record in the state directory says what knc last applied. When the
+//! kernel's generation is the one recorded right after that commit, nobody
+//! has touched the ruleset since, and the transaction is the incremental
+//! difference of the two models. When the generation moved, knc's tables
+//! are listed and compared with the record; equal, the update stays
+//! incremental; different, that is drift, and the tables are replaced
+//! whole (which repairs it). Without a record, a full replace.
+
+use std::time::{Duration, Instant};
+
+use knc_compiler::back::nft::{tables, Transaction, TransactionKind};
+use knc_compiler::ir::Ruleset;
+
+use crate::nft::{expected, Kernel};
+use crate::state::{Backend, Record, StateDir};
+use crate::tool::ToolError;
+
+/// How a sync changed the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing differed: no transaction was sent.
+    Unchanged,
+    /// Only what changed was sent.
+    Incremental,
+    /// knc's tables were replaced whole.
+    Full,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Unchanged => "unchanged",
+            Change::Incremental => "incremental",
+            Change::Full => "full",
+        }
+    }
+}
+
+/// What one sync did.
+#[derive(Debug)]
+pub struct Synced {
+    pub change: Change,
+    /// nft commands in the transaction.
+    pub commands: usize,
+    /// knc's tables had been changed by someone else, and were replaced.
+    pub drift: Option<Vec<String>>,
+    /// The transaction's text (for `--dry-run`).
+    pub transaction: String,
+    /// The ruleset that was live before, when known (for conntrack).
+    pub previous: Option<Ruleset>,
+    pub kernel_time: Duration,
+}
+
+/// Why a sync applied nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Tool(#[from] ToolError),
+    #[error("cannot read the ruleset generation: {0}")]
+    Generation(std::io::Error),
+    #[error("applied, but the record could not be saved in the state directory: {0}")]
+    Record(std::io::Error),
+}
+
+/// Brings the kernel to `new`; with `dry_run`, only works out the
+/// transaction (nothing is sent, nothing recorded).
+pub fn sync_nft(
+    kernel: &mut dyn Kernel,
+    state: &StateDir,
+    new: &Ruleset,
+    dry_run: bool,
+) -> Result<Synced, SyncError> {
+    let record = state.record().filter(|r| r.backend == Backend::Nft);
+    let generation = kernel.generation().map_err(SyncError::Generation)?;
+    let new_tables = tables(new);
+    let mut drift = None;
+    let mut trusted = None;
+    if let Some(record) = &record {
+        let old_tables = tables(&record.ruleset);
+        if record.generation == Some(generation) {
+            trusted = Some(old_tables);
+        } else {
+            let live = kernel.live()?;
+            let applied = expected(&old_tables);
+            if live == applied {
+                trusted = Some(old_tables);
+            } else {
+                drift = Some(applied.differences(&live));
+            }
+        }
+    }
+    let transaction = Transaction::between(trusted.as_ref(), &new_tables);
+    let unchanged = transaction.kind() == TransactionKind::Incremental && transaction.is_empty();
+    let mut synced = Synced {
+        change: match transaction.kind() {
+            _ if unchanged => Change::Unchanged,
+            TransactionKind::Incremental => Change::Incremental,
+            TransactionKind::Full => Change::Full,
+        },
+        commands: if unchanged {
+            0
+        } else {
+            transaction.command_count()
+        },
+        drift,
+        transaction: transaction.render(),
+        previous: record.as_ref().map(|r| r.ruleset.clone()),
+        kernel_time: Duration::ZERO,
+    };
+    if dry_run {
+        return Ok(synced);
+    }
+    if unchanged {
+        // Same rules; remember the generation so the next round is cheap.
+        if record.as_ref().and_then(|r| r.generation) != Some(generation) {
+            let record = Record::new(Backend::Nft, new.clone(), Some(generation));
+            state.save(&record).map_err(SyncError::Record)?;
+        }
+        return Ok(synced);
+    }
+    let start = Instant::now();
+    kernel.check(&transaction)?;
+    let before = kernel.generation().map_err(SyncError::Generation)?;
+    kernel.apply(&transaction)?;
+    let after = kernel.generation().map_err(SyncError::Generation)?;
+    synced.kernel_time = start.elapsed();
+    // Someone else committing between the two reads makes the generation
+    // ours no longer: leave it unknown, and the next round compares.
+    let ours = (after == before.wrapping_add(1)).then_some(after);
+    state
+        .save(&Record::new(Backend::Nft, new.clone(), ours))
+        .map_err(SyncError::Record)?;
+    Ok(synced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nft::FakeKernel;
+    use crate::state::LOCK_WAIT;
+    use knc_compiler::back::nft::TableFamily;
+    use knc_compiler::compile::{compile, NodeChoice, Settings};
+    use knc_compiler::front::SourceFile;
+
+    fn ruleset(backends: &[&str]) -> Ruleset {
+        let mut yaml = String::from(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}\naddressType: IPv4\nports: [{port: 8080}]\nendpoints:\n",
+        );
+        for b in backends {
+            yaml.push_str(&format!("- addresses: [{b}]\n  conditions: {{ready: true}}\n"));
+        }
+        let files = [SourceFile::new("in.yaml", yaml)];
+        compile(&files, vec![], &Settings::default(), &NodeChoice::Agnostic)
+            .unwrap()
+            .into_single()
+    }
+
+    fn state() -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::lock(dir.path(), "test", LOCK_WAIT).unwrap();
+        (dir, state)
+    }
+
+    #[test]
+    fn first_full_then_incremental_then_unchanged() {
+        let (_dir, state) = state();
+        let mut kernel = FakeKernel::default();
+        let one = ruleset(&["10.244.1.1", "10.244.1.2"]);
+        let first = sync_nft(&mut kernel, &state, &one, false).unwrap();
+        assert_eq!(first.change, Change::Full);
+        let two = ruleset(&["10.244.1.1", "10.244.1.3"]);
+        let second = sync_nft(&mut kernel, &state, &two, false).unwrap();
+        assert_eq!(second.change, Change::Incremental);
+        assert!(second.commands <= 4, "{}", second.transaction);
+        assert_eq!(kernel.fake.tables(), tables(&two));
+        let third = sync_nft(&mut kernel, &state, &two, false).unwrap();
+        assert_eq!(third.change, Change::Unchanged);
+        assert_eq!(kernel.applied.len(), 2);
+    }
+
+    #[test]
+    fn a_foreign_commit_that_left_knc_alone_is_not_drift() {
+        let (_dir, state) = state();
+        let mut kernel = FakeKernel::default();
+        let one = ruleset(&["10.244.1.1"]);
+        sync_nft(&mut kernel, &state, &one, false).unwrap();
+        kernel.touched();
+        let again = sync_nft(&mut kernel, &state, &one, false).unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+        assert!(again.drift.is_none());
+        assert_eq!(
+            state.record().unwrap().generation,
+            Some(kernel.generation),
+            "the new generation is remembered"
+        );
+    }
+
+    #[test]
+    fn drift_is_detected_and_repaired_by_a_full_replace() {
+        let (_dir, state) = state();
+        let one = ruleset(&["10.244.1.1", "10.244.1.2"]);
+        for damage in 0..3 {
+            let mut kernel = FakeKernel::default();
+            sync_nft(&mut kernel, &state, &one, false).unwrap();
+            match damage {
+                0 => {
+                    let key = kernel.fake.tables().tables[0].elements["frontends"][0]
+                        .key()
+                        .to_string();
+                    assert!(kernel
+                        .fake
+                        .delete_element(TableFamily::Ip, "frontends", &key));
+                }
+                1 => kernel
+                    .fake
+                    .insert_rule(TableFamily::Ip, "services", "accept"),
+                _ => kernel.fake.delete_table(TableFamily::Ip),
+            }
+            kernel.touched();
+            let repaired = sync_nft(&mut kernel, &state, &one, false).unwrap();
+            assert_eq!(repaired.change, Change::Full, "damage {damage}");
+            assert!(repaired.drift.is_some(), "damage {damage}");
+            assert_eq!(kernel.fake.tables(), tables(&one), "damage {damage}");
+        }
+    }
+
+    #[test]
+    fn dry_run_changes_nothing() {
+        let (_dir, state) = state();
+        let mut kernel = FakeKernel::default();
+        let synced = sync_nft(&mut kernel, &state, &ruleset(&["10.244.1.1"]), true).unwrap();
+        assert_eq!(synced.change, Change::Full);
+        assert!(synced.transaction.contains("table ip knc"));
+        assert!(kernel.applied.is_empty());
+        assert_eq!(state.record(), None);
+    }
+}
