@@ -225,3 +225,140 @@ impl FakeTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::back::nft::tables;
+    use crate::back::nft::testing::{generated_pair, ruleset, service};
+
+    fn loaded(model: &Tables) -> Fake {
+        let mut fake = Fake::new();
+        fake.apply(&Transaction::replace(model)).expect("replace");
+        fake
+    }
+
+    #[test]
+    fn a_replace_loads_the_model() {
+        let model = tables(&ruleset(vec![service("a", "10.96.0.1", &["10.244.1.1"])]));
+        let fake = loaded(&model);
+        assert_eq!(fake.tables(), model.normalised());
+        assert!(fake.has_table(TableFamily::Ip) && fake.has_table(TableFamily::Ip6));
+    }
+
+    /// Replace(old) then update(old, new) leaves what replace(new) does,
+    /// over generated changes of every kind the layout sees.
+    #[test]
+    fn an_update_on_top_of_old_equals_a_replace_with_new() {
+        let mut incremental = 0;
+        for seed in 0..60 {
+            let (old, new) = generated_pair(seed);
+            let (old, new) = (tables(&old), tables(&new));
+            let expected = loaded(&new).tables();
+            assert_eq!(expected, new.normalised(), "seed {seed}");
+            let mut fake = loaded(&old);
+            let tx = Transaction::between(Some(&old), &new);
+            incremental += usize::from(tx.kind() == TransactionKind::Incremental);
+            fake.apply(&tx)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", tx.render()));
+            assert_eq!(fake.tables(), expected, "seed {seed}\n{}", tx.render());
+        }
+        assert!(incremental > 30, "only {incremental} incremental updates");
+    }
+
+    #[test]
+    fn deleting_a_missing_element_fails_and_changes_nothing() {
+        let old = tables(&ruleset(vec![service(
+            "a",
+            "10.96.0.1",
+            &["10.244.1.1", "10.244.1.2"],
+        )]));
+        let new = tables(&ruleset(vec![service(
+            "a",
+            "10.96.0.1",
+            &["10.244.1.1", "10.244.1.3"],
+        )]));
+        let mut fake = loaded(&old);
+        assert!(fake.delete_element(TableFamily::Ip, "vip-cluster-2", "10.96.0.1 . tcp . 80 . 1"));
+        let drifted = fake.tables();
+        let tx = Transaction::update(&old, &new).unwrap();
+        let error = fake.apply(&tx).unwrap_err();
+        assert!(
+            error.contains("no element 10.96.0.1 . tcp . 80 . 1"),
+            "{error}"
+        );
+        assert_eq!(
+            fake.tables(),
+            drifted,
+            "a failed transaction changes nothing"
+        );
+        fake.apply(&Transaction::between(None, &new)).unwrap();
+        assert_eq!(fake.tables(), new.normalised());
+    }
+
+    #[test]
+    fn elements_need_their_table_and_set() {
+        let model = tables(&ruleset(vec![service("a", "10.96.0.1", &["10.244.1.1"])]));
+        let mut fake = loaded(&model);
+        let mut moved = model.clone();
+        moved.tables[0]
+            .elements
+            .entry("hairpin".into())
+            .or_default()
+            .push(Element::new("10.244.1.9 . 10.244.1.9"));
+        let tx = Transaction::update(&model, &moved).unwrap();
+        fake.delete_table(TableFamily::Ip);
+        assert!(fake.apply(&tx).unwrap_err().contains("no table ip knc"));
+        let mut fake = loaded(&model);
+        fake.tables[0].as_mut().unwrap().objects.remove("hairpin");
+        assert!(fake
+            .apply(&tx)
+            .unwrap_err()
+            .contains("no set or map hairpin"));
+    }
+
+    #[test]
+    fn an_object_with_other_content_cannot_be_added() {
+        let model = tables(&ruleset(vec![service("a", "10.96.0.1", &["10.244.1.1"])]));
+        let mut fake = loaded(&model);
+        fake.insert_rule(TableFamily::Ip, "services", "counter");
+        let objects = vec![model.tables[0].object("services").unwrap().clone()];
+        let mut next = fake.clone();
+        let error = next
+            .op(&Op::AddObjects {
+                family: TableFamily::Ip,
+                objects: objects.clone(),
+            })
+            .unwrap_err();
+        assert!(error.contains("chain services exists with different content"));
+        let mut clean = loaded(&model);
+        clean
+            .op(&Op::AddObjects {
+                family: TableFamily::Ip,
+                objects,
+            })
+            .expect("identical re-declaration");
+    }
+
+    #[test]
+    fn removal_leaves_nothing_and_works_twice() {
+        let model = tables(&ruleset(vec![service("a", "10.96.0.1", &["10.244.1.1"])]));
+        let mut fake = loaded(&model);
+        fake.apply(&Transaction::remove()).unwrap();
+        fake.apply(&Transaction::remove()).unwrap();
+        assert!(!fake.has_table(TableFamily::Ip) && !fake.has_table(TableFamily::Ip6));
+        assert_eq!(fake.tables().tables[0], Table::empty(TableFamily::Ip));
+    }
+
+    #[test]
+    fn dynamic_objects_are_known() {
+        let mut s = service("a", "10.96.0.1", &["10.244.1.1"]);
+        s.affinity_timeout_seconds = Some(60);
+        let model = tables(&ruleset(vec![s]));
+        let ip = &model.tables[0];
+        assert!(ip.object("affinity").unwrap().is_dynamic());
+        assert!(!ip.object("frontends").unwrap().is_dynamic());
+        assert_eq!(ip.element_count("frontends"), 1);
+        assert_eq!(ip.element_count("affinity"), 0);
+    }
+}

@@ -43,6 +43,9 @@ mod fake;
 mod model;
 mod transaction;
 
+#[cfg(test)]
+mod testing;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::IpAddr;

@@ -401,3 +401,179 @@ fn table_update(before: &Table, after: &Table, ops: &mut Vec<Op>) -> Option<()> 
 fn by_key(elements: &[Element]) -> BTreeMap<&str, &Element> {
     elements.iter().map(|e| (e.key(), e)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::back::nft::testing::{generated, ruleset, service};
+    use crate::back::nft::{emit, emit_delta, tables};
+
+    #[test]
+    fn changed_backends_touch_only_their_elements() {
+        let old = ruleset(vec![
+            service("a", "10.96.0.1", &["10.244.1.1", "10.244.1.2"]),
+            service("b", "10.96.0.2", &["10.244.1.3", "10.244.1.4"]),
+        ]);
+        let new = ruleset(vec![
+            service("a", "10.96.0.1", &["10.244.1.1", "10.244.1.5"]),
+            service("b", "10.96.0.2", &["10.244.1.3", "10.244.1.4"]),
+        ]);
+        let tx = Transaction::update(&tables(&old), &tables(&new)).expect("incremental");
+        assert_eq!(tx.kind(), TransactionKind::Incremental);
+        assert!(tx
+            .ops()
+            .iter()
+            .all(|op| matches!(op, Op::AddElements { .. } | Op::DeleteElements { .. })));
+        let delta = tx.render();
+        assert_eq!(emit_delta(&old, &new).as_deref(), Some(delta.as_str()));
+        assert!(
+            delta.contains("delete element ip knc vip-cluster-2 {\n\t10.96.0.1 . tcp . 80 . 1,\n}"),
+            "{delta}"
+        );
+        assert!(delta.contains("add element ip knc vip-cluster-2 {\n\t10.96.0.1 . tcp . 80 . 1 : 10.244.1.5 . 8080,\n}"), "{delta}");
+        assert!(!delta.contains("10.96.0.2"), "service b untouched: {delta}");
+        assert!(
+            !delta.contains("table ip knc {}"),
+            "no table replace: {delta}"
+        );
+    }
+
+    #[test]
+    fn a_new_group_size_adds_its_chain_and_the_last_user_removes_it() {
+        let old = ruleset(vec![service(
+            "a",
+            "10.96.0.1",
+            &["10.244.1.1", "10.244.1.2"],
+        )]);
+        let new = ruleset(vec![service(
+            "a",
+            "10.96.0.1",
+            &["10.244.1.1", "10.244.1.2", "10.244.1.3"],
+        )]);
+        let tx = Transaction::update(&tables(&old), &tables(&new)).expect("incremental");
+        let Some(Op::AddObjects { family, objects }) = tx.ops().first() else {
+            panic!("objects added first: {:?}", tx.ops());
+        };
+        assert_eq!(*family, TableFamily::Ip);
+        let kinds: Vec<ObjectKind> = objects.iter().map(Object::kind).collect();
+        assert_eq!(
+            kinds,
+            [ObjectKind::Map, ObjectKind::Chain, ObjectKind::Chain],
+            "maps before the chains using them"
+        );
+        let delta = tx.render();
+        assert!(delta.contains("\tmap vip-cluster-3 {"), "{delta}");
+        assert!(delta.contains("\tchain dnat-vip-cluster-3 {"), "{delta}");
+        assert!(
+            delta.contains("delete chain ip knc dnat-vip-cluster-2\n"),
+            "{delta}"
+        );
+        assert!(
+            delta.contains("delete map ip knc vip-cluster-2\n"),
+            "{delta}"
+        );
+        let route_deleted = delta.find("delete chain ip knc vip-cluster-c2").unwrap();
+        let chain_deleted = delta
+            .find("delete chain ip knc dnat-vip-cluster-2")
+            .unwrap();
+        let map_deleted = delta.find("delete map").unwrap();
+        assert!(
+            route_deleted < chain_deleted,
+            "route chain before the dnat chain it jumps to"
+        );
+        assert!(chain_deleted < map_deleted, "chain before the map it uses");
+    }
+
+    #[test]
+    fn unchanged_input_gives_an_empty_update() {
+        let rs = ruleset(vec![service("a", "10.96.0.1", &["10.244.1.1"])]);
+        let tx = Transaction::update(&tables(&rs), &tables(&rs)).unwrap();
+        assert!(tx.is_empty());
+        assert_eq!(tx.command_count(), 0);
+        let delta = tx.render();
+        assert_eq!(
+            delta.lines().filter(|l| !l.starts_with('#')).count(),
+            0,
+            "{delta}"
+        );
+    }
+
+    #[test]
+    fn another_node_needs_a_full_replace() {
+        let old = ruleset(vec![]);
+        let mut new = ruleset(vec![]);
+        new.node = Some("node2".into());
+        assert_eq!(emit_delta(&old, &new), None);
+        let (old, new) = (tables(&old), tables(&new));
+        assert_eq!(Transaction::update(&old, &new), None);
+        let tx = Transaction::between(Some(&old), &new);
+        assert_eq!(tx.kind(), TransactionKind::Full);
+        assert_eq!(tx, Transaction::replace(&new));
+    }
+
+    #[test]
+    fn a_changed_base_chain_needs_a_full_replace() {
+        let old = ruleset(vec![service("a", "10.96.0.1", &["10.244.1.1"])]);
+        let mut with_affinity = service("a", "10.96.0.1", &["10.244.1.1"]);
+        with_affinity.affinity_timeout_seconds = Some(60);
+        let new = ruleset(vec![with_affinity]);
+        assert_eq!(Transaction::update(&tables(&old), &tables(&new)), None);
+    }
+
+    #[test]
+    fn replace_renders_emit_and_counts_its_commands() {
+        let rs = ruleset(vec![
+            service("a", "10.96.0.1", &["10.244.1.1", "10.244.1.2"]),
+            service("b", "fd00::1", &["fd00:244::1"]),
+        ]);
+        let tx = Transaction::replace(&tables(&rs));
+        assert_eq!(tx.kind(), TransactionKind::Full);
+        let text = tx.render();
+        assert_eq!(text, emit(&rs));
+        let commands = text
+            .lines()
+            .filter(|l| !l.starts_with(['#', '\t', '}']))
+            .count();
+        assert_eq!(tx.command_count(), commands, "{text}");
+    }
+
+    #[test]
+    fn element_commands_are_chunked_and_counted() {
+        let elements: Vec<Element> = (0..600).map(|i| Element::new(i.to_string())).collect();
+        let op = Op::AddElements {
+            family: TableFamily::Ip6,
+            set: "s".into(),
+            elements,
+        };
+        let mut out = String::new();
+        op.render(&mut out);
+        assert_eq!(op.command_count(), 3);
+        assert_eq!(out.matches("add element ip6 knc s {\n").count(), 3);
+    }
+
+    #[test]
+    fn remove_deletes_both_tables_even_when_absent() {
+        let tx = Transaction::remove();
+        assert_eq!(tx.kind(), TransactionKind::Full);
+        assert_eq!(tx.command_count(), 4);
+        assert_eq!(
+            tx.render(),
+            "# knc removal: deletes knc's tables.\n\
+             table ip knc {}\ndelete table ip knc\ntable ip6 knc {}\ndelete table ip6 knc\n"
+        );
+    }
+
+    #[test]
+    fn one_endpoint_change_among_a_thousand_services_is_a_few_commands() {
+        let services = |changed: u32| -> Vec<_> {
+            (0..1000)
+                .map(|id| generated(id, 3, u32::from(id == 500) * changed, false))
+                .collect()
+        };
+        let old = tables(&ruleset(services(0)));
+        let new = tables(&ruleset(services(1)));
+        let tx = Transaction::update(&old, &new).expect("incremental");
+        assert!(tx.command_count() <= 6, "{}", tx.render());
+        assert!(!tx.is_empty());
+    }
+}
