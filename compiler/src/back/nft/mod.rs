@@ -38,6 +38,15 @@
 //! twice equals loading once and nothing else in the ruleset is touched.
 //! Nothing taken from a manifest reaches the text except in comments,
 //! which are restricted to a safe alphabet.
+//!
+//! # Modules
+//!
+//! This module is the layout: it builds the typed model ([`tables`]) of a
+//! ruleset. `model` holds the objects, which render themselves;
+//! `transaction` computes the operations between two models (a full
+//! replace or an incremental update) and renders them as `nft -f` input;
+//! `fake` applies the same operations to an in-memory kernel for tests of
+//! runtime logic.
 
 mod fake;
 mod model;

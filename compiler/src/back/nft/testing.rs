@@ -96,7 +96,7 @@ impl Rng {
 /// IPv6 for every 7th id, a NodePort for every 3rd, node-local external
 /// traffic for every 5th, affinity when asked.
 pub fn generated(id: u32, count: u32, gen: u32, affinity: bool) -> ServicePort {
-    let v6 = id % 7 == 0;
+    let v6 = id.is_multiple_of(7);
     let ip: IpAddr = if v6 {
         format!("fd00:10:96::{:x}", id + 1).parse().unwrap()
     } else {
@@ -113,7 +113,7 @@ pub fn generated(id: u32, count: u32, gen: u32, affinity: bool) -> ServicePort {
         })
         .collect();
     let mut s = clusterip(&format!("svc{id}"), ip, &backends);
-    if id % 5 == 0 {
+    if id.is_multiple_of(5) {
         s.backends.local = s.backends.cluster[..1].to_vec();
         let routing = &mut s.frontends[0].routing;
         routing.external = Route::Forward {
@@ -125,7 +125,7 @@ pub fn generated(id: u32, count: u32, gen: u32, affinity: bool) -> ServicePort {
             masquerade: true,
         };
     }
-    if id % 3 == 0 {
+    if id.is_multiple_of(3) {
         let mut nodeport = s.frontends[0].clone();
         nodeport.kind = FrontendKind::NodePort;
         nodeport.address = None;

@@ -187,10 +187,11 @@ pub struct Transaction {
     /// The node of the resulting model, for the header comment.
     node: Option<String>,
     ops: Vec<Op>,
-    /// Header comment line, without its newline.
+    /// Which header comment [`Transaction::render`] starts with.
     header: Header,
 }
 
+/// The first line of a rendered transaction: what it is and how to apply it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Header {
     Generated,
