@@ -156,10 +156,217 @@ pub fn emit(ruleset: &Ruleset, family: Family) -> String {
 /// `iptables-restore`, IPv6 for `ip6tables-restore`), with the hooks
 /// written as `hooks` says. Same IR, same bytes.
 pub fn emit_with(ruleset: &Ruleset, family: Family, hooks: Hooks) -> String {
+    restore(ruleset, family).render(hooks)
+}
+
+/// The model of `family`'s part of `ruleset`: knc's chains of `nat` and
+/// `filter` with their rules, for a runtime that reconciles them with the
+/// live tables (see [`Restore::render_live`]).
+pub fn restore(ruleset: &Ruleset, family: Family) -> Restore {
     let mut e = Emitter::new(ruleset, family);
     e.nat();
     e.filter();
-    e.render(hooks)
+    Restore {
+        family,
+        node: ruleset.node.clone(),
+        nat: e.nat,
+        filter: e.filter,
+    }
+}
+
+/// One family's `iptables-restore` content: knc's `nat` and `filter`
+/// chains, rendered with the hooks a load needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restore {
+    family: Family,
+    node: Option<String>,
+    nat: Table,
+    filter: Table,
+}
+
+/// The tables knc uses, in the order a restore file writes them.
+const TABLES: [&str; 2] = ["nat", "filter"];
+
+impl Restore {
+    /// IPv4 (`iptables-restore`) or IPv6 (`ip6tables-restore`).
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// knc's chains of `table` (`nat` or `filter`); `None` for another.
+    pub fn table(&self, table: &str) -> Option<&Table> {
+        match table {
+            "nat" => Some(&self.nat),
+            "filter" => Some(&self.filter),
+            _ => None,
+        }
+    }
+
+    /// The `KNC-…` chains `table` declares, in order (none for a table knc
+    /// does not use).
+    pub fn chains(&self, table: &str) -> Vec<&str> {
+        self.table(table)
+            .map_or(Vec::new(), |t| t.chains().collect())
+    }
+
+    /// How many rules `chain` of `table` has; `None` when knc does not
+    /// declare it.
+    pub fn rule_count(&self, table: &str, chain: &str) -> Option<usize> {
+        self.table(table)?.rules(chain).map(<[String]>::len)
+    }
+
+    /// The restore input with the hooks written as `hooks` says: the bytes
+    /// of [`emit_with`].
+    pub fn render(&self, hooks: Hooks) -> String {
+        let mode = match hooks {
+            Hooks::Insert => "hooks inserted: first load, or plain restore",
+            Hooks::Reinsert => "hooks reinserted: --noflush reload",
+            Hooks::Omit => "no hooks",
+        };
+        self.write(mode, &[], |_, h, out| {
+            if hooks == Hooks::Reinsert {
+                let _ = writeln!(out, "-D {} {}", h.chain, h.rule);
+            }
+            if hooks != Hooks::Omit {
+                let _ = writeln!(out, "-I {} 1 {}", h.chain, h.rule);
+            }
+        })
+    }
+
+    /// The `--noflush` restore input for a runtime that read the live
+    /// tables, so one load converges whatever it found:
+    /// `hook_counts[i]` is how many copies of [`hooks`]`()[i]` are live
+    /// (missing entries count as 0); each copy is deleted with `-D` and
+    /// the hook inserted once with `-I … 1`, so exactly one remains, first.
+    /// `stale` lists (table, chain) of live `KNC-…` chains: those this
+    /// ruleset no longer declares are declared (which flushes them) and
+    /// deleted with `-X` at the end of their table's section, before
+    /// `COMMIT`, so the same atomic load removes them.
+    pub fn render_live(&self, hook_counts: &[usize], stale: &[(String, String)]) -> String {
+        let stale: Vec<(String, String)> = stale
+            .iter()
+            .filter(|(table, chain)| self.table(table).is_none_or(|t| !t.contains(chain)))
+            .cloned()
+            .collect();
+        self.write(
+            "hooks reconciled with the live tables: --noflush reload",
+            &stale,
+            |i, h, out| {
+                for _ in 0..hook_counts.get(i).copied().unwrap_or(0) {
+                    let _ = writeln!(out, "-D {} {}", h.chain, h.rule);
+                }
+                let _ = writeln!(out, "-I {} 1 {}", h.chain, h.rule);
+            },
+        )
+    }
+
+    /// The header, then per table: declarations (knc's, then `stale`
+    /// chains), rules, the hook lines `hook` writes for each hook (with its
+    /// index in [`hooks`]), `-X` of the stale chains, `COMMIT`.
+    fn write(
+        &self,
+        mode: &str,
+        stale: &[(String, String)],
+        hook: impl Fn(usize, &Hook, &mut String),
+    ) -> String {
+        let mut out = String::new();
+        let (tool, fam) = tool(self.family);
+        let node = match &self.node {
+            Some(n) => format!("node {}", comment(n)),
+            None => "any node".into(),
+        };
+        let _ = writeln!(out, "# knc {fam} ruleset for {node}; {tool} input ({mode})");
+        for name in table_order(stale) {
+            let empty = Table::default();
+            let table = self.table(name).unwrap_or(&empty);
+            let stale = stale_of(stale, name);
+            let _ = writeln!(out, "*{name}");
+            table.write_declarations(&mut out);
+            for chain in &stale {
+                let _ = writeln!(out, ":{chain} - [0:0]");
+            }
+            table.write_rules(&mut out);
+            for (i, h) in hooks().iter().enumerate().filter(|(_, h)| h.table == name) {
+                hook(i, h, &mut out);
+            }
+            for chain in &stale {
+                let _ = writeln!(out, "-X {chain}");
+            }
+            let _ = writeln!(out, "COMMIT");
+        }
+        out
+    }
+}
+
+/// `iptables-restore --noflush` input (for `family`) removing everything
+/// knc put in the live tables: `hook_counts[i]` copies of [`hooks`]`()[i]`
+/// and the `live_chains` (table, chain). Per table, the chains are
+/// declared (flushing them, so nothing refers to another), the hook copies
+/// deleted with `-D`, then the chains deleted with `-X`, all in one atomic
+/// load. Empty when nothing is live.
+pub fn removal(hook_counts: &[usize], live_chains: &[(String, String)], family: Family) -> String {
+    let count = |i: usize| hook_counts.get(i).copied().unwrap_or(0);
+    let mut out = String::new();
+    for name in table_order(live_chains) {
+        let chains = stale_of(live_chains, name);
+        let live_hooks: Vec<(usize, &Hook)> = hooks()
+            .iter()
+            .enumerate()
+            .filter(|&(i, h)| h.table == name && count(i) > 0)
+            .collect();
+        if chains.is_empty() && live_hooks.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "*{name}");
+        for chain in &chains {
+            let _ = writeln!(out, ":{chain} - [0:0]");
+        }
+        for (i, h) in live_hooks {
+            for _ in 0..count(i) {
+                let _ = writeln!(out, "-D {} {}", h.chain, h.rule);
+            }
+        }
+        for chain in &chains {
+            let _ = writeln!(out, "-X {chain}");
+        }
+        let _ = writeln!(out, "COMMIT");
+    }
+    if out.is_empty() {
+        return out;
+    }
+    let (tool, fam) = tool(family);
+    format!("# knc {fam} removal; {tool} --noflush input\n{out}")
+}
+
+/// The restore tool and family name of `family`.
+fn tool(family: Family) -> (&'static str, &'static str) {
+    match family {
+        Family::Ipv4 => ("iptables-restore", "IPv4"),
+        Family::Ipv6 => ("ip6tables-restore", "IPv6"),
+    }
+}
+
+/// `nat`, `filter`, then any other table named in `chains`, in order of
+/// first mention.
+fn table_order(chains: &[(String, String)]) -> Vec<&str> {
+    let mut order: Vec<&str> = TABLES.to_vec();
+    for (table, _) in chains {
+        if !order.contains(&table.as_str()) {
+            order.push(table);
+        }
+    }
+    order
+}
+
+/// The distinct chains of `table` in `chains`, in order.
+fn stale_of<'a>(chains: &'a [(String, String)], table: &str) -> Vec<&'a str> {
+    let mut names: Vec<&str> = Vec::new();
+    for (t, chain) in chains {
+        if t == table && !names.contains(&chain.as_str()) {
+            names.push(chain);
+        }
+    }
+    names
 }
 
 /// Masquerade mark, set in `nat` and consumed in `KNC-POSTROUTING`.
@@ -169,16 +376,32 @@ const MARK_DROP: &str = "0x8000/0xc000";
 /// Reject mark/mask, set in `nat` and consumed in `KNC-FILTER`.
 const MARK_REJECT: &str = "0xc000/0xc000";
 
-/// knc's chains of one table, in declaration order, with their rules.
-#[derive(Debug, Default)]
-pub(crate) struct Table {
+/// knc's chains of one table (`nat` or `filter`), in declaration order,
+/// with their rules: the model a restore file is rendered from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Table {
     chains: Vec<(String, Vec<String>)>,
     index: std::collections::HashMap<String, usize>,
 }
 
 impl Table {
+    /// The declared chains, in order.
+    pub fn chains(&self) -> impl Iterator<Item = &str> + '_ {
+        self.chains.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// Whether `name` is declared.
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// The rules of `chain` (each the text after `-A <chain> `), if declared.
+    pub fn rules(&self, chain: &str) -> Option<&[String]> {
+        self.index.get(chain).map(|&i| self.chains[i].1.as_slice())
+    }
+
     /// Declares `name` unless it already is.
-    pub(crate) fn chain(&mut self, name: &str) {
+    pub fn chain(&mut self, name: &str) {
         if !self.index.contains_key(name) {
             self.index.insert(name.to_owned(), self.chains.len());
             self.chains.push((name.to_owned(), Vec::new()));
@@ -186,15 +409,26 @@ impl Table {
     }
 
     /// Appends a rule (the text after `-A <chain> `) to a declared chain.
-    pub(crate) fn rule(&mut self, chain: &str, rule: String) {
+    ///
+    /// # Panics
+    ///
+    /// When `chain` is not declared: knc's builder declares every chain
+    /// before filling it.
+    pub fn rule(&mut self, chain: &str, rule: String) {
         let i = self.index[chain];
         self.chains[i].1.push(rule);
     }
 
-    fn render(&self, out: &mut String) {
+    /// `:CHAIN - [0:0]` for every chain (which, under `--noflush`, creates
+    /// or flushes it).
+    fn write_declarations(&self, out: &mut String) {
         for (name, _) in &self.chains {
             let _ = writeln!(out, ":{name} - [0:0]");
         }
+    }
+
+    /// `-A CHAIN RULE` for every rule.
+    fn write_rules(&self, out: &mut String) {
         for (name, rules) in &self.chains {
             for r in rules {
                 let _ = writeln!(out, "-A {name} {r}");
@@ -581,38 +815,6 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn render(&self, hooks: Hooks) -> String {
-        let mut out = String::new();
-        let (tool, fam) = match self.family {
-            Family::Ipv4 => ("iptables-restore", "IPv4"),
-            Family::Ipv6 => ("ip6tables-restore", "IPv6"),
-        };
-        let node = match &self.ruleset.node {
-            Some(n) => format!("node {}", comment(n)),
-            None => "any node".into(),
-        };
-        let mode = match hooks {
-            Hooks::Insert => "hooks inserted: first load, or plain restore",
-            Hooks::Reinsert => "hooks reinserted: --noflush reload",
-            Hooks::Omit => "no hooks",
-        };
-        let _ = writeln!(out, "# knc {fam} ruleset for {node}; {tool} input ({mode})");
-        for (name, table) in [("nat", &self.nat), ("filter", &self.filter)] {
-            let _ = writeln!(out, "*{name}");
-            table.render(&mut out);
-            for h in hooks_of(name) {
-                if hooks == Hooks::Reinsert {
-                    let _ = writeln!(out, "-D {} {}", h.chain, h.rule);
-                }
-                if hooks != Hooks::Omit {
-                    let _ = writeln!(out, "-I {} 1 {}", h.chain, h.rule);
-                }
-            }
-            let _ = writeln!(out, "COMMIT");
-        }
-        out
-    }
-
     fn width(&self) -> u32 {
         match self.family {
             Family::Ipv4 => 32,
@@ -626,10 +828,6 @@ impl<'a> Emitter<'a> {
             Family::Ipv6 => "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         }
     }
-}
-
-fn hooks_of(table: &str) -> impl Iterator<Item = &'static Hook> + '_ {
-    hooks().iter().filter(move |h| h.table == table)
 }
 
 /// The probabilities, for each backend but the last, that the statistic

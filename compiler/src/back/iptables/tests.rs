@@ -474,3 +474,104 @@ fn many_cluster_ips_dispatch_through_short_chains() {
     assert_eq!(out.matches("--dport 80 -j KNC-SVC-").count(), 2000);
     assert!(rules_of(&out, "KNC-SERVICES").len() <= 32);
 }
+
+#[test]
+fn the_restore_model_renders_emit_and_answers_questions() {
+    let rs = ruleset(vec![cluster_ip_service()]);
+    let model = restore(&rs, Family::Ipv4);
+    assert_eq!(model.family(), Family::Ipv4);
+    for hooks in [Hooks::Insert, Hooks::Reinsert, Hooks::Omit] {
+        assert_eq!(model.render(hooks), emit_with(&rs, Family::Ipv4, hooks));
+    }
+    let nat = model.chains("nat");
+    assert_eq!(nat[0], "KNC-SERVICES");
+    assert!(nat.iter().any(|c| c.starts_with("KNC-SEP-")));
+    assert_eq!(model.chains("filter"), ["KNC-FILTER", "KNC-REJECT"]);
+    assert!(model.chains("mangle").is_empty());
+    assert_eq!(model.rule_count("filter", "KNC-REJECT"), Some(2));
+    assert_eq!(model.rule_count("nat", "KNC-MARK-MASQ"), Some(1));
+    assert_eq!(model.rule_count("nat", "KNC-NOPE"), None);
+    assert_eq!(model.rule_count("raw", "KNC-SERVICES"), None);
+}
+
+#[test]
+fn render_live_deletes_every_live_hook_copy_and_inserts_one() {
+    let model = restore(&ruleset(vec![cluster_ip_service()]), Family::Ipv4);
+    // PREROUTING hook duplicated, OUTPUT missing, the rest present once.
+    let text = model.render_live(&[2, 0, 1, 1, 1, 1], &[]);
+    let services = "-m comment --comment knc-services -j KNC-SERVICES";
+    let deletes = text
+        .lines()
+        .filter(|l| *l == format!("-D PREROUTING {services}"))
+        .count();
+    assert_eq!(deletes, 2, "{text}");
+    assert!(!text.contains(&format!("-D OUTPUT {services}")), "{text}");
+    for h in hooks() {
+        let insert = format!("-I {} 1 {}", h.chain, h.rule);
+        assert_eq!(text.matches(&insert).count(), 1, "{insert}\n{text}");
+    }
+    // Reinsert is render_live with every hook present once.
+    let once = model.render_live(&[1; 6], &[]);
+    let reinsert = model.render(Hooks::Reinsert);
+    assert_eq!(
+        once.lines().skip(1).collect::<Vec<_>>(),
+        reinsert.lines().skip(1).collect::<Vec<_>>()
+    );
+    assert!(once.starts_with(
+        "# knc IPv4 ruleset for node node-a; iptables-restore input (hooks reconciled"
+    ));
+}
+
+#[test]
+fn render_live_removes_stale_chains_before_commit() {
+    let model = restore(&ruleset(vec![cluster_ip_service()]), Family::Ipv4);
+    let stale = [
+        ("nat".to_string(), "KNC-SVC-GONE".to_string()),
+        ("nat".to_string(), "KNC-SERVICES".to_string()), // still declared: kept
+        ("filter".to_string(), "KNC-CIP-GONE".to_string()),
+        ("nat".to_string(), "KNC-SVC-GONE".to_string()), // listed twice
+    ];
+    let text = model.render_live(&[1; 6], &stale);
+    let nat = &text[text.find("*nat").unwrap()..text.find("*filter").unwrap()];
+    let filter = &text[text.find("*filter").unwrap()..];
+    assert_eq!(nat.matches(":KNC-SVC-GONE - [0:0]\n").count(), 1, "{nat}");
+    assert!(nat.ends_with("-X KNC-SVC-GONE\nCOMMIT\n"), "{nat}");
+    assert!(!text.contains("-X KNC-SERVICES"), "{text}");
+    assert_eq!(nat.matches(":KNC-SERVICES - [0:0]").count(), 1);
+    assert!(filter.contains(":KNC-CIP-GONE - [0:0]\n"), "{filter}");
+    assert!(filter.ends_with("-X KNC-CIP-GONE\nCOMMIT\n"), "{filter}");
+    assert!(!filter.contains("KNC-SVC-GONE"));
+    // Declared before any rule refers to anything, deleted after the hooks.
+    let declared = nat.find(":KNC-SVC-GONE").unwrap();
+    assert!(declared < nat.find("-A ").unwrap());
+    assert!(nat.find("-I POSTROUTING 1").unwrap() < nat.find("-X KNC-SVC-GONE").unwrap());
+}
+
+#[test]
+fn removal_deletes_hooks_and_chains_of_what_is_live() {
+    assert_eq!(removal(&[0; 6], &[], Family::Ipv4), "");
+    assert_eq!(removal(&[], &[], Family::Ipv6), "");
+    let live = [
+        ("nat".to_string(), "KNC-SERVICES".to_string()),
+        ("nat".to_string(), "KNC-SEP-ABC".to_string()),
+    ];
+    let text = removal(&[2, 1, 0, 0, 0, 0], &live, Family::Ipv6);
+    assert_eq!(
+        text,
+        "# knc IPv6 removal; ip6tables-restore --noflush input\n\
+         *nat\n\
+         :KNC-SERVICES - [0:0]\n\
+         :KNC-SEP-ABC - [0:0]\n\
+         -D PREROUTING -m comment --comment knc-services -j KNC-SERVICES\n\
+         -D PREROUTING -m comment --comment knc-services -j KNC-SERVICES\n\
+         -D OUTPUT -m comment --comment knc-services -j KNC-SERVICES\n\
+         -X KNC-SERVICES\n\
+         -X KNC-SEP-ABC\n\
+         COMMIT\n"
+    );
+    let hooks_only = removal(&[0, 0, 0, 1, 0, 0], &[], Family::Ipv4);
+    assert!(!hooks_only.contains("*nat"), "{hooks_only}");
+    assert!(hooks_only.contains(
+        "*filter\n-D INPUT -m conntrack --ctstate NEW -m comment --comment knc-filter -j KNC-FILTER\nCOMMIT\n"
+    ));
+}
