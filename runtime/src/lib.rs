@@ -6,5 +6,6 @@
 
 pub mod check;
 pub mod inputs;
+pub mod metrics;
 pub mod tool;
 pub mod write;
