@@ -112,8 +112,8 @@ impl Reply {
 
     fn into_response(self) -> tiny_http::Response<io::Cursor<Vec<u8>>> {
         let mut response = tiny_http::Response::from_data(self.body).with_status_code(self.status);
-        let headers = std::iter::once(("Content-Type", self.content_type.to_owned()))
-            .chain(self.headers.into_iter().map(|(k, v)| (k, v)));
+        let headers =
+            std::iter::once(("Content-Type", self.content_type.to_owned())).chain(self.headers);
         for (name, value) in headers {
             // Names and values are ours and ASCII; a bad one is a bug.
             let header = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())

@@ -5,6 +5,7 @@
 //! crate is its only user that has side effects.
 
 pub mod check;
+pub mod healthcheck;
 pub mod http;
 pub mod inputs;
 pub mod metrics;
