@@ -138,7 +138,9 @@ pub fn sync_iptables(state: &StateDir, new: &Ruleset, dry_run: bool) -> Result<S
     let mut drift = Vec::new();
     let mut files = Vec::new();
     let mut same = record.as_ref().is_some_and(|r| &r.ruleset == new);
-    let quiet = record.as_ref().is_some_and(|r| r.generation.is_some() && r.generation == generation);
+    let quiet = record
+        .as_ref()
+        .is_some_and(|r| r.generation.is_some() && r.generation == generation);
     let mut lives = Vec::new();
     if !(same && quiet) {
         for family in [Family::Ipv4, Family::Ipv6] {
@@ -154,7 +156,11 @@ pub fn sync_iptables(state: &StateDir, new: &Ruleset, dry_run: bool) -> Result<S
         }
     }
     let mut synced = Synced {
-        change: if same { Change::Unchanged } else { Change::Full },
+        change: if same {
+            Change::Unchanged
+        } else {
+            Change::Full
+        },
         commands: 0,
         drift: (!drift.is_empty()).then_some(drift),
         transaction: String::new(),
@@ -163,7 +169,8 @@ pub fn sync_iptables(state: &StateDir, new: &Ruleset, dry_run: bool) -> Result<S
     };
     if !same {
         for (family, live) in &lives {
-            let text = emit::restore(new, *family).render_live(&live.hook_counts, &live.chain_list());
+            let text =
+                emit::restore(new, *family).render_live(&live.hook_counts, &live.chain_list());
             synced.commands += text.lines().filter(|l| !l.starts_with('#')).count();
             synced.transaction.push_str(&text);
             files.push((*family, text));

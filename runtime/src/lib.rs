@@ -6,12 +6,15 @@
 
 pub mod check;
 pub mod conntrack;
+pub mod healthcheck;
+pub mod http;
 pub mod inputs;
-pub mod nft;
-pub mod state;
-pub mod tool;
-pub mod write;
-pub mod sync;
 pub mod iptables;
+pub mod metrics;
+pub mod nft;
 pub mod node;
 pub mod reconcile;
+pub mod state;
+pub mod sync;
+pub mod tool;
+pub mod write;

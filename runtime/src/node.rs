@@ -92,13 +92,17 @@ pub fn cleanup(state_dir: &Path, what: Cleanup) -> Result<Vec<String>, CleanupEr
         };
         match kernel.apply(&Transaction::remove()) {
             Ok(()) => done.push("removed nft tables ip knc and ip6 knc".to_string()),
-            Err(ToolError::Missing(_)) => done.push("nft is not installed: nothing to remove".into()),
+            Err(ToolError::Missing(_)) => {
+                done.push("nft is not installed: nothing to remove".into())
+            }
             Err(e) => return Err(e.into()),
         }
     }
     if what.iptables {
         let chains = crate::iptables::remove_all()?;
-        done.push(format!("removed {chains} KNC chains and their jumps (iptables, ip6tables)"));
+        done.push(format!(
+            "removed {chains} KNC chains and their jumps (iptables, ip6tables)"
+        ));
     }
     state.forget().map_err(|error| {
         CleanupError::State(StateError::Io {

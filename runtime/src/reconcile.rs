@@ -109,15 +109,10 @@ pub fn run(mut node: Node, config: Config, on_invalid: &dyn Fn(&[Diagnostic])) -
 
 /// Waits for the next round; true when asked to stop.
 fn wait(inbox: &Receiver<Event>, interval: Duration, debounce: Duration) -> bool {
-    let deadline = Instant::now() + interval;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match inbox.recv_timeout(left) {
-            Ok(Event::Stop) => return true,
-            Ok(Event::Changed) => break,
-            Err(RecvTimeoutError::Timeout) => return false,
-            Err(RecvTimeoutError::Disconnected) => return true,
-        }
+    match inbox.recv_timeout(interval) {
+        Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
+        Ok(Event::Changed) => {}
+        Err(RecvTimeoutError::Timeout) => return false,
     }
     // Debounce: wait until PATH has been quiet for `debounce`.
     loop {
@@ -265,7 +260,13 @@ impl Reconciler<'_> {
         RoundStatus::Applied
     }
 
-    fn failed(&self, start: Instant, reason: &str, why: String, status: RoundStatus) -> RoundStatus {
+    fn failed(
+        &self,
+        start: Instant,
+        reason: &str,
+        why: String,
+        status: RoundStatus,
+    ) -> RoundStatus {
         tracing::error!("{why}");
         self.metrics.sync_failed(start.elapsed(), reason);
         if let Ok(mut health) = self.health.lock() {

@@ -56,14 +56,18 @@ impl Kernel for SystemKernel {
     fn live(&mut self) -> Result<Summary, ToolError> {
         let mut summary = Summary::default();
         for family in [TableFamily::Ip, TableFamily::Ip6] {
-            match tool::run("nft", &["-j", "list", "table", family.as_str(), TABLE], None) {
-                Ok(out) => add_listing(&mut summary, &out.stdout).map_err(|stderr| {
-                    ToolError::Refused {
+            match tool::run(
+                "nft",
+                &["-j", "list", "table", family.as_str(), TABLE],
+                None,
+            ) {
+                Ok(out) => {
+                    add_listing(&mut summary, &out.stdout).map_err(|stderr| ToolError::Refused {
                         program: "nft".into(),
                         status: "unreadable listing".into(),
                         stderr,
-                    }
-                })?,
+                    })?
+                }
                 Err(ToolError::Refused { stderr, .. })
                     if stderr.contains("No such file or directory") => {}
                 Err(e) => return Err(e),
@@ -107,7 +111,10 @@ impl Kernel for FakeKernel {
     }
 
     fn check(&mut self, transaction: &Transaction) -> Result<(), ToolError> {
-        self.fake.clone().apply(transaction).map_err(|stderr| refused(&stderr))
+        self.fake
+            .clone()
+            .apply(transaction)
+            .map_err(|stderr| refused(&stderr))
     }
 
     fn apply(&mut self, transaction: &Transaction) -> Result<(), ToolError> {
