@@ -280,9 +280,11 @@ impl Reconciler<'_> {
         if desired.is_empty() && self.health_checks.is_none() {
             return;
         }
+        // Every local address, as kube-proxy's default: the Node object's
+        // addresses need not be local (a cloud's external IP often is not).
         let servers = self
             .health_checks
-            .get_or_insert_with(|| HealthCheckServers::new(ruleset.node_addresses.clone()));
+            .get_or_insert_with(|| HealthCheckServers::new(Vec::new()));
         for (port, error) in servers.update(&desired) {
             tracing::warn!("cannot serve the health-check NodePort {port}: {error}");
         }
