@@ -719,6 +719,27 @@ impl Topology {
     pub fn nft(&self, args: &[&str]) -> String {
         self.node1.exec("nft", args)
     }
+
+    /// node1's namespace (the runtime tests run `knc apply` and `knc
+    /// reconcile` inside it).
+    pub fn node1(&self) -> &Netns {
+        &self.node1
+    }
+
+    /// The external client's namespace.
+    pub fn client(&self) -> &Netns {
+        &self.client
+    }
+
+    /// This topology's temporary directory (deleted with it).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// This topology's id (unique within the suite).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 impl Drop for Topology {
