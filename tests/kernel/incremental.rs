@@ -34,7 +34,7 @@ fn diff(dir: &std::path::Path, old: &str, new: &str) -> String {
 
 /// nft's JSON listing of knc's tables without handles, with every set's
 /// elements sorted: equal exactly when the rulesets are equal.
-fn normalised(topo: &Topology) -> Value {
+pub fn normalised(topo: &Topology) -> Value {
     let listing: Value = serde_json::from_str(&topo.nft(&["-j", "list", "ruleset"])).unwrap();
     let mut objects: Vec<Value> = listing["nftables"]
         .as_array()
