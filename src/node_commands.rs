@@ -71,8 +71,13 @@ pub fn apply(args: &ApplyArgs) -> Outcome {
         for error in &deleted.errors {
             eprintln!("warning: conntrack cleanup: {error}");
         }
-        if deleted.entries > 0 {
-            eprintln!("deleted {} stale conntrack entries", deleted.entries);
+        if deleted.calls > 0 {
+            eprintln!(
+                "conntrack: {} stale entries deleted ({} filters, {} ms)",
+                deleted.entries,
+                deleted.calls,
+                deleted.took.as_millis()
+            );
         }
         "applied"
     };

@@ -134,12 +134,15 @@ fn address_of(kind: FrontendKind, address: Option<IpAddr>) -> Option<IpAddr> {
 pub struct Deleted {
     pub entries: u64,
     pub calls: usize,
+    /// Wall time of the cleanup.
+    pub took: std::time::Duration,
     /// Calls that failed, with why (logged by the caller).
     pub errors: Vec<String>,
 }
 
 /// Deletes the entries `stale` names.
 pub fn delete(stale: &[Stale]) -> Deleted {
+    let start = std::time::Instant::now();
     let mut deleted = Deleted::default();
     for filter in stale {
         let args = filter.args();
@@ -156,6 +159,7 @@ pub fn delete(stale: &[Stale]) -> Deleted {
         };
         deleted.entries += count(&said).unwrap_or(0);
     }
+    deleted.took = start.elapsed();
     deleted
 }
 
