@@ -166,6 +166,7 @@ pub fn sync_iptables(state: &StateDir, new: &Ruleset, dry_run: bool) -> Result<S
         transaction: String::new(),
         previous: record.as_ref().map(|r| r.ruleset.clone()),
         kernel_time: Duration::ZERO,
+        generation,
     };
     if !same {
         for (family, live) in &lives {
@@ -197,6 +198,7 @@ pub fn sync_iptables(state: &StateDir, new: &Ruleset, dry_run: bool) -> Result<S
     }
     synced.kernel_time = start.elapsed();
     let generation = crate::nft::generation::generation().ok();
+    synced.generation = generation;
     state
         .save(&Record::new(Backend::Iptables, new.clone(), generation))
         .map_err(SyncError::Record)?;

@@ -40,6 +40,9 @@ pub struct Node {
     pub state: StateDir,
     pub backend: Backend,
     kernel: SystemKernel,
+    /// The input (by hash) last synced and the generation it left, for
+    /// [`Node::quiet`].
+    last: Option<(u64, u32)>,
 }
 
 impl Node {
@@ -53,7 +56,31 @@ impl Node {
             state,
             backend,
             kernel,
+            last: None,
         })
+    }
+
+    /// True when the input hashing to `input` was synced last and nobody
+    /// has committed to the ruleset since (the kernel's generation is the
+    /// one that sync left): a round can skip the sync. One netlink round
+    /// trip; no listing, no record read, no compile.
+    pub fn quiet(&mut self, input: u64) -> bool {
+        match self.last {
+            Some((hash, generation)) if hash == input => {
+                self.kernel.generation().is_ok_and(|now| now == generation)
+            }
+            _ => false,
+        }
+    }
+
+    /// Remembers that `input` was synced, leaving `synced`'s generation.
+    pub fn remember(&mut self, input: u64, synced: &Synced) {
+        self.last = synced.generation.map(|generation| (input, generation));
+    }
+
+    /// Forgets what was synced (after a failed round).
+    pub fn forget(&mut self) {
+        self.last = None;
     }
 
     /// Brings the kernel to `ruleset` (see [`crate::sync`]).

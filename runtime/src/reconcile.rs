@@ -185,6 +185,9 @@ impl Reconciler<'_> {
         let target = &self.config.target;
         let (files, problems) = crate::inputs::read(&target.paths);
         let hash = input_hash(&files);
+        if problems.is_empty() && node.quiet(hash) {
+            return self.succeeded(start, None);
+        }
         let ruleset = match &self.last_input {
             Some(last) if last.hash == hash && problems.is_empty() => last.ruleset.clone(),
             _ => {
@@ -210,6 +213,7 @@ impl Reconciler<'_> {
                                 format!("{message}; the last good ruleset stays")
                             }
                         };
+                        node.forget();
                         return self.failed(start, "invalid-input", why, RoundStatus::InvalidInput);
                     }
                 }
@@ -218,10 +222,12 @@ impl Reconciler<'_> {
         let synced = match node.sync(&ruleset, false) {
             Ok(synced) => synced,
             Err(e) => {
+                node.forget();
                 let why = format!("the node refused: {e}; the previous ruleset stays");
                 return self.failed(start, "apply", why, RoundStatus::Refused);
             }
         };
+        node.remember(hash, &synced);
         if let Some(drift) = &synced.drift {
             self.metrics.drift_repaired();
             tracing::warn!(
@@ -235,16 +241,9 @@ impl Reconciler<'_> {
             tracing::warn!("conntrack cleanup: {error}");
         }
         self.serve_health_checks(&ruleset);
-        let took = start.elapsed();
-        self.metrics.sync_succeeded(took, unix_now());
         self.metrics.set_services(ruleset.services.len() as u64);
         self.metrics.set_endpoints(endpoint_count(&ruleset));
-        if let Ok(mut health) = self.health.lock() {
-            health.last_success = Some(Instant::now());
-            health.last_success_unix = Some(unix_now());
-            health.last_sync_duration = took;
-            health.last_error = None;
-        }
+        let took = start.elapsed();
         if synced.change != Change::Unchanged {
             tracing::info!(
                 "synced {} Service ports: {}, {} commands, {} conntrack entries deleted, in {} ms",
@@ -256,6 +255,19 @@ impl Reconciler<'_> {
             );
         } else {
             tracing::debug!("round: nothing changed ({} µs)", took.as_micros());
+        }
+        self.succeeded(start, Some(took))
+    }
+
+    /// Records a successful round (`took` when already measured).
+    fn succeeded(&self, start: Instant, took: Option<Duration>) -> RoundStatus {
+        let took = took.unwrap_or_else(|| start.elapsed());
+        self.metrics.sync_succeeded(took, unix_now());
+        if let Ok(mut health) = self.health.lock() {
+            health.last_success = Some(Instant::now());
+            health.last_success_unix = Some(unix_now());
+            health.last_sync_duration = took;
+            health.last_error = None;
         }
         RoundStatus::Applied
     }

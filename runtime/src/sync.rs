@@ -52,6 +52,10 @@ pub struct Synced {
     /// The ruleset that was live before, when known (for conntrack).
     pub previous: Option<Ruleset>,
     pub kernel_time: Duration,
+    /// The ruleset generation knc's rules are known to be current at
+    /// (`None` when unknown): while the kernel still reports it, nothing
+    /// has changed them.
+    pub generation: Option<u32>,
 }
 
 /// Why a sync applied nothing.
@@ -109,6 +113,7 @@ pub fn sync_nft(
         transaction: transaction.render(),
         previous: record.as_ref().map(|r| r.ruleset.clone()),
         kernel_time: Duration::ZERO,
+        generation: Some(generation),
     };
     if dry_run {
         return Ok(synced);
@@ -130,6 +135,7 @@ pub fn sync_nft(
     // Someone else committing between the two reads makes the generation
     // ours no longer: leave it unknown, and the next round compares.
     let ours = (after == before.wrapping_add(1)).then_some(after);
+    synced.generation = ours;
     state
         .save(&Record::new(Backend::Nft, new.clone(), ours))
         .map_err(SyncError::Record)?;
