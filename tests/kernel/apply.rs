@@ -20,9 +20,9 @@
 //! * a transaction the kernel tool refuses makes `apply` exit 3 with the
 //!   tool's message, and the previous ruleset stays live.
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -109,7 +109,13 @@ struct Knc<'t> {
     backend: Backend,
     /// The state directory the next calls use.
     state: PathBuf,
-    calls: Cell<usize>,
+}
+
+/// Numbers the directories [`Knc`] creates (unique in this process, so
+/// several `Knc`s may share one topology).
+fn next() -> usize {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    CALLS.fetch_add(1, Ordering::Relaxed)
 }
 
 impl<'t> Knc<'t> {
@@ -119,15 +125,13 @@ impl<'t> Knc<'t> {
             topo,
             backend: topo.backend(),
             state: PathBuf::new(),
-            calls: Cell::new(0),
         };
         knc.with_fresh_state()
     }
 
     /// The same, with a new empty state directory.
     fn with_fresh_state(self) -> Knc<'t> {
-        let n = self.calls.get() + 1;
-        self.calls.set(n);
+        let n = next();
         let state = self.topo.dir().join(format!("state-{n}"));
         std::fs::create_dir(&state).expect("state dir");
         Knc { state, ..self }
@@ -142,8 +146,7 @@ impl<'t> Knc<'t> {
 
     /// Writes `manifests` into a new directory; returns it.
     fn write(&self, manifests: &str) -> PathBuf {
-        let n = self.calls.get() + 1;
-        self.calls.set(n);
+        let n = next();
         let dir = self.topo.dir().join(format!("apply-{n}"));
         std::fs::create_dir(&dir).expect("manifest dir");
         std::fs::write(dir.join("cluster.yaml"), manifests).expect("write manifests");
