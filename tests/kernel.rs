@@ -20,6 +20,10 @@
 //!   ranges seen from node1 and from pods.
 //! * `ipv6`: IPv6 ClusterIP, NodePort, reject/drop and hairpin, and a
 //!   dual-stack Service whose families each reach their own endpoints.
+//! * `apply`: the node runtime, `knc apply` / `knc cleanup` run inside
+//!   node1: dry run, full / incremental / unchanged applies, cleanup that
+//!   spares foreign rules, kill -9 mid-apply, iptables jumps exactly once,
+//!   a refused transaction keeping the previous ruleset.
 //!
 //! Every behavioural test is a `fn(Backend)` run twice by
 //! [`backend_tests!`]: `<module>::<name>::nft` loads `knc compile` output
@@ -31,6 +35,8 @@
 
 #[path = "kernel/affinity.rs"]
 mod affinity;
+#[path = "kernel/apply.rs"]
+mod apply;
 #[path = "kernel/fixtures_load.rs"]
 mod fixtures_load;
 #[path = "kernel/harness.rs"]
