@@ -47,6 +47,7 @@ pub fn apply(args: &ApplyArgs) -> Outcome {
     };
     print_diagnostics(&compiled.warnings);
     let ruleset = compiled.into_single();
+    let compiled_at = start.elapsed();
     let synced = match node.sync(&ruleset, args.dry_run) {
         Ok(synced) => synced,
         Err(e) => {
@@ -81,14 +82,21 @@ pub fn apply(args: &ApplyArgs) -> Outcome {
         }
         "applied"
     };
+    let took = start.elapsed();
+    let kernel = synced.kernel_time;
+    let diff = took.saturating_sub(compiled_at).saturating_sub(kernel);
     eprintln!(
-        "{verb} {} Service ports for node {} ({}): {}, {} commands, in {} ms",
+        "{verb} {} Service ports for node {} ({}): {}, {} commands, in {} ms \
+         (read+compile {} ms, state+diff {} ms, kernel {} ms)",
         ruleset.services.len(),
         target.node,
         node.backend.as_str(),
         synced.change.as_str(),
         synced.commands,
-        start.elapsed().as_millis()
+        took.as_millis(),
+        compiled_at.as_millis(),
+        diff.as_millis(),
+        kernel.as_millis()
     );
     Outcome::Success
 }

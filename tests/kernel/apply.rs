@@ -77,7 +77,8 @@ impl Run {
 }
 
 /// Parses `applied 3 Service ports for node node1 (nft): incremental, 4
-/// commands, in 12 ms` (or the dry-run form) from the last stderr line.
+/// commands, in 12 ms (read+compile …)` (or the dry-run form) from the
+/// last stderr line.
 fn parse_summary(stderr: &str) -> Option<Summary> {
     let line = stderr.lines().rev().find(|l| !l.trim().is_empty())?;
     let dry_run = line.starts_with("dry run, nothing applied: would apply ");
@@ -91,7 +92,8 @@ fn parse_summary(stderr: &str) -> Option<Summary> {
     let millis = parts
         .next()?
         .strip_prefix("in ")?
-        .strip_suffix(" ms")?
+        .split(" ms")
+        .next()?
         .parse()
         .ok()?;
     Some(Summary {
