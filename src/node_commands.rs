@@ -37,9 +37,13 @@ fn locked(error: StateError) -> Outcome {
 pub fn apply(args: &ApplyArgs) -> Outcome {
     let start = Instant::now();
     let target = target(&args.node);
-    let mut node = match Node::open(&args.node.state_dir, "knc apply", backend(&args.node)) {
-        Ok(node) => node,
-        Err(e) => return locked(e),
+    let mut node = if args.dry_run {
+        Node::read_only(&args.node.state_dir, backend(&args.node))
+    } else {
+        match Node::open(&args.node.state_dir, "knc apply", backend(&args.node)) {
+            Ok(node) => node,
+            Err(e) => return locked(e),
+        }
     };
     let compiled = match target.compile() {
         Ok(compiled) => compiled,

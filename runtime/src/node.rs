@@ -60,6 +60,19 @@ impl Node {
         })
     }
 
+    /// The node seen read-only, for `--dry-run`: no lock taken, nothing
+    /// created in the state directory.
+    pub fn read_only(state_dir: &Path, backend: Backend) -> Node {
+        Node {
+            state: StateDir::read_only(state_dir),
+            backend,
+            kernel: SystemKernel {
+                dir: state_dir.to_path_buf(),
+            },
+            last: None,
+        }
+    }
+
     /// True when the input hashing to `input` was synced last and nobody
     /// has committed to the ruleset since (the kernel's generation is the
     /// one that sync left): a round can skip the sync. One netlink round

@@ -86,7 +86,8 @@ pub enum StateError {
 #[derive(Debug)]
 pub struct StateDir {
     dir: PathBuf,
-    _lock: File,
+    /// `None` for a read-only view ([`StateDir::read_only`]).
+    _lock: Option<File>,
 }
 
 impl StateDir {
@@ -135,8 +136,27 @@ impl StateDir {
         );
         Ok(StateDir {
             dir: dir.to_path_buf(),
-            _lock: file,
+            _lock: Some(file),
         })
+    }
+
+    /// A view that only reads the record: no lock, nothing created (for
+    /// `--dry-run`, which must change nothing, the state directory
+    /// included). Saving through it is refused.
+    pub fn read_only(dir: &Path) -> StateDir {
+        StateDir {
+            dir: dir.to_path_buf(),
+            _lock: None,
+        }
+    }
+
+    fn writable(&self) -> std::io::Result<()> {
+        match self._lock {
+            Some(_) => Ok(()),
+            None => Err(std::io::Error::other(
+                "the state directory was opened read-only (dry run)",
+            )),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -157,12 +177,14 @@ impl StateDir {
 
     /// Replaces the record atomically.
     pub fn save(&self, record: &Record) -> std::io::Result<()> {
+        self.writable()?;
         let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
         crate::write::atomically(&self.record_path(), &bytes)
     }
 
     /// Forgets the record (after `knc cleanup`).
     pub fn forget(&self) -> std::io::Result<()> {
+        self.writable()?;
         match std::fs::remove_file(self.record_path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -173,6 +195,7 @@ impl StateDir {
     /// the tool reads it whole, so a knc killed mid-apply cannot hand the
     /// kernel half a transaction.
     pub fn transaction_file(&self, name: &str, text: &str) -> std::io::Result<PathBuf> {
+        self.writable()?;
         let path = self.dir.join(name);
         crate::write::atomically(&path, text.as_bytes())?;
         Ok(path)
@@ -194,6 +217,16 @@ mod tests {
             message.contains(&format!("pid {}", std::process::id())),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_read_only_view_creates_nothing_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("state");
+        let view = StateDir::read_only(&missing);
+        assert_eq!(view.record(), None);
+        assert!(view.forget().is_err());
+        assert!(!missing.exists());
     }
 
     #[test]

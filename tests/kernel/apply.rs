@@ -3,7 +3,7 @@
 //! the topology's temp dir, and this proves that
 //!
 //! * `--dry-run` prints the transaction and changes nothing (no knc table
-//!   or chain, no `applied.json`); `apply` loads a working ruleset
+//!   or chain, no state directory, no `applied.json`); `apply` loads a working ruleset
 //!   (`full`), a second `apply` of the same input sends nothing
 //!   (`unchanged`, 0 commands, identical listing); `cleanup` removes knc's
 //!   tables / chains and only those (foreign tables, rules and chains stay
@@ -445,6 +445,10 @@ fn apply_loads_reapply_changes_nothing_dry_run_touches_nothing(backend: Backend)
     assert!(dry.stdout.contains("10.96.0.10"), "{dry:#?}");
     assert!(!knc_present(&topo), "the dry run loaded rules");
     assert!(!knc.has_record(), "the dry run wrote applied.json");
+    assert!(
+        !knc.state.exists(),
+        "the dry run created the state directory"
+    );
     assert_foreign_intact(&topo, "apply --dry-run");
 
     let first = knc.apply(&manifests);
