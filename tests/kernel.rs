@@ -20,6 +20,11 @@
 //!   ranges seen from node1 and from pods.
 //! * `ipv6`: IPv6 ClusterIP, NodePort, reject/drop and hairpin, and a
 //!   dual-stack Service whose families each reach their own endpoints.
+//! * `reconcile`: `knc reconcile` running in node1 on a git-sync style
+//!   symlinked manifests directory: no dropped connection under churn,
+//!   drift repaired and counted, invalid input kept out, the state lock,
+//!   UDP conntrack cleanup, health-check NodePorts (not `fn(Backend)`: nft
+//!   only).
 //!
 //! Every behavioural test is a `fn(Backend)` run twice by
 //! [`backend_tests!`]: `<module>::<name>::nft` loads `knc compile` output
@@ -51,6 +56,8 @@ mod netns;
 mod pods;
 #[path = "kernel/probe.rs"]
 mod probe;
+#[path = "kernel/reconcile.rs"]
+mod reconcile;
 #[path = "kernel/selection.rs"]
 mod selection;
 #[path = "kernel/semantics.rs"]
