@@ -641,7 +641,15 @@ spec:
     let mut docs = stable_docs();
     docs.push(http_service("fresh", "10.96.3.20"));
     docs.push(http_slice("fresh", &[ep("10.244.1.3")]));
+    assert_eq!(r.metric("knc_services"), 1.0);
     r.swap(&cluster_of(&docs));
+    let applied = r.wait_until(
+        Duration::from_secs(5),
+        "the fixed revision to be applied (knc_services 2)",
+        || r.try_metric("knc_services") == Some(2.0),
+    );
+    // Before the round, the new ClusterIP is an unallocated address of the
+    // service CIDR (dropped: a probe times out after a second).
     let took = r.wait_until(
         Duration::from_secs(5),
         "the fixed revision's new Service to answer",
@@ -651,7 +659,10 @@ spec:
                 .contains("i-n")
         },
     );
-    eprintln!("[{}] fixed revision answering after {took:?}", topo.id());
+    eprintln!(
+        "[{}] fixed revision applied {applied:?} after the swap, answering {took:?} after that",
+        topo.id()
+    );
     topo.tcp(From::Client, "10.96.3.20:80", 5)
         .assert_all_answered()
         .assert_pods(&["i-n"]);
