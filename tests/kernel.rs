@@ -24,6 +24,11 @@
 //!   node1: dry run, full / incremental / unchanged applies, cleanup that
 //!   spares foreign rules, kill -9 mid-apply, iptables jumps exactly once,
 //!   a refused transaction keeping the previous ruleset.
+//! * `reconcile`: `knc reconcile` running in node1 on a git-sync style
+//!   symlinked manifests directory: no dropped connection under churn,
+//!   drift repaired and counted, invalid input kept out, the state lock,
+//!   UDP conntrack cleanup, health-check NodePorts (not `fn(Backend)`: nft
+//!   only).
 //!
 //! Every behavioural test is a `fn(Backend)` run twice by
 //! [`backend_tests!`]: `<module>::<name>::nft` loads `knc compile` output
@@ -57,6 +62,8 @@ mod netns;
 mod pods;
 #[path = "kernel/probe.rs"]
 mod probe;
+#[path = "kernel/reconcile.rs"]
+mod reconcile;
 #[path = "kernel/selection.rs"]
 mod selection;
 #[path = "kernel/semantics.rs"]
