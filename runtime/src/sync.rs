@@ -30,9 +30,11 @@ pub enum Change {
 }
 
 impl Change {
+    /// The word for summaries: design §2 promises `incremental` or `full`,
+    /// and nothing to do is the empty incremental update.
     pub fn as_str(self) -> &'static str {
         match self {
-            Change::Unchanged => "unchanged",
+            Change::Unchanged => "incremental (nothing changed)",
             Change::Incremental => "incremental",
             Change::Full => "full",
         }

@@ -5,7 +5,7 @@
 //! * `--dry-run` prints the transaction and changes nothing (no knc table
 //!   or chain, nothing in the state directory); `apply` loads a working ruleset
 //!   (`full`), a second `apply` of the same input sends nothing
-//!   (`unchanged`, 0 commands, identical listing); `cleanup` removes knc's
+//!   (`incremental (nothing changed)`, 0 commands, identical listing); `cleanup` removes knc's
 //!   tables / chains and only those (foreign tables, rules and chains stay
 //!   through every command), and a second `cleanup` is harmless;
 //! * with 1,000 Services, changing one Service's endpoints is an
@@ -35,7 +35,7 @@ use crate::{backend_tests, require_kernel};
 /// What the summary line (the last line on stderr) of `knc apply` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Summary {
-    /// `full`, `incremental` or `unchanged`.
+    /// `full`, `incremental` or `incremental (nothing changed)`.
     change: String,
     commands: usize,
     millis: u64,
@@ -466,7 +466,11 @@ fn apply_loads_reapply_changes_nothing_dry_run_touches_nothing(backend: Backend)
     let loaded = listing(&topo);
 
     let again = knc.apply(&manifests);
-    assert_eq!(again.expect("unchanged").commands, 0, "{again:#?}");
+    assert_eq!(
+        again.expect("incremental (nothing changed)").commands,
+        0,
+        "{again:#?}"
+    );
     assert_eq!(listing(&topo), loaded, "a second apply changed the ruleset");
     assert_foreign_intact(&topo, "a second apply");
     topo.tcp(From::Client, "10.96.0.10:80", 30)
@@ -698,7 +702,7 @@ fn iptables_apply_reapply_cleanup_no_duplicate_jumps_no_leftovers() {
     topo.tcp(From::Client, "10.96.3.2:80", 3)
         .assert_pods(&["web-b"]);
     let again = knc.apply(&a);
-    assert_eq!(again.expect("unchanged").commands, 0);
+    assert_eq!(again.expect("incremental (nothing changed)").commands, 0);
     check(&a, "apply A again");
     knc.apply(&b).expect("full");
     check(&b, "apply B");
