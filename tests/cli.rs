@@ -441,3 +441,47 @@ fn a_failed_write_is_exit_3_not_invalid_input() {
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
     assert_stderr_has(&out, "cannot write");
 }
+
+#[test]
+fn reconcile_once_exits_with_apply_s_status_on_bad_input() {
+    // Both fail before anything touches the kernel.
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path().to_str().unwrap();
+    let once = |path: &str, node: &str| {
+        knc(
+            &[
+                "reconcile",
+                path,
+                "--node",
+                node,
+                "--once",
+                "--state-dir",
+                state,
+            ],
+            None,
+        )
+    };
+    let invalid = once("fixtures/bad-port-range", "node1");
+    assert_eq!(
+        invalid.status.code(),
+        Some(1),
+        "stderr: {}",
+        stderr(&invalid)
+    );
+    assert_stderr_has(&invalid, "knc::port-range");
+    let unknown = once("fixtures/nodeport", "nowhere");
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "stderr: {}",
+        stderr(&unknown)
+    );
+    assert_stderr_has(&unknown, "node `nowhere` is not among the inputs' Nodes");
+}
+
+#[test]
+fn apply_needs_the_node() {
+    let out = knc(&["apply", "fixtures/nodeport"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "--node <NAME>");
+}

@@ -47,6 +47,8 @@ enum Event {
 pub enum RoundStatus {
     Applied = 0,
     InvalidInput = 1,
+    /// The command line cannot be met by the input (an unknown node).
+    Usage = 2,
     Refused = 3,
 }
 
@@ -203,18 +205,22 @@ impl Reconciler<'_> {
                         ruleset
                     }
                     Err(failure) => {
-                        let why = match failure {
+                        let (why, status) = match failure {
                             Failure::Invalid(diagnostics) => {
                                 on_invalid(&diagnostics);
                                 let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-                                format!("invalid input ({errors} problems); the last good ruleset stays")
+                                let why = format!(
+                                    "invalid input ({errors} problems); the last good ruleset stays"
+                                );
+                                (why, RoundStatus::InvalidInput)
                             }
-                            Failure::Usage(message) => {
-                                format!("{message}; the last good ruleset stays")
-                            }
+                            Failure::Usage(message) => (
+                                format!("{message}; the last good ruleset stays"),
+                                RoundStatus::Usage,
+                            ),
                         };
                         node.forget();
-                        return self.failed(start, "invalid-input", why, RoundStatus::InvalidInput);
+                        return self.failed(start, "invalid-input", why, status);
                     }
                 }
             }
