@@ -116,12 +116,15 @@ fn wait(inbox: &Receiver<Event>, interval: Duration, debounce: Duration) -> bool
         Ok(Event::Changed) => {}
         Err(RecvTimeoutError::Timeout) => return false,
     }
-    // Debounce: wait until PATH has been quiet for `debounce`.
+    // Debounce: wait until PATH has been quiet for `debounce`, but never
+    // longer than a second, so a directory that never rests is still read.
+    let latest = Instant::now() + Duration::from_secs(1);
     loop {
-        match inbox.recv_timeout(debounce) {
+        let quiet = debounce.min(latest.saturating_duration_since(Instant::now()));
+        match inbox.recv_timeout(quiet) {
             Ok(Event::Stop) => return true,
-            Ok(Event::Changed) => continue,
-            Err(RecvTimeoutError::Timeout) => return false,
+            Ok(Event::Changed) if Instant::now() < latest => continue,
+            Ok(Event::Changed) | Err(RecvTimeoutError::Timeout) => return false,
             Err(RecvTimeoutError::Disconnected) => return true,
         }
     }
@@ -187,6 +190,7 @@ impl Reconciler<'_> {
         let target = &self.config.target;
         let (files, problems) = crate::inputs::read(&target.paths);
         let hash = input_hash(&files);
+        let read = start.elapsed();
         if problems.is_empty() && node.quiet(hash) {
             return self.succeeded(start, None);
         }
@@ -225,6 +229,7 @@ impl Reconciler<'_> {
                 }
             }
         };
+        let compiled = start.elapsed();
         let synced = match node.sync(&ruleset, false) {
             Ok(synced) => synced,
             Err(e) => {
@@ -233,6 +238,7 @@ impl Reconciler<'_> {
                 return self.failed(start, "apply", why, RoundStatus::Refused);
             }
         };
+        let synced_at = start.elapsed();
         node.remember(hash, &synced);
         if let Some(drift) = &synced.drift {
             self.metrics.drift_repaired();
@@ -252,12 +258,21 @@ impl Reconciler<'_> {
         let took = start.elapsed();
         if synced.change != Change::Unchanged {
             tracing::info!(
-                "synced {} Service ports: {}, {} commands, {} conntrack entries deleted, in {} ms",
+                "synced {} Service ports: {}, {} commands, {} conntrack entries deleted, in {} ms \
+                 (read {} ms, compile {} ms, state+diff {} ms, kernel {} ms, after {} ms)",
                 ruleset.services.len(),
                 synced.change.as_str(),
                 synced.commands,
                 deleted.entries,
-                took.as_millis()
+                took.as_millis(),
+                read.as_millis(),
+                compiled.saturating_sub(read).as_millis(),
+                synced_at
+                    .saturating_sub(compiled)
+                    .saturating_sub(synced.kernel_time)
+                    .as_millis(),
+                synced.kernel_time.as_millis(),
+                took.saturating_sub(synced_at).as_millis(),
             );
         } else {
             tracing::debug!("round: nothing changed ({} µs)", took.as_micros());
