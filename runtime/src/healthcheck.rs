@@ -252,9 +252,7 @@ fn answer(health: &ServiceHealth) -> Reply {
 mod tests {
     use super::*;
     use crate::http::test_client::{get, request};
-    use knc_compiler::ir::{
-        Backend, BackendSets, Family, NodePortScope, Protocol, Ruleset, ServicePort,
-    };
+    use knc_compiler::ir::{Backend, BackendSets, Entry, Family, NodePortScope, Protocol, Ruleset};
 
     fn localhost() -> IpAddr {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -385,8 +383,8 @@ mod tests {
         port_name: &str,
         hc: Option<u16>,
         local: Vec<Backend>,
-    ) -> ServicePort {
-        ServicePort {
+    ) -> Entry {
+        Entry {
             family,
             namespace: namespace.into(),
             name: name.into(),

@@ -76,7 +76,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::ir::{Backend, Family, FrontendKind, Protocol, Route, Ruleset, ServicePort, SetKind};
+use crate::ir::{Backend, Entry, Family, FrontendKind, Protocol, Route, Ruleset, SetKind};
 use dispatch::{Leaf, Tree};
 use names::{comment, identity, Namer};
 
@@ -591,12 +591,7 @@ impl<'a> Emitter<'a> {
     /// The chain a frontend's dispatch rule jumps to: its frontend chain, or
     /// directly the one target when routing is the same, unmasqueraded, for
     /// every source and no source ranges apply.
-    fn frontend_target(
-        &mut self,
-        sp: &ServicePort,
-        spid: &str,
-        fe: &crate::ir::Frontend,
-    ) -> String {
+    fn frontend_target(&mut self, sp: &Entry, spid: &str, fe: &crate::ir::Frontend) -> String {
         let r = fe.routing;
         let pods_differ = r.pods != r.external && !self.pod_cidrs.is_empty();
         let node_differs = r.node != r.external || pods_differ;
@@ -648,7 +643,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// The single target of an unmasqueraded route, if it has one.
-    fn plain_target(&mut self, sp: &ServicePort, spid: &str, route: Route) -> Option<String> {
+    fn plain_target(&mut self, sp: &Entry, spid: &str, route: Route) -> Option<String> {
         match route {
             Route::Forward {
                 set,
@@ -667,7 +662,7 @@ impl<'a> Emitter<'a> {
 
     /// Appends to `chain` the rules taking connections matching `m` (empty
     /// or ending with a space) where `route` says.
-    fn route(&mut self, sp: &ServicePort, spid: &str, chain: &str, m: &str, route: Route) {
+    fn route(&mut self, sp: &Entry, spid: &str, chain: &str, m: &str, route: Route) {
         let target = match route {
             Route::Forward { set, masquerade } => match self.set_chain(sp, spid, set) {
                 Some(set_chain) => {
@@ -687,7 +682,7 @@ impl<'a> Emitter<'a> {
 
     /// The chain choosing a backend of `sp`'s `set`, built on first use;
     /// `None` when the set is empty.
-    fn set_chain(&mut self, sp: &ServicePort, spid: &str, set: SetKind) -> Option<String> {
+    fn set_chain(&mut self, sp: &Entry, spid: &str, set: SetKind) -> Option<String> {
         let backends: Vec<&Backend> = sp
             .backends
             .get(set)
@@ -740,7 +735,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// The chain sending a connection to backend `b`, built on first use.
-    fn backend_chain(&mut self, sp: &ServicePort, spid: &str, b: &Backend) -> String {
+    fn backend_chain(&mut self, sp: &Entry, spid: &str, b: &Backend) -> String {
         let named = self.namer.name(
             "SEP",
             &identity(&[spid, &b.address.to_string(), &b.port.to_string()]),

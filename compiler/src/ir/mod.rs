@@ -8,7 +8,7 @@
 //! JSON, iptables-restore) is a pure function of it. The IR is serde
 //! serialisable and printed by `knc compile --format ir`.
 //!
-//! * A **[`ServicePort`]** is one port of one Service in one IP family. A
+//! * An **[`Entry`]** is one port of one Service in one IP family. A
 //!   dual-stack Service with two ports becomes four entries. Everything in an
 //!   entry (frontend addresses, backend addresses) is of that entry's family,
 //!   so no rule can send IPv4 traffic to an IPv6 backend.
@@ -70,7 +70,7 @@ pub struct Ruleset {
     /// Where NodePort frontends accept traffic.
     pub nodeport_scope: NodePortScope,
     /// One entry per Service port and IP family.
-    pub services: Vec<ServicePort>,
+    pub services: Vec<Entry>,
 }
 
 /// Which destination addresses NodePorts accept.
@@ -120,9 +120,10 @@ impl Protocol {
     }
 }
 
-/// One port of one Service in one family, with its frontends and backends.
+/// An entry: one port of one Service in one family, with its frontends and
+/// backends. (Not the model's `ServicePort`, which is family-less.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServicePort {
+pub struct Entry {
     pub family: Family,
     pub namespace: String,
     pub name: String,
@@ -137,7 +138,7 @@ pub struct ServicePort {
     pub health_check_node_port: Option<u16>,
 }
 
-impl ServicePort {
+impl Entry {
     /// `namespace/name:port` as kube-proxy names a service port.
     pub fn display_name(&self) -> String {
         if self.port_name.is_empty() {

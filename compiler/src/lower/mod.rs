@@ -14,8 +14,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::ir::{
-    Backend, BackendSets, Family, Frontend, FrontendKind, NodePortScope, Route, Routing, Ruleset,
-    ServicePort, SetKind,
+    Backend, BackendSets, Entry, Family, Frontend, FrontendKind, NodePortScope, Route, Routing,
+    Ruleset, SetKind,
 };
 use crate::model::{self, Cluster, NodePortAddress};
 
@@ -60,7 +60,7 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
         None => None,
     };
     let context = Context::new(cluster, node, options);
-    let mut services: Vec<ServicePort> = cluster
+    let mut services: Vec<Entry> = cluster
         .services
         .iter()
         .flat_map(|svc| context.service(svc))
@@ -94,7 +94,7 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
 /// Two Services may claim one address and port (a shared ExternalIP, a
 /// NodePort reused); the first in IR order keeps it, so the result is
 /// deterministic and every frontend key is unique for the emitters.
-fn drop_claimed_frontends(services: &mut [ServicePort]) {
+fn drop_claimed_frontends(services: &mut [Entry]) {
     let mut claimed = BTreeSet::new();
     for service in services.iter_mut() {
         let (family, protocol) = (service.family, service.protocol);
@@ -173,24 +173,24 @@ impl<'a> Context<'a> {
     }
 
     /// One IR entry per port and family of the Service.
-    fn service(&self, svc: &model::Service) -> Vec<ServicePort> {
+    fn service(&self, svc: &model::Service) -> Vec<Entry> {
         let mut out = Vec::new();
         for cluster_ip in &svc.cluster_ips {
             let family = Family::of(cluster_ip);
             for port in &svc.ports {
-                out.push(self.service_port(svc, port, *cluster_ip, family));
+                out.push(self.entry(svc, port, *cluster_ip, family));
             }
         }
         out
     }
 
-    fn service_port(
+    fn entry(
         &self,
         svc: &model::Service,
         port: &model::ServicePort,
         cluster_ip: IpAddr,
         family: Family,
-    ) -> ServicePort {
+    ) -> Entry {
         let node_name = self.node.map(|n| n.name.as_str());
         let zone = self.node.and_then(|n| n.zone.as_deref());
         let candidates = endpoints::candidates(svc, port, family, node_name);
@@ -287,7 +287,7 @@ impl<'a> Context<'a> {
         frontends.sort_by_key(|a| (a.kind, a.address, a.port));
         frontends.dedup_by(|a, b| (a.kind, a.address, a.port) == (b.kind, b.address, b.port));
 
-        ServicePort {
+        Entry {
             family,
             namespace: svc.namespace.clone(),
             name: svc.name.clone(),

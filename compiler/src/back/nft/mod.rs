@@ -60,8 +60,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing, Ruleset,
-    ServicePort, SetKind,
+    Backend, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing,
+    Ruleset, SetKind,
 };
 use crate::text::push_decimal;
 
@@ -317,7 +317,7 @@ impl<'a> FamilyEmitter<'a> {
         }
     }
 
-    fn frontend(&mut self, service: &ServicePort, frontend: &Frontend, key: &str) {
+    fn frontend(&mut self, service: &Entry, frontend: &Frontend, key: &str) {
         let kind = KeyKind::of(frontend);
         let comment = safe_comment(&service.display_name());
         let dispatch = match kind {
@@ -742,7 +742,7 @@ fn routing_from_key(key: &RoutingKey) -> Routing {
 
 /// The dispatch key of a frontend: `addr . proto . port`, or for NodePorts
 /// `proto . port`.
-fn frontend_key(service: &ServicePort, frontend: &Frontend) -> String {
+fn frontend_key(service: &Entry, frontend: &Frontend) -> String {
     let proto = service.protocol.as_str();
     match frontend.address {
         Some(addr) if frontend.kind != FrontendKind::NodePort => {
@@ -828,7 +828,7 @@ mod tests {
 
     #[test]
     fn tcp_is_refused_with_a_reset() {
-        use crate::ir::{Frontend, Protocol, Routing, ServicePort};
+        use crate::ir::{Entry, Frontend, Protocol, Routing};
         let reject = Route::Reject;
         let ruleset = Ruleset {
             node: None,
@@ -837,7 +837,7 @@ mod tests {
             cluster_ips: vec!["fd00:10:96::1".parse().unwrap()],
             node_addresses: Vec::new(),
             nodeport_scope: NodePortScope::AnyLocal,
-            services: vec![ServicePort {
+            services: vec![Entry {
                 family: Family::Ipv6,
                 namespace: "default".into(),
                 name: "empty".into(),
