@@ -224,6 +224,7 @@ mod tests {
             weight: 1,
         };
         Ruleset {
+            version: crate::ir::VERSION,
             node: Some("node1".into()),
             cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
             service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],

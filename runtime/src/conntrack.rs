@@ -227,6 +227,7 @@ mod tests {
 
     fn ruleset(services: Vec<Entry>) -> Ruleset {
         Ruleset {
+            version: knc_compiler::ir::VERSION,
             node: None,
             cluster_cidrs: vec![],
             service_cidrs: vec![],

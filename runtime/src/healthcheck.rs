@@ -405,6 +405,7 @@ mod tests {
         let v4 = |port| vec![backend("10.1.0.5", port), backend("10.1.0.6", port)];
         let v6 = |port| vec![backend("fd00::5", port), backend("fd00::6", port)];
         let ruleset = Ruleset {
+            version: knc_compiler::ir::VERSION,
             node: Some("node-a".into()),
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),
@@ -435,6 +436,7 @@ mod tests {
     #[test]
     fn desired_keeps_the_first_claim_on_a_port() {
         let ruleset = Ruleset {
+            version: knc_compiler::ir::VERSION,
             node: None,
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),

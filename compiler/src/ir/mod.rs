@@ -53,9 +53,19 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+/// The format version of the serialised IR, carried in
+/// [`Ruleset::version`]. Bump it whenever the meaning or shape of the IR
+/// changes; [`validate`] rejects a ruleset of any other version, so IR read
+/// back from outside (the runtime's state record) is never misread.
+pub const VERSION: u32 = 1;
+
 /// Everything one node needs, for both IP families.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ruleset {
+    /// Format version, [`VERSION`] when built by this knc; IR serialised
+    /// before versions existed reads as 0.
+    #[serde(default)]
+    pub version: u32,
     /// The node compiled for; `None` for a node-agnostic ruleset.
     pub node: Option<String>,
     /// Pod address ranges: sources inside are the `pods` class.

@@ -81,6 +81,7 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
         .flat_map(|s| s.cluster_ips.iter().copied())
         .collect();
     Ok(Ruleset {
+        version: crate::ir::VERSION,
         node: node.map(|n| n.name.clone()),
         cluster_cidrs: context.cluster_cidrs.clone(),
         service_cidrs: sorted(options.service_cidrs.iter().copied()),

@@ -57,6 +57,7 @@ fn service(name: &str, frontends: Vec<Frontend>, cluster: Vec<Backend>) -> Entry
 
 fn ruleset(services: Vec<Entry>) -> Ruleset {
     Ruleset {
+        version: crate::ir::VERSION,
         node: Some("node-a".into()),
         cluster_cidrs: vec![
             "10.244.0.0/16".parse().unwrap(),

@@ -831,6 +831,7 @@ mod tests {
         use crate::ir::{Entry, Frontend, Protocol, Routing};
         let reject = Route::Reject;
         let ruleset = Ruleset {
+            version: crate::ir::VERSION,
             node: None,
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),

@@ -56,6 +56,7 @@ fn clusterip(name: &str, ip: IpAddr, backends: &[IpAddr]) -> Entry {
 /// The ruleset of `services` for node1; every ClusterIP is active.
 pub fn ruleset(services: Vec<Entry>) -> Ruleset {
     Ruleset {
+        version: crate::ir::VERSION,
         node: Some("node1".into()),
         cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
         service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
