@@ -30,9 +30,17 @@
 //!
 //! # Invariants lowering guarantees
 //!
+//! [`validate`] checks every one of them that the data can show (each is an
+//! [`Invariant`]); debug builds run it after lowering, and IR read back from
+//! outside must pass it before an emitter sees it.
+//!
+//! * The ruleset is of this knc's format, [`VERSION`].
 //! * Sorted and deduplicated everywhere: entries by (family, namespace,
 //!   name, port name, protocol), frontends by (kind, address, port), backends
-//!   by (address, port). Output depends on nothing but the inputs' content.
+//!   by (address, port), and every list of addresses or ranges (cluster and
+//!   Service CIDRs, ClusterIPs, node addresses, the NodePort scope, allowed
+//!   sources) in its natural order. Output depends on nothing but the
+//!   inputs' content.
 //! * Frontend keys are unique across the ruleset: no two frontends share
 //!   (family, address, protocol, port), NodePorts counting as one address.
 //! * A `Forward` route never names an empty set; an empty set becomes
@@ -41,12 +49,22 @@
 //!   `pods` equals `external` for every frontend of that entry: without a
 //!   cluster CIDR pods cannot be told apart.
 //! * Weights are at least 1.
+//! * One family per entry: every frontend address, backend address and
+//!   allowed source of an entry is of the entry's family.
+//! * A NodePort frontend has no address; every other frontend has one.
+//!
+//! Emitters, in turn, guarantee:
+//!
 //! * Hairpin: whatever the route, a connection whose chosen backend is its
 //!   own source address is masqueraded (so replies come back through the
 //!   node). Emitters implement this for every backend.
 //! * Traffic to an address in [`Ruleset::cluster_ips`] on a port no entry
 //!   serves is rejected; traffic to any other address inside
 //!   [`Ruleset::service_cidrs`] is dropped.
+
+mod validate;
+
+pub use validate::{validate, Invariant, Violation};
 
 use std::net::IpAddr;
 
