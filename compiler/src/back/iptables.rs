@@ -648,10 +648,7 @@ impl<'a> Emitter<'a> {
             Route::Forward {
                 set,
                 masquerade: false,
-            } => Some(
-                self.set_chain(sp, spid, set)
-                    .unwrap_or_else(|| "KNC-MARK-REJECT".into()),
-            ),
+            } => Some(self.set_chain(sp, spid, set)),
             Route::Forward {
                 masquerade: true, ..
             } => None,
@@ -664,41 +661,42 @@ impl<'a> Emitter<'a> {
     /// or ending with a space) where `route` says.
     fn route(&mut self, sp: &Entry, spid: &str, chain: &str, m: &str, route: Route) {
         let target = match route {
-            Route::Forward { set, masquerade } => match self.set_chain(sp, spid, set) {
-                Some(set_chain) => {
-                    if masquerade {
-                        self.nat.rule(chain, format!("{m}-j KNC-MARK-MASQ"));
-                    }
-                    set_chain
+            Route::Forward { set, masquerade } => {
+                let set_chain = self.set_chain(sp, spid, set);
+                if masquerade {
+                    self.nat.rule(chain, format!("{m}-j KNC-MARK-MASQ"));
                 }
-                // Lowering never forwards to an empty set; refuse if it did.
-                None => "KNC-MARK-REJECT".into(),
-            },
+                set_chain
+            }
             Route::Reject => "KNC-MARK-REJECT".into(),
             Route::Drop => "KNC-MARK-DROP".into(),
         };
         self.nat.rule(chain, format!("{m}-j {target}"));
     }
 
-    /// The chain choosing a backend of `sp`'s `set`, built on first use;
-    /// `None` when the set is empty.
-    fn set_chain(&mut self, sp: &Entry, spid: &str, set: SetKind) -> Option<String> {
+    /// The chain choosing a backend of `sp`'s `set`, built on first use.
+    /// Only called for a set a `Forward` route names, which the IR's
+    /// invariants (checked by `ir::validate`) say is not empty and of the
+    /// entry's family.
+    fn set_chain(&mut self, sp: &Entry, spid: &str, set: SetKind) -> String {
         let backends: Vec<&Backend> = sp
             .backends
             .get(set)
             .iter()
             .filter(|b| Family::of(&b.address) == self.family)
             .collect();
-        if backends.is_empty() {
-            return None;
-        }
+        assert!(
+            !backends.is_empty(),
+            "IR invariant broken: a Forward route names an empty set ({})",
+            sp.display_name()
+        );
         let kind = match set {
             SetKind::Cluster => "SVC",
             SetKind::Local => "SVL",
         };
         let named = self.namer.name(kind, spid);
         if !named.fresh {
-            return Some(named.name);
+            return named.name;
         }
         let chain = named.name;
         self.nat.chain(&chain);
@@ -731,7 +729,7 @@ impl<'a> Emitter<'a> {
                 );
             }
         }
-        Some(chain)
+        chain
     }
 
     /// The chain sending a connection to backend `b`, built on first use.

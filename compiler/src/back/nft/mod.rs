@@ -657,8 +657,15 @@ fn action(kind: KeyKind, route: Route, pickers: Pickers) -> String {
             } else {
                 String::new()
             };
-            // Lowering never forwards to an empty set, so the group exists.
-            let (modulus, sticky) = pickers[set as usize].unwrap_or((0, false));
+            // `frontend` makes a picker for every set a route forwards to;
+            // that the set is not empty (so the modulus is at least 1) is
+            // the IR's invariant, which `ir::validate` checks.
+            let (modulus, sticky) = pickers[set as usize]
+                .expect("frontend() makes a picker for every set a Forward route names");
+            debug_assert!(
+                modulus >= 1,
+                "IR invariant: a Forward route names a non-empty set"
+            );
             format!("{mark}goto {}", dnat_chain((kind, set, modulus), sticky))
         }
         Route::Reject => format!("goto {REFUSE}"),
