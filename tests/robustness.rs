@@ -1,12 +1,13 @@
 //! Bad input never panics: thousands of mutated fixtures go through the
-//! whole pipeline (load, validate, model, lower, every back end). A cheap,
-//! deterministic stand-in for a coverage-guided fuzzer that runs on every
-//! `cargo test`.
+//! whole pipeline (load, validate, model, lower, check the IR, every back
+//! end). A cheap, deterministic stand-in for a coverage-guided fuzzer that
+//! runs on every `cargo test`.
 
 mod common;
 
 use knc_compiler::back::{self, Format};
 use knc_compiler::front::SourceFile;
+use knc_compiler::ir;
 use knc_compiler::lower;
 
 use common::Lcg;
@@ -85,6 +86,10 @@ fn run_pipeline(files: &[SourceFile]) {
     if let Some(cluster) = analysis.cluster {
         let options = common::fixture_options(&cluster);
         if let Ok(ruleset) = lower::lower(&cluster, &options) {
+            // Whatever the input, lowering keeps the IR's promises.
+            if let Err(violations) = ir::validate(&ruleset) {
+                panic!("the IR breaks its invariants: {violations:#?}");
+            }
             for format in [Format::Nft, Format::Iptables, Format::Ip6tables, Format::Ir] {
                 let _ = back::emit(format, &ruleset);
             }

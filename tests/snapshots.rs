@@ -4,7 +4,7 @@
 mod common;
 
 use knc_compiler::back::{self, Format};
-use knc_compiler::ir::Family;
+use knc_compiler::ir::{self, Family};
 use knc_compiler::lower;
 
 #[test]
@@ -26,6 +26,9 @@ fn fixtures_through_every_back_end() {
         );
         let cluster = analysis.cluster.expect("no errors, so a model");
         let ruleset = lower::lower(&cluster, &common::fixture_options(&cluster)).expect("lowers");
+        if let Err(violations) = ir::validate(&ruleset) {
+            panic!("fixture {name}: the IR breaks its invariants: {violations:#?}");
+        }
         common::in_snapshot_dir(|| {
             insta::assert_snapshot!(format!("{name}.ir"), back::emit(Format::Ir, &ruleset));
             insta::assert_snapshot!(format!("{name}.nft"), back::emit(Format::Nft, &ruleset));

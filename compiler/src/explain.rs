@@ -5,7 +5,7 @@ use std::fmt::{self, Write};
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Ruleset, ServicePort,
+    Backend, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Ruleset,
     SetKind,
 };
 
@@ -109,7 +109,7 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
     out
 }
 
-fn describe_route(out: &mut String, service: &ServicePort, route: Route) -> fmt::Result {
+fn describe_route(out: &mut String, service: &Entry, route: Route) -> fmt::Result {
     match route {
         Route::Reject => writeln!(
             out,
@@ -172,7 +172,7 @@ fn kind_name(kind: FrontendKind) -> &'static str {
 
 /// The Service port and frontend a connection reaches, if any: an address
 /// frontend first, then a NodePort on a node address.
-fn find<'a>(ruleset: &'a Ruleset, query: &Query) -> Option<(&'a ServicePort, &'a Frontend)> {
+fn find<'a>(ruleset: &'a Ruleset, query: &Query) -> Option<(&'a Entry, &'a Frontend)> {
     let candidates = ruleset
         .services
         .iter()
@@ -224,13 +224,14 @@ mod tests {
             weight: 1,
         };
         Ruleset {
+            version: crate::ir::VERSION,
             node: Some("node1".into()),
             cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
             service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
             cluster_ips: vec!["10.96.0.1".parse().unwrap()],
             node_addresses: vec!["172.30.0.1".parse().unwrap()],
             nodeport_scope: NodePortScope::LocalIn(vec!["172.30.0.1/32".parse().unwrap()]),
-            services: vec![ServicePort {
+            services: vec![Entry {
                 family: Family::Ipv4,
                 namespace: "default".into(),
                 name: "web".into(),

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use knc_compiler::ir::{Backend, Family, FrontendKind, Protocol, Ruleset, ServicePort};
+use knc_compiler::ir::{Backend, Entry, Family, FrontendKind, Protocol, Ruleset};
 
 use crate::tool::{self, ToolError};
 
@@ -59,7 +59,7 @@ impl Stale {
 
 type EntryKey<'a> = (Family, &'a str, &'a str, &'a str, Protocol);
 
-fn entries(ruleset: &Ruleset) -> BTreeMap<EntryKey<'_>, &ServicePort> {
+fn entries(ruleset: &Ruleset) -> BTreeMap<EntryKey<'_>, &Entry> {
     ruleset
         .services
         .iter()
@@ -79,7 +79,7 @@ fn entries(ruleset: &Ruleset) -> BTreeMap<EntryKey<'_>, &ServicePort> {
         .collect()
 }
 
-fn backends(entry: &ServicePort) -> BTreeSet<(IpAddr, u16)> {
+fn backends(entry: &Entry) -> BTreeSet<(IpAddr, u16)> {
     let both = entry.backends.cluster.iter().chain(&entry.backends.local);
     both.map(|b: &Backend| (b.address, b.port)).collect()
 }
@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use knc_compiler::ir::{BackendSets, Frontend, Route, Routing, SetKind};
 
-    fn entry(protocol: Protocol, backends: &[&str]) -> ServicePort {
+    fn entry(protocol: Protocol, backends: &[&str]) -> Entry {
         let forward = Route::Forward {
             set: SetKind::Cluster,
             masquerade: false,
@@ -187,7 +187,7 @@ mod tests {
             pods: forward,
             external: forward,
         };
-        ServicePort {
+        Entry {
             family: Family::Ipv4,
             namespace: "default".into(),
             name: "dns".into(),
@@ -225,8 +225,9 @@ mod tests {
         }
     }
 
-    fn ruleset(services: Vec<ServicePort>) -> Ruleset {
+    fn ruleset(services: Vec<Entry>) -> Ruleset {
         Ruleset {
+            version: knc_compiler::ir::VERSION,
             node: None,
             cluster_cidrs: vec![],
             service_cidrs: vec![],

@@ -252,9 +252,7 @@ fn answer(health: &ServiceHealth) -> Reply {
 mod tests {
     use super::*;
     use crate::http::test_client::{get, request};
-    use knc_compiler::ir::{
-        Backend, BackendSets, Family, NodePortScope, Protocol, Ruleset, ServicePort,
-    };
+    use knc_compiler::ir::{Backend, BackendSets, Entry, Family, NodePortScope, Protocol, Ruleset};
 
     fn localhost() -> IpAddr {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -385,8 +383,8 @@ mod tests {
         port_name: &str,
         hc: Option<u16>,
         local: Vec<Backend>,
-    ) -> ServicePort {
-        ServicePort {
+    ) -> Entry {
+        Entry {
             family,
             namespace: namespace.into(),
             name: name.into(),
@@ -407,6 +405,7 @@ mod tests {
         let v4 = |port| vec![backend("10.1.0.5", port), backend("10.1.0.6", port)];
         let v6 = |port| vec![backend("fd00::5", port), backend("fd00::6", port)];
         let ruleset = Ruleset {
+            version: knc_compiler::ir::VERSION,
             node: Some("node-a".into()),
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),
@@ -437,6 +436,7 @@ mod tests {
     #[test]
     fn desired_keeps_the_first_claim_on_a_port() {
         let ruleset = Ruleset {
+            version: knc_compiler::ir::VERSION,
             node: None,
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),

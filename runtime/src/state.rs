@@ -8,7 +8,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use knc_compiler::ir::Ruleset;
+use knc_compiler::ir::{Ruleset, Violation};
 use serde::{Deserialize, Serialize};
 
 /// How long a second `apply` or `reconcile` waits for the lock.
@@ -80,6 +80,33 @@ pub enum StateError {
     },
     #[error("state directory `{dir}`: {error}")]
     Io { dir: PathBuf, error: std::io::Error },
+}
+
+/// Why the record in the state directory was not used. Each costs one full
+/// replace, nothing else; [`StateDir::record`] logs it.
+#[derive(Debug, thiserror::Error)]
+pub enum IgnoredRecord {
+    #[error("cannot read `{path}`: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("unreadable record: {0}")]
+    Unreadable(serde_json::Error),
+    #[error("record format version {found}, this knc reads version {RECORD_VERSION}")]
+    Version { found: u32 },
+    /// The recorded IR fails `ir::validate` (another IR version, or edited
+    /// by hand): rendering it could produce rules no one compiled.
+    #[error("the recorded IR breaks its invariants: {}", list(.0))]
+    InvalidIr(Vec<Violation>),
+}
+
+fn list(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A locked state directory; the lock is released on drop.
@@ -167,12 +194,39 @@ impl StateDir {
         self.dir.join("applied.json")
     }
 
-    /// The record of the last apply, if there is a readable one of this
-    /// version (anything else means "unknown": one full replace).
+    /// The record of the last apply, if there is a usable one: readable,
+    /// of this version, and holding IR that passes `ir::validate`. Anything
+    /// else means "unknown" (one full replace), and is logged with why.
     pub fn record(&self) -> Option<Record> {
-        let bytes = std::fs::read(self.record_path()).ok()?;
-        let record: Record = serde_json::from_slice(&bytes).ok()?;
-        (record.version == RECORD_VERSION).then_some(record)
+        match self.read_record() {
+            Ok(record) => record,
+            Err(why) => {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    "ignoring the record of the last apply (the next apply replaces everything): {why}"
+                );
+                None
+            }
+        }
+    }
+
+    /// The record of the last apply: `Ok(None)` when there is none, the
+    /// reason when there is one that cannot be trusted.
+    pub fn read_record(&self) -> Result<Option<Record>, IgnoredRecord> {
+        let path = self.record_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(IgnoredRecord::Io { path, error }),
+        };
+        let record: Record = serde_json::from_slice(&bytes).map_err(IgnoredRecord::Unreadable)?;
+        if record.version != RECORD_VERSION {
+            return Err(IgnoredRecord::Version {
+                found: record.version,
+            });
+        }
+        knc_compiler::ir::validate(&record.ruleset).map_err(IgnoredRecord::InvalidIr)?;
+        Ok(Some(record))
     }
 
     /// Replaces the record atomically.
@@ -205,6 +259,7 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use knc_compiler::ir::Invariant;
 
     #[test]
     fn a_second_locker_waits_then_names_the_holder() {
@@ -253,6 +308,87 @@ mod tests {
         state.save(&record).unwrap();
         assert_eq!(state.record(), Some(record));
         state.forget().unwrap();
+        assert_eq!(state.record(), None);
+    }
+
+    fn saved(state: &StateDir) -> Record {
+        let ruleset = knc_compiler::compile::compile(
+            &[],
+            vec![],
+            &Default::default(),
+            &knc_compiler::compile::NodeChoice::Agnostic,
+        )
+        .unwrap()
+        .into_single();
+        let record = Record::new(Backend::Nft, ruleset, Some(7));
+        state.save(&record).unwrap();
+        record
+    }
+
+    #[test]
+    fn a_record_whose_ir_breaks_its_invariants_is_ignored_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::lock(dir.path(), "t", LOCK_WAIT).unwrap();
+        let mut record = saved(&state);
+        assert_eq!(state.read_record().unwrap(), Some(record.clone()));
+
+        // IR of another format version.
+        record.ruleset.version = knc_compiler::ir::VERSION + 1;
+        state.save(&record).unwrap();
+        let why = state.read_record().unwrap_err();
+        let IgnoredRecord::InvalidIr(violations) = &why else {
+            panic!("{why}")
+        };
+        assert_eq!(violations[0].invariant, Invariant::Version);
+        assert!(why.to_string().contains("format version"), "{why}");
+        assert_eq!(state.record(), None);
+
+        // Current version, but two ClusterIPs out of order.
+        record.ruleset.version = knc_compiler::ir::VERSION;
+        record.ruleset.cluster_ips =
+            vec!["10.96.0.2".parse().unwrap(), "10.96.0.1".parse().unwrap()];
+        state.save(&record).unwrap();
+        let why = state.read_record().unwrap_err();
+        assert!(
+            matches!(&why, IgnoredRecord::InvalidIr(v) if v[0].invariant == Invariant::Sorted),
+            "{why}"
+        );
+        assert_eq!(state.record(), None);
+    }
+
+    #[test]
+    fn a_record_from_before_ir_versions_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::lock(dir.path(), "t", LOCK_WAIT).unwrap();
+        saved(&state);
+        let path = dir.path().join("applied.json");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        json["ruleset"].as_object_mut().unwrap().remove("version");
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let why = state.read_record().unwrap_err();
+        assert!(
+            matches!(&why, IgnoredRecord::InvalidIr(v) if v[0].invariant == Invariant::Version),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn unreadable_and_other_version_records_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::lock(dir.path(), "t", LOCK_WAIT).unwrap();
+        let mut record = saved(&state);
+        record.version = RECORD_VERSION + 1;
+        state.save(&record).unwrap();
+        assert!(matches!(
+            state.read_record(),
+            Err(IgnoredRecord::Version { found }) if found == RECORD_VERSION + 1
+        ));
+        std::fs::write(dir.path().join("applied.json"), "{").unwrap();
+        assert!(matches!(
+            state.read_record(),
+            Err(IgnoredRecord::Unreadable(_))
+        ));
         assert_eq!(state.record(), None);
     }
 }

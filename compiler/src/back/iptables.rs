@@ -76,7 +76,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::ir::{Backend, Family, FrontendKind, Protocol, Route, Ruleset, ServicePort, SetKind};
+use crate::ir::{Backend, Entry, Family, FrontendKind, Protocol, Route, Ruleset, SetKind};
 use dispatch::{Leaf, Tree};
 use names::{comment, identity, Namer};
 
@@ -591,12 +591,7 @@ impl<'a> Emitter<'a> {
     /// The chain a frontend's dispatch rule jumps to: its frontend chain, or
     /// directly the one target when routing is the same, unmasqueraded, for
     /// every source and no source ranges apply.
-    fn frontend_target(
-        &mut self,
-        sp: &ServicePort,
-        spid: &str,
-        fe: &crate::ir::Frontend,
-    ) -> String {
+    fn frontend_target(&mut self, sp: &Entry, spid: &str, fe: &crate::ir::Frontend) -> String {
         let r = fe.routing;
         let pods_differ = r.pods != r.external && !self.pod_cidrs.is_empty();
         let node_differs = r.node != r.external || pods_differ;
@@ -648,15 +643,12 @@ impl<'a> Emitter<'a> {
     }
 
     /// The single target of an unmasqueraded route, if it has one.
-    fn plain_target(&mut self, sp: &ServicePort, spid: &str, route: Route) -> Option<String> {
+    fn plain_target(&mut self, sp: &Entry, spid: &str, route: Route) -> Option<String> {
         match route {
             Route::Forward {
                 set,
                 masquerade: false,
-            } => Some(
-                self.set_chain(sp, spid, set)
-                    .unwrap_or_else(|| "KNC-MARK-REJECT".into()),
-            ),
+            } => Some(self.set_chain(sp, spid, set)),
             Route::Forward {
                 masquerade: true, ..
             } => None,
@@ -667,43 +659,44 @@ impl<'a> Emitter<'a> {
 
     /// Appends to `chain` the rules taking connections matching `m` (empty
     /// or ending with a space) where `route` says.
-    fn route(&mut self, sp: &ServicePort, spid: &str, chain: &str, m: &str, route: Route) {
+    fn route(&mut self, sp: &Entry, spid: &str, chain: &str, m: &str, route: Route) {
         let target = match route {
-            Route::Forward { set, masquerade } => match self.set_chain(sp, spid, set) {
-                Some(set_chain) => {
-                    if masquerade {
-                        self.nat.rule(chain, format!("{m}-j KNC-MARK-MASQ"));
-                    }
-                    set_chain
+            Route::Forward { set, masquerade } => {
+                let set_chain = self.set_chain(sp, spid, set);
+                if masquerade {
+                    self.nat.rule(chain, format!("{m}-j KNC-MARK-MASQ"));
                 }
-                // Lowering never forwards to an empty set; refuse if it did.
-                None => "KNC-MARK-REJECT".into(),
-            },
+                set_chain
+            }
             Route::Reject => "KNC-MARK-REJECT".into(),
             Route::Drop => "KNC-MARK-DROP".into(),
         };
         self.nat.rule(chain, format!("{m}-j {target}"));
     }
 
-    /// The chain choosing a backend of `sp`'s `set`, built on first use;
-    /// `None` when the set is empty.
-    fn set_chain(&mut self, sp: &ServicePort, spid: &str, set: SetKind) -> Option<String> {
+    /// The chain choosing a backend of `sp`'s `set`, built on first use.
+    /// Only called for a set a `Forward` route names, which the IR's
+    /// invariants (checked by `ir::validate`) say is not empty and of the
+    /// entry's family.
+    fn set_chain(&mut self, sp: &Entry, spid: &str, set: SetKind) -> String {
         let backends: Vec<&Backend> = sp
             .backends
             .get(set)
             .iter()
             .filter(|b| Family::of(&b.address) == self.family)
             .collect();
-        if backends.is_empty() {
-            return None;
-        }
+        assert!(
+            !backends.is_empty(),
+            "IR invariant broken: a Forward route names an empty set ({})",
+            sp.display_name()
+        );
         let kind = match set {
             SetKind::Cluster => "SVC",
             SetKind::Local => "SVL",
         };
         let named = self.namer.name(kind, spid);
         if !named.fresh {
-            return Some(named.name);
+            return named.name;
         }
         let chain = named.name;
         self.nat.chain(&chain);
@@ -736,11 +729,11 @@ impl<'a> Emitter<'a> {
                 );
             }
         }
-        Some(chain)
+        chain
     }
 
     /// The chain sending a connection to backend `b`, built on first use.
-    fn backend_chain(&mut self, sp: &ServicePort, spid: &str, b: &Backend) -> String {
+    fn backend_chain(&mut self, sp: &Entry, spid: &str, b: &Backend) -> String {
         let named = self.namer.name(
             "SEP",
             &identity(&[spid, &b.address.to_string(), &b.port.to_string()]),

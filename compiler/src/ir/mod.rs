@@ -8,7 +8,7 @@
 //! JSON, iptables-restore) is a pure function of it. The IR is serde
 //! serialisable and printed by `knc compile --format ir`.
 //!
-//! * A **[`ServicePort`]** is one port of one Service in one IP family. A
+//! * An **[`Entry`]** is one port of one Service in one IP family. A
 //!   dual-stack Service with two ports becomes four entries. Everything in an
 //!   entry (frontend addresses, backend addresses) is of that entry's family,
 //!   so no rule can send IPv4 traffic to an IPv6 backend.
@@ -30,9 +30,17 @@
 //!
 //! # Invariants lowering guarantees
 //!
+//! [`validate`] checks every one of them that the data can show (each is an
+//! [`Invariant`]); debug builds run it after lowering, and IR read back from
+//! outside must pass it before an emitter sees it.
+//!
+//! * The ruleset is of this knc's format, [`VERSION`].
 //! * Sorted and deduplicated everywhere: entries by (family, namespace,
 //!   name, port name, protocol), frontends by (kind, address, port), backends
-//!   by (address, port). Output depends on nothing but the inputs' content.
+//!   by (address, port), and every list of addresses or ranges (cluster and
+//!   Service CIDRs, ClusterIPs, node addresses, the NodePort scope, allowed
+//!   sources) in its natural order. Output depends on nothing but the
+//!   inputs' content.
 //! * Frontend keys are unique across the ruleset: no two frontends share
 //!   (family, address, protocol, port), NodePorts counting as one address.
 //! * A `Forward` route never names an empty set; an empty set becomes
@@ -41,6 +49,12 @@
 //!   `pods` equals `external` for every frontend of that entry: without a
 //!   cluster CIDR pods cannot be told apart.
 //! * Weights are at least 1.
+//! * One family per entry: every frontend address, backend address and
+//!   allowed source of an entry is of the entry's family.
+//! * A NodePort frontend has no address; every other frontend has one.
+//!
+//! Emitters, in turn, guarantee:
+//!
 //! * Hairpin: whatever the route, a connection whose chosen backend is its
 //!   own source address is masqueraded (so replies come back through the
 //!   node). Emitters implement this for every backend.
@@ -48,14 +62,28 @@
 //!   serves is rejected; traffic to any other address inside
 //!   [`Ruleset::service_cidrs`] is dropped.
 
+mod validate;
+
+pub use validate::{validate, Invariant, Violation};
+
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+/// The format version of the serialised IR, carried in
+/// [`Ruleset::version`]. Bump it whenever the meaning or shape of the IR
+/// changes; [`validate`] rejects a ruleset of any other version, so IR read
+/// back from outside (the runtime's state record) is never misread.
+pub const VERSION: u32 = 1;
+
 /// Everything one node needs, for both IP families.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ruleset {
+    /// Format version, [`VERSION`] when built by this knc; IR serialised
+    /// before versions existed reads as 0.
+    #[serde(default)]
+    pub version: u32,
     /// The node compiled for; `None` for a node-agnostic ruleset.
     pub node: Option<String>,
     /// Pod address ranges: sources inside are the `pods` class.
@@ -70,7 +98,7 @@ pub struct Ruleset {
     /// Where NodePort frontends accept traffic.
     pub nodeport_scope: NodePortScope,
     /// One entry per Service port and IP family.
-    pub services: Vec<ServicePort>,
+    pub services: Vec<Entry>,
 }
 
 /// Which destination addresses NodePorts accept.
@@ -120,9 +148,10 @@ impl Protocol {
     }
 }
 
-/// One port of one Service in one family, with its frontends and backends.
+/// An entry: one port of one Service in one family, with its frontends and
+/// backends. (Not the model's `ServicePort`, which is family-less.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServicePort {
+pub struct Entry {
     pub family: Family,
     pub namespace: String,
     pub name: String,
@@ -137,7 +166,7 @@ pub struct ServicePort {
     pub health_check_node_port: Option<u16>,
 }
 
-impl ServicePort {
+impl Entry {
     /// `namespace/name:port` as kube-proxy names a service port.
     pub fn display_name(&self) -> String {
         if self.port_name.is_empty() {

@@ -14,8 +14,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::ir::{
-    Backend, BackendSets, Family, Frontend, FrontendKind, NodePortScope, Route, Routing, Ruleset,
-    ServicePort, SetKind,
+    Backend, BackendSets, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route,
+    Routing, Ruleset, SetKind,
 };
 use crate::model::{self, Cluster, NodePortAddress};
 
@@ -60,27 +60,25 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
         None => None,
     };
     let context = Context::new(cluster, node, options);
-    let mut services: Vec<ServicePort> = cluster
+    let mut services: Vec<Entry> = cluster
         .services
         .iter()
         .flat_map(|svc| context.service(svc))
         .collect();
-    services.sort_by(|a, b| {
-        (a.family, &a.namespace, &a.name, &a.port_name, a.protocol).cmp(&(
-            b.family,
-            &b.namespace,
-            &b.name,
-            &b.port_name,
-            b.protocol,
-        ))
-    });
+    services.sort_by(|a, b| entry_key(a).cmp(&entry_key(b)));
+    // Kubernetes refuses a Service whose ports share a name (two unnamed
+    // ports, say), but the inputs may not have been through an API server:
+    // the first such port keeps the entry, as the first claim keeps a
+    // frontend below, so entry keys stay unique.
+    services.dedup_by(|later, first| entry_key(later) == entry_key(first));
     drop_claimed_frontends(&mut services);
     let cluster_ips: BTreeSet<IpAddr> = cluster
         .services
         .iter()
         .flat_map(|s| s.cluster_ips.iter().copied())
         .collect();
-    Ok(Ruleset {
+    let ruleset = Ruleset {
+        version: crate::ir::VERSION,
         node: node.map(|n| n.name.clone()),
         cluster_cidrs: context.cluster_cidrs.clone(),
         service_cidrs: sorted(options.service_cidrs.iter().copied()),
@@ -88,13 +86,34 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
         node_addresses: context.node_addresses.clone(),
         nodeport_scope: context.nodeport_scope.clone(),
         services,
-    })
+    };
+    #[cfg(debug_assertions)]
+    if let Err(violations) = crate::ir::validate(&ruleset) {
+        panic!("{}", broken_promises(&violations));
+    }
+    Ok(ruleset)
+}
+
+/// Lowering broke the IR's contract: a bug in knc, never in the input.
+#[cfg(debug_assertions)]
+fn broken_promises(violations: &[crate::ir::Violation]) -> String {
+    let mut message = String::from("lowering produced IR that breaks its invariants:");
+    for violation in violations {
+        message.push_str("\n  ");
+        message.push_str(&violation.to_string());
+    }
+    message
+}
+
+/// The order and identity of IR entries.
+fn entry_key(e: &Entry) -> (Family, &str, &str, &str, Protocol) {
+    (e.family, &e.namespace, &e.name, &e.port_name, e.protocol)
 }
 
 /// Two Services may claim one address and port (a shared ExternalIP, a
 /// NodePort reused); the first in IR order keeps it, so the result is
 /// deterministic and every frontend key is unique for the emitters.
-fn drop_claimed_frontends(services: &mut [ServicePort]) {
+fn drop_claimed_frontends(services: &mut [Entry]) {
     let mut claimed = BTreeSet::new();
     for service in services.iter_mut() {
         let (family, protocol) = (service.family, service.protocol);
@@ -173,24 +192,24 @@ impl<'a> Context<'a> {
     }
 
     /// One IR entry per port and family of the Service.
-    fn service(&self, svc: &model::Service) -> Vec<ServicePort> {
+    fn service(&self, svc: &model::Service) -> Vec<Entry> {
         let mut out = Vec::new();
         for cluster_ip in &svc.cluster_ips {
             let family = Family::of(cluster_ip);
             for port in &svc.ports {
-                out.push(self.service_port(svc, port, *cluster_ip, family));
+                out.push(self.entry(svc, port, *cluster_ip, family));
             }
         }
         out
     }
 
-    fn service_port(
+    fn entry(
         &self,
         svc: &model::Service,
         port: &model::ServicePort,
         cluster_ip: IpAddr,
         family: Family,
-    ) -> ServicePort {
+    ) -> Entry {
         let node_name = self.node.map(|n| n.name.as_str());
         let zone = self.node.and_then(|n| n.zone.as_deref());
         let candidates = endpoints::candidates(svc, port, family, node_name);
@@ -287,7 +306,7 @@ impl<'a> Context<'a> {
         frontends.sort_by_key(|a| (a.kind, a.address, a.port));
         frontends.dedup_by(|a, b| (a.kind, a.address, a.port) == (b.kind, b.address, b.port));
 
-        ServicePort {
+        Entry {
             family,
             namespace: svc.namespace.clone(),
             name: svc.name.clone(),
@@ -360,5 +379,24 @@ fn nodeport_scope(node: Option<&model::Node>, addresses: &[NodePortAddress]) -> 
         NodePortScope::AnyLocal
     } else {
         NodePortScope::LocalIn(nets.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::front::SourceFile;
+
+    /// Two unnamed TCP ports would make two entries with one key; the
+    /// first port keeps it (and the IR stays valid).
+    #[test]
+    fn ports_sharing_a_name_make_one_entry() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: default}\n\
+                    spec:\n  clusterIP: 10.96.0.1\n  ports:\n  - {port: 80}\n  - {port: 81}\n";
+        let analysis = crate::analyse(&[SourceFile::new("in.yaml", text)]);
+        let cluster = analysis.cluster.expect("accepted by the model today");
+        let ruleset = super::lower(&cluster, &Default::default()).unwrap();
+        assert_eq!(crate::ir::validate(&ruleset), Ok(()));
+        assert_eq!(ruleset.services.len(), 1);
+        assert_eq!(ruleset.services[0].frontends[0].port, 80);
     }
 }

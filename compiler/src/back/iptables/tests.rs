@@ -33,13 +33,13 @@ fn frontend(kind: FrontendKind, address: Option<&str>, port: u16, routing: Routi
     }
 }
 
-fn service(name: &str, frontends: Vec<Frontend>, cluster: Vec<Backend>) -> ServicePort {
+fn service(name: &str, frontends: Vec<Frontend>, cluster: Vec<Backend>) -> Entry {
     let family = frontends
         .iter()
         .find_map(|f| f.address)
         .map(|a| Family::of(&a))
         .unwrap_or(Family::Ipv4);
-    ServicePort {
+    Entry {
         family,
         namespace: "default".into(),
         name: name.into(),
@@ -55,8 +55,9 @@ fn service(name: &str, frontends: Vec<Frontend>, cluster: Vec<Backend>) -> Servi
     }
 }
 
-fn ruleset(services: Vec<ServicePort>) -> Ruleset {
+fn ruleset(services: Vec<Entry>) -> Ruleset {
     Ruleset {
+        version: crate::ir::VERSION,
         node: Some("node-a".into()),
         cluster_cidrs: vec![
             "10.244.0.0/16".parse().unwrap(),
@@ -99,7 +100,7 @@ fn jump_of(text: &str, needle: &str) -> String {
         .to_string()
 }
 
-fn cluster_ip_service() -> ServicePort {
+fn cluster_ip_service() -> Entry {
     let routing = Routing {
         node: fwd(SetKind::Cluster, true),
         pods: fwd(SetKind::Cluster, false),

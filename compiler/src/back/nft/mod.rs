@@ -60,8 +60,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing, Ruleset,
-    ServicePort, SetKind,
+    Backend, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing,
+    Ruleset, SetKind,
 };
 use crate::text::push_decimal;
 
@@ -317,7 +317,7 @@ impl<'a> FamilyEmitter<'a> {
         }
     }
 
-    fn frontend(&mut self, service: &ServicePort, frontend: &Frontend, key: &str) {
+    fn frontend(&mut self, service: &Entry, frontend: &Frontend, key: &str) {
         let kind = KeyKind::of(frontend);
         let comment = safe_comment(&service.display_name());
         let dispatch = match kind {
@@ -657,8 +657,15 @@ fn action(kind: KeyKind, route: Route, pickers: Pickers) -> String {
             } else {
                 String::new()
             };
-            // Lowering never forwards to an empty set, so the group exists.
-            let (modulus, sticky) = pickers[set as usize].unwrap_or((0, false));
+            // `frontend` makes a picker for every set a route forwards to;
+            // that the set is not empty (so the modulus is at least 1) is
+            // the IR's invariant, which `ir::validate` checks.
+            let (modulus, sticky) = pickers[set as usize]
+                .expect("frontend() makes a picker for every set a Forward route names");
+            debug_assert!(
+                modulus >= 1,
+                "IR invariant: a Forward route names a non-empty set"
+            );
             format!("{mark}goto {}", dnat_chain((kind, set, modulus), sticky))
         }
         Route::Reject => format!("goto {REFUSE}"),
@@ -742,7 +749,7 @@ fn routing_from_key(key: &RoutingKey) -> Routing {
 
 /// The dispatch key of a frontend: `addr . proto . port`, or for NodePorts
 /// `proto . port`.
-fn frontend_key(service: &ServicePort, frontend: &Frontend) -> String {
+fn frontend_key(service: &Entry, frontend: &Frontend) -> String {
     let proto = service.protocol.as_str();
     match frontend.address {
         Some(addr) if frontend.kind != FrontendKind::NodePort => {
@@ -828,16 +835,17 @@ mod tests {
 
     #[test]
     fn tcp_is_refused_with_a_reset() {
-        use crate::ir::{Frontend, Protocol, Routing, ServicePort};
+        use crate::ir::{Entry, Frontend, Protocol, Routing};
         let reject = Route::Reject;
         let ruleset = Ruleset {
+            version: crate::ir::VERSION,
             node: None,
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),
             cluster_ips: vec!["fd00:10:96::1".parse().unwrap()],
             node_addresses: Vec::new(),
             nodeport_scope: NodePortScope::AnyLocal,
-            services: vec![ServicePort {
+            services: vec![Entry {
                 family: Family::Ipv6,
                 namespace: "default".into(),
                 name: "empty".into(),

@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, BackendSets, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing,
-    Ruleset, ServicePort, SetKind,
+    Backend, BackendSets, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route,
+    Routing, Ruleset, SetKind,
 };
 
 const CLUSTER: Route = Route::Forward {
@@ -14,13 +14,13 @@ const CLUSTER: Route = Route::Forward {
 };
 
 /// A ClusterIP Service `name` at `ip`:80 with `backends` on port 8080.
-pub fn service(name: &str, ip: &str, backends: &[&str]) -> ServicePort {
+pub fn service(name: &str, ip: &str, backends: &[&str]) -> Entry {
     let backends: Vec<IpAddr> = backends.iter().map(|b| b.parse().unwrap()).collect();
     clusterip(name, ip.parse().unwrap(), &backends)
 }
 
-fn clusterip(name: &str, ip: IpAddr, backends: &[IpAddr]) -> ServicePort {
-    ServicePort {
+fn clusterip(name: &str, ip: IpAddr, backends: &[IpAddr]) -> Entry {
+    Entry {
         family: Family::of(&ip),
         namespace: "default".into(),
         name: name.into(),
@@ -54,8 +54,9 @@ fn clusterip(name: &str, ip: IpAddr, backends: &[IpAddr]) -> ServicePort {
 }
 
 /// The ruleset of `services` for node1; every ClusterIP is active.
-pub fn ruleset(services: Vec<ServicePort>) -> Ruleset {
+pub fn ruleset(services: Vec<Entry>) -> Ruleset {
     Ruleset {
+        version: crate::ir::VERSION,
         node: Some("node1".into()),
         cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
         service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
@@ -95,7 +96,7 @@ impl Rng {
 /// Service `id` with `count` backends (generation `gen` of its endpoints):
 /// IPv6 for every 7th id, a NodePort for every 3rd, node-local external
 /// traffic for every 5th, affinity when asked.
-pub fn generated(id: u32, count: u32, gen: u32, affinity: bool) -> ServicePort {
+pub fn generated(id: u32, count: u32, gen: u32, affinity: bool) -> Entry {
     let v6 = id.is_multiple_of(7);
     let ip: IpAddr = if v6 {
         format!("fd00:10:96::{:x}", id + 1).parse().unwrap()
