@@ -16,7 +16,7 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// Format version of [`Record`]; a record of another version is ignored
 /// (costing one full replace).
-const RECORD_VERSION: u32 = 1;
+const RECORD_VERSION: u32 = 2;
 
 /// Which netfilter interface a record was applied through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,8 +45,9 @@ pub struct Record {
     /// The nftables generation right after knc's commit, when no one else
     /// committed in between; `None` when unknown.
     pub generation: Option<u32>,
-    /// Seconds since the Unix epoch.
-    pub applied_at: f64,
+    /// Milliseconds since the Unix epoch (an integer: JSON round-trips it
+    /// exactly, which a float need not).
+    pub applied_at_ms: u64,
 }
 
 impl Record {
@@ -56,7 +57,7 @@ impl Record {
             backend,
             ruleset,
             generation,
-            applied_at: unix_now(),
+            applied_at_ms: (unix_now() * 1000.0) as u64,
         }
     }
 }
