@@ -8,8 +8,13 @@
 //! starting with `.` are skipped inside directories, so git metadata and
 //! the volume's timestamped directories are never read twice. Diagnostics
 //! still name files under the PATH as the user gave it.
+//!
+//! A [`Reader`] kept between reconcile rounds reads again only the files
+//! whose metadata (size, modification and change times, inode) changed.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use knc_compiler::front::{Code, Diagnostic, SourceFile};
@@ -21,39 +26,107 @@ const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
 /// as standard input. Problems come back as diagnostics; readable files are
 /// still returned.
 pub fn read(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    for path in paths {
-        if path.as_os_str() == "-" {
-            let mut bytes = Vec::new();
-            match std::io::stdin().read_to_end(&mut bytes) {
-                Ok(_) => push_file(&mut files, &mut problems, "<stdin>".into(), bytes),
-                Err(e) => problems.push(io_error("<stdin>", &e)),
-            }
-            continue;
-        }
-        let root = snapshot_root(path);
-        let mut found = Vec::new();
-        if let Err(e) = collect(&root, true, &mut found) {
-            problems.push(io_error(&path.display().to_string(), &e));
-        }
-        for file in found {
-            let shown = match file.strip_prefix(&root) {
-                Ok(rest) if !rest.as_os_str().is_empty() => path.join(rest),
-                _ => path.clone(),
-            };
-            match std::fs::read(&file) {
-                Ok(bytes) => push_file(&mut files, &mut problems, display(&shown), bytes),
-                Err(e) => problems.push(io_error(&display(&shown), &e)),
-            }
+    Reader::default().read(paths)
+}
+
+/// What identifies a file's content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Stamp {
+            len: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
         }
     }
-    (files, problems)
+}
+
+/// One file as last read: its stamp, and what reading it gave.
+#[derive(Debug, Clone)]
+struct Cached {
+    stamp: Stamp,
+    shown: String,
+    file: Option<SourceFile>,
+    problem: Option<Diagnostic>,
+}
+
+/// Reads PATHs again and again, reading a file's bytes only when its
+/// metadata changed since the last read (reconcile keeps one).
+#[derive(Debug, Default)]
+pub struct Reader {
+    cache: HashMap<PathBuf, Cached>,
+}
+
+impl Reader {
+    /// Like [`read`], reusing what an earlier call read of unchanged files.
+    pub fn read(&mut self, paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
+        let mut files = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen = HashMap::with_capacity(self.cache.len());
+        for path in paths {
+            if path.as_os_str() == "-" {
+                let mut bytes = Vec::new();
+                match std::io::stdin().read_to_end(&mut bytes) {
+                    Ok(_) => {
+                        let (file, problem) = to_source("<stdin>".into(), bytes);
+                        files.extend(file);
+                        problems.extend(problem);
+                    }
+                    Err(e) => problems.push(io_error("<stdin>", &e)),
+                }
+                continue;
+            }
+            let root = snapshot_root(path);
+            let mut found = Vec::new();
+            if let Err(e) = collect(&root, true, &mut found) {
+                problems.push(io_error(&path.display().to_string(), &e));
+            }
+            for (file, meta) in found {
+                let shown = match file.strip_prefix(&root) {
+                    Ok(rest) if !rest.as_os_str().is_empty() => path.join(rest),
+                    _ => path.clone(),
+                };
+                let shown = display(&shown);
+                let stamp = Stamp::of(&meta);
+                let cached = match self.cache.remove(&file) {
+                    Some(c) if c.stamp == stamp && c.shown == shown => c,
+                    _ => {
+                        let (file_read, problem) = match std::fs::read(&file) {
+                            Ok(bytes) => to_source(shown.clone(), bytes),
+                            Err(e) => (None, Some(io_error(&shown, &e))),
+                        };
+                        Cached {
+                            stamp,
+                            shown,
+                            file: file_read,
+                            problem,
+                        }
+                    }
+                };
+                files.extend(cached.file.clone());
+                problems.extend(cached.problem.clone());
+                seen.insert(file, cached);
+            }
+        }
+        self.cache = seen;
+        (files, problems)
+    }
 }
 
 /// Where to read `path` from so that one round sees one revision: the
 /// symlink resolved once, and a ConfigMap volume's `..data` resolved.
-fn snapshot_root(path: &Path) -> PathBuf {
+pub fn snapshot_root(path: &Path) -> PathBuf {
     let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if resolved.is_dir() {
         if let Ok(data) = std::fs::canonicalize(resolved.join("..data")) {
@@ -74,7 +147,11 @@ fn display(path: &Path) -> String {
 
 /// Files under `path`, sorted; a file named explicitly is taken whatever
 /// its extension.
-fn collect(path: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn collect(
+    path: &Path,
+    explicit: bool,
+    out: &mut Vec<(PathBuf, std::fs::Metadata)>,
+) -> std::io::Result<()> {
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
@@ -90,7 +167,7 @@ fn collect(path: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> std::io::Resu
             }
         }
     } else if explicit || has_manifest_extension(path) {
-        out.push(path.to_path_buf());
+        out.push((path.to_path_buf(), meta));
     }
     Ok(())
 }
@@ -101,29 +178,93 @@ fn has_manifest_extension(path: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.contains(&e))
 }
 
-fn push_file(
-    files: &mut Vec<SourceFile>,
-    problems: &mut Vec<Diagnostic>,
-    name: String,
-    bytes: Vec<u8>,
-) {
+/// A file's bytes as a source file, or the located reason they are not
+/// text.
+fn to_source(name: String, bytes: Vec<u8>) -> (Option<SourceFile>, Option<Diagnostic>) {
     match String::from_utf8(bytes) {
-        Ok(text) => files.push(SourceFile::new(name, text)),
+        Ok(text) => (Some(SourceFile::new(name, text)), None),
         Err(e) => {
             let offset = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             let file = SourceFile::new(name, text);
-            problems.push(
-                Diagnostic::error(Code::Syntax, "file is not valid UTF-8").at(
-                    &file,
-                    knc_compiler::front::Span::new(offset, offset + 1),
-                    "invalid byte here",
-                ),
+            let problem = Diagnostic::error(Code::Syntax, "file is not valid UTF-8").at(
+                &file,
+                knc_compiler::front::Span::new(offset, offset + 1),
+                "invalid byte here",
             );
+            (None, Some(problem))
         }
     }
 }
 
 fn io_error(name: &str, error: &std::io::Error) -> Diagnostic {
     Diagnostic::error(Code::Io, format!("cannot read `{name}`: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(files: &[SourceFile]) -> Vec<String> {
+        files.iter().map(|f| f.name.to_string()).collect()
+    }
+
+    #[test]
+    fn a_reader_rereads_only_changed_files_and_sees_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("a.yaml"), "a: 1\n").unwrap();
+        std::fs::write(root.join("b.yaml"), "b: 1\n").unwrap();
+        std::fs::write(root.join(".hidden.yaml"), "h: 1\n").unwrap();
+        let mut reader = Reader::default();
+        let (first, problems) = reader.read(std::slice::from_ref(&root));
+        assert!(problems.is_empty());
+        assert_eq!(first.len(), 2);
+        let (again, _) = reader.read(std::slice::from_ref(&root));
+        assert!(
+            std::sync::Arc::ptr_eq(&first[0].text, &again[0].text),
+            "an unchanged file is not read again"
+        );
+        std::fs::write(root.join("b.yaml"), "b: 22\n").unwrap();
+        std::fs::remove_file(root.join("a.yaml")).unwrap();
+        let (changed, _) = reader.read(std::slice::from_ref(&root));
+        assert_eq!(names(&changed).len(), 1);
+        assert_eq!(&*changed[0].text, "b: 22\n");
+    }
+
+    #[test]
+    fn a_swapped_symlink_is_read_as_one_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        for (rev, text) in [("rev1", "r: 1\n"), ("rev2", "r: 2\n")] {
+            std::fs::create_dir(dir.path().join(rev)).unwrap();
+            std::fs::write(dir.path().join(rev).join("x.yaml"), text).unwrap();
+        }
+        let link = dir.path().join("current");
+        std::os::unix::fs::symlink("rev1", &link).unwrap();
+        let mut reader = Reader::default();
+        let (one, _) = reader.read(std::slice::from_ref(&link));
+        std::os::unix::fs::symlink("rev2", dir.path().join("next")).unwrap();
+        std::fs::rename(dir.path().join("next"), &link).unwrap();
+        let (two, _) = reader.read(std::slice::from_ref(&link));
+        assert_eq!(&*one[0].text, "r: 1\n");
+        assert_eq!(&*two[0].text, "r: 2\n");
+        assert!(
+            two[0].name.ends_with("current/x.yaml"),
+            "named under PATH as given: {}",
+            two[0].name
+        );
+    }
+
+    #[test]
+    fn a_configmap_volume_is_read_through_its_data_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = dir.path();
+        std::fs::create_dir(volume.join("..2026_11_30")).unwrap();
+        std::fs::write(volume.join("..2026_11_30/svc.yaml"), "s: 1\n").unwrap();
+        std::os::unix::fs::symlink("..2026_11_30", volume.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/svc.yaml", volume.join("svc.yaml")).unwrap();
+        let (files, problems) = read(&[volume.to_path_buf()]);
+        assert!(problems.is_empty());
+        assert_eq!(files.len(), 1, "read once: {:?}", names(&files));
+    }
 }

@@ -8,12 +8,13 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use knc_compiler::compile::{self, Failure, NodeChoice};
-use knc_compiler::front::Diagnostic;
+use knc_compiler::front::{Diagnostic, SourceFile};
 use knc_compiler::ir::Ruleset;
 use notify::{RecursiveMode, Watcher};
 
@@ -92,6 +93,11 @@ pub fn run(mut node: Node, config: Config, on_invalid: &dyn Fn(&[Diagnostic])) -
         health_checks: None,
         last_input: None,
         watcher: None,
+        watched: Vec::new(),
+        dirty: Arc::new(AtomicBool::new(true)),
+        reader: crate::inputs::Reader::default(),
+        clean_hash: None,
+        rounds_since_scan: 0,
     };
     loop {
         reconciler.watch(&events);
@@ -157,15 +163,43 @@ struct Reconciler<'a> {
     health_checks: Option<HealthCheckServers>,
     last_input: Option<Compiled>,
     watcher: Option<notify::RecommendedWatcher>,
+    /// The snapshot roots the watcher watches.
+    watched: Vec<PathBuf>,
+    /// Set by the watcher: something under PATH may have changed.
+    dirty: Arc<AtomicBool>,
+    /// Reads only files whose metadata changed.
+    reader: crate::inputs::Reader,
+    /// The hash of the last complete read, when it had no problems.
+    clean_hash: Option<u64>,
+    rounds_since_scan: u32,
 }
+
+/// Rounds that may trust the watcher before PATH is scanned anyway.
+const ROUNDS_BETWEEN_SCANS: u32 = 6;
 
 impl Reconciler<'_> {
     /// (Re)watches every PATH and its parent directory: a symlink swapped
     /// by git-sync changes the parent, not the old target.
     fn watch(&mut self, events: &Sender<Event>) {
+        let roots: Vec<PathBuf> = self
+            .config
+            .target
+            .paths
+            .iter()
+            .map(|p| crate::inputs::snapshot_root(p))
+            .collect();
+        if self.watcher.is_some() && roots == self.watched {
+            return;
+        }
+        // A new revision (or the first round): read everything.
+        self.dirty.store(true, Ordering::SeqCst);
+        self.watched = roots;
         let sender = events.clone();
+        let dirty = Arc::clone(&self.dirty);
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
+            // Errors (an overflowing event queue) count as changes.
+            if event.map_or(true, |e| !e.kind.is_access()) {
+                dirty.store(true, Ordering::SeqCst);
                 let _ = sender.send(Event::Changed);
             }
         });
@@ -173,6 +207,7 @@ impl Reconciler<'_> {
             Ok(watcher) => watcher,
             Err(e) => {
                 tracing::warn!("cannot watch PATH ({e}); rounds run every interval only");
+                self.watcher = None;
                 return;
             }
         };
@@ -185,11 +220,33 @@ impl Reconciler<'_> {
         self.watcher = Some(watcher);
     }
 
+    /// Reads PATH unless the watcher saw nothing since the last complete
+    /// read (then the last read's hash stands); every
+    /// [`ROUNDS_BETWEEN_SCANS`]th round reads anyway, in case a change
+    /// escaped the watcher. Unchanged files are not read again either way.
+    fn read(&mut self) -> (Vec<SourceFile>, Vec<Diagnostic>, u64) {
+        let dirty = self.dirty.swap(false, Ordering::SeqCst);
+        // Trusted only when the last complete read also compiled.
+        let compiled = self.last_input.as_ref().map(|last| last.hash);
+        let trusted = self.watcher.is_some()
+            && self.rounds_since_scan < ROUNDS_BETWEEN_SCANS
+            && self.clean_hash.is_some()
+            && self.clean_hash == compiled;
+        if let (false, true, Some(hash)) = (dirty, trusted, self.clean_hash) {
+            self.rounds_since_scan += 1;
+            return (Vec::new(), Vec::new(), hash);
+        }
+        self.rounds_since_scan = 0;
+        let (files, problems) = self.reader.read(&self.config.target.paths);
+        let hash = input_hash(&files);
+        self.clean_hash = problems.is_empty().then_some(hash);
+        (files, problems, hash)
+    }
+
     fn round(&mut self, node: &mut Node, on_invalid: &dyn Fn(&[Diagnostic])) -> RoundStatus {
         let start = Instant::now();
+        let (files, problems, hash) = self.read();
         let target = &self.config.target;
-        let (files, problems) = crate::inputs::read(&target.paths);
-        let hash = input_hash(&files);
         let read = start.elapsed();
         if problems.is_empty() && node.quiet(hash) {
             return self.succeeded(start, None);
