@@ -97,7 +97,7 @@ pub fn run(mut node: Node, config: Config, on_invalid: &dyn Fn(&[Diagnostic])) -
         dirty: Arc::new(AtomicBool::new(true)),
         reader: crate::inputs::Reader::default(),
         clean_hash: None,
-        rounds_since_scan: 0,
+        last_scan: Instant::now(),
     };
     loop {
         reconciler.watch(&events);
@@ -171,11 +171,11 @@ struct Reconciler<'a> {
     reader: crate::inputs::Reader,
     /// The hash of the last complete read, when it had no problems.
     clean_hash: Option<u64>,
-    rounds_since_scan: u32,
+    last_scan: Instant,
 }
 
-/// Rounds that may trust the watcher before PATH is scanned anyway.
-const ROUNDS_BETWEEN_SCANS: u32 = 6;
+/// How long rounds may trust the watcher before PATH is scanned anyway.
+const SCAN_EVERY: Duration = Duration::from_secs(60);
 
 impl Reconciler<'_> {
     /// (Re)watches every PATH and its parent directory: a symlink swapped
@@ -222,21 +222,20 @@ impl Reconciler<'_> {
 
     /// Reads PATH unless the watcher saw nothing since the last complete
     /// read (then the last read's hash stands); every
-    /// [`ROUNDS_BETWEEN_SCANS`]th round reads anyway, in case a change
-    /// escaped the watcher. Unchanged files are not read again either way.
+    /// round [`SCAN_EVERY`] after the last complete read reads anyway, in
+    /// case a change escaped the watcher. Unchanged files are not read again either way.
     fn read(&mut self) -> (Vec<SourceFile>, Vec<Diagnostic>, u64) {
         let dirty = self.dirty.swap(false, Ordering::SeqCst);
         // Trusted only when the last complete read also compiled.
         let compiled = self.last_input.as_ref().map(|last| last.hash);
         let trusted = self.watcher.is_some()
-            && self.rounds_since_scan < ROUNDS_BETWEEN_SCANS
+            && self.last_scan.elapsed() < SCAN_EVERY
             && self.clean_hash.is_some()
             && self.clean_hash == compiled;
         if let (false, true, Some(hash)) = (dirty, trusted, self.clean_hash) {
-            self.rounds_since_scan += 1;
             return (Vec::new(), Vec::new(), hash);
         }
-        self.rounds_since_scan = 0;
+        self.last_scan = Instant::now();
         let (files, problems) = self.reader.read(&self.config.target.paths);
         let hash = input_hash(&files);
         self.clean_hash = problems.is_empty().then_some(hash);
