@@ -45,7 +45,19 @@ fn main() {
         let ti = t.elapsed().as_secs_f64();
         let len = b.len();
         drop(std::hint::black_box(b));
-        eprintln!("run {run}: nft {tn:.4} s  iptables {ti:.4} s  ({len} bytes)");
+        let t = Instant::now();
+        let model = iptables::restore(&ruleset, Family::Ipv4);
+        let tm = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let text = model.render(iptables::Hooks::Insert);
+        let tr = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        drop(std::hint::black_box((model, text)));
+        let td = t.elapsed().as_secs_f64();
+        eprintln!(
+            "run {run}: nft {tn:.4} s  iptables {ti:.4} s  ({len} bytes; \
+             model {tm:.4} + render {tr:.4} + drop {td:.4})"
+        );
         nft.push(tn);
         ipt.push(ti);
     }

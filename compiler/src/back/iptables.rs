@@ -74,6 +74,7 @@ mod names;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use ipnet::IpNet;
 
@@ -168,6 +169,9 @@ pub fn restore(ruleset: &Ruleset, family: Family) -> Restore {
     let mut e = Emitter::new(ruleset, family);
     e.nat();
     e.filter();
+    for t in [&e.nat, &e.filter] {
+        debug_assert_eq!(t.index().len(), t.chains.len(), "a chain declared twice");
+    }
     Restore {
         family,
         node: ruleset.node.clone(),
@@ -390,7 +394,9 @@ const MARK_REJECT: &str = "0xc000/0xc000";
 #[derive(Default, Clone)]
 pub struct Table {
     chains: Vec<Chain>,
-    index: HashMap<Name, ChainId, Seeded>,
+    /// Name → id, built on the first lookup (the builder never needs it:
+    /// its names are unique by construction).
+    index: OnceLock<HashMap<Name, ChainId, Seeded>>,
     rules: Vec<Rule>,
     /// The text of every rule, `text[rule.start..rule.end]`.
     text: String,
@@ -452,12 +458,12 @@ impl Table {
 
     /// Whether `name` is declared.
     pub fn contains(&self, name: &str) -> bool {
-        Name::new(name).is_some_and(|n| self.index.contains_key(&n))
+        Name::new(name).is_some_and(|n| self.index().contains_key(&n))
     }
 
     /// The rules of `chain` (each the text after `-A <chain> `), if declared.
     pub fn rules(&self, chain: &str) -> Option<Rules<'_>> {
-        let id = *self.index.get(&Name::new(chain)?)?;
+        let id = *self.index().get(&Name::new(chain)?)?;
         Some(self.rules_of(&self.chains[id as usize]))
     }
 
@@ -469,18 +475,38 @@ impl Table {
         }
     }
 
-    /// Declares `name` unless it already is; its id either way.
-    pub(crate) fn chain(&mut self, name: Name) -> ChainId {
-        let next = ChainId::try_from(self.chains.len()).expect("fewer than 2^32 chains");
-        let id = *self.index.entry(name).or_insert(next);
-        if id == next {
-            self.chains.push(Chain {
-                name,
-                first: NONE,
-                last: NONE,
-                len: 0,
-            });
+    fn index(&self) -> &HashMap<Name, ChainId, Seeded> {
+        self.index.get_or_init(|| {
+            let mut index = HashMap::with_capacity_and_hasher(self.chains.len(), Seeded::default());
+            for (id, c) in (0..).zip(&self.chains) {
+                index.insert(c.name, id);
+            }
+            index
+        })
+    }
+
+    /// An empty table with room for about `chains` chains, `rules` rules and
+    /// `text` bytes of rule text.
+    fn with_capacity(chains: usize, rules: usize, text: usize) -> Table {
+        Table {
+            chains: Vec::with_capacity(chains),
+            index: OnceLock::new(),
+            rules: Vec::with_capacity(rules),
+            text: String::with_capacity(text),
         }
+    }
+
+    /// Declares `name`, which must not be declared yet (knc's names are
+    /// unique: fixed ones, and the [`Namer`]'s fresh ones); its id.
+    pub(crate) fn chain(&mut self, name: Name) -> ChainId {
+        debug_assert!(self.index.get().is_none(), "declared after a lookup");
+        let id = ChainId::try_from(self.chains.len()).expect("fewer than 2^32 chains");
+        self.chains.push(Chain {
+            name,
+            first: NONE,
+            last: NONE,
+            len: 0,
+        });
         id
     }
 
@@ -593,12 +619,33 @@ struct Emitter<'a> {
 
 impl<'a> Emitter<'a> {
     fn new(ruleset: &'a Ruleset, family: Family) -> Self {
+        // Room for what the ruleset will most likely need, so the big
+        // buffers are not regrown (and copied) as they fill up: each backend
+        // makes a chain of two rules and a rule in its set's chain (about
+        // 220 bytes of text), each frontend a dispatch rule.
+        let (mut entries, mut frontends, mut backends) = (0, 0, 0);
+        for sp in ruleset.services.iter().filter(|s| s.family == family) {
+            entries += 1;
+            frontends += sp.frontends.len();
+            backends +=
+                sp.backends.get(SetKind::Cluster).len() + sp.backends.get(SetKind::Local).len();
+        }
+        let chains = backends + 2 * entries + frontends / 4 + 64;
+        let clusters_ips = ruleset.cluster_ips.len();
         Emitter {
             ruleset,
             family,
-            namer: Namer::default(),
-            nat: Table::default(),
-            filter: Table::default(),
+            namer: Namer::with_capacity(chains + clusters_ips / 8),
+            nat: Table::with_capacity(
+                chains,
+                4 * backends + 3 * frontends + 64,
+                220 * backends + 200 * frontends + 4096,
+            ),
+            filter: Table::with_capacity(
+                clusters_ips / 8 + 16,
+                clusters_ips + clusters_ips / 8 + 16,
+                40 * clusters_ips + 4096,
+            ),
             pod_cidrs: of_family(&ruleset.cluster_cidrs, family),
             probabilities: HashMap::default(),
         }

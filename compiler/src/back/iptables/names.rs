@@ -147,6 +147,14 @@ pub(crate) struct Named {
 }
 
 impl Namer {
+    /// A namer with room for about `names` names.
+    pub fn with_capacity(names: usize) -> Namer {
+        Namer {
+            taken: HashMap::with_capacity_and_hasher(names, Seeded::default()),
+            scratch: Identity::default(),
+        }
+    }
+
     /// The chain name for `identity` under `kind` (`SVC`, `SEP`, …): the same
     /// identity always gets the same name; a different identity whose digest
     /// collides gets the digest of `kind\0identity\0<counter>` instead.
