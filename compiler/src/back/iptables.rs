@@ -68,6 +68,7 @@
 //! Session affinity uses `xt_recent`, whose lists keep 100 addresses by
 //! default (module parameter `ip_list_tot`), like kube-proxy's.
 
+mod digits;
 mod dispatch;
 mod names;
 
@@ -79,7 +80,7 @@ use std::sync::OnceLock;
 use ipnet::IpNet;
 
 use crate::ir::{Backend, Entry, Family, FrontendKind, Protocol, Route, Ruleset, SetKind};
-use crate::text::push_decimal;
+use digits::{push_decimal, push_ipv4};
 use dispatch::{Leaves, Tree};
 use names::{comment, identity, push_comment, Name, Namer, Seeded, NAME_MAX};
 
@@ -1113,14 +1114,7 @@ fn key_of(a: IpAddr) -> u128 {
 /// Appends `a` as `Display` writes it (IPv4 without going through `fmt`).
 fn push_ip(out: &mut String, a: IpAddr) {
     match a {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_decimal(out, u64::from(octet));
-            }
-        }
+        IpAddr::V4(v4) => push_ipv4(out, v4),
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }

@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 
-use crate::text::push_decimal;
+use super::digits::push_decimal;
 
 /// Longest chain name iptables accepts (`XT_EXTENSION_MAXNAMELEN` - 1).
 pub(crate) const NAME_MAX: usize = 28;
@@ -134,7 +134,7 @@ pub(crate) struct Namer {
     /// are equal (finding two that are would break SHA-256 itself; the
     /// 80 bits in a name are what an attacker can search).
     taken: HashMap<Name, [u8; 32], Seeded>,
-    /// Reused buffers for [`Namer::name_with`].
+    /// Reused buffers for `kind\0identity`.
     scratch: Identity,
 }
 
@@ -159,22 +159,28 @@ impl Namer {
     /// identity always gets the same name; a different identity whose digest
     /// collides gets the digest of `kind\0identity\0<counter>` instead.
     pub fn name(&mut self, kind: &str, identity: &str) -> Named {
-        let mut base = Sha256::new();
-        base.update(kind.as_bytes());
-        base.update([0u8]);
-        base.update(identity.as_bytes());
-        let owner: [u8; 32] = base.clone().finalize().into();
-        let mut counter = String::new();
+        self.name_with(kind, |id| id.text.push_str(identity))
+    }
+
+    /// [`Namer::name`] of the identity `fields` writes (in a reused buffer).
+    pub fn name_with(&mut self, kind: &str, fields: impl FnOnce(&mut Identity)) -> Named {
+        // The hashed text, `kind\0identity`, is written in one buffer and
+        // digested in one call.
+        let id = &mut self.scratch;
+        id.text.clear();
+        id.text.push_str(kind);
+        id.text.push('\0');
+        fields(id);
+        let owner: [u8; 32] = Sha256::digest(id.text.as_bytes()).into();
+        let full = id.text.len();
         for attempt in 0u32.. {
             let digest = if attempt == 0 {
                 owner
             } else {
-                let mut h = base.clone();
-                counter.clear();
-                push_decimal(&mut counter, u64::from(attempt));
-                h.update([0u8]);
-                h.update(counter.as_bytes());
-                h.finalize().into()
+                id.text.truncate(full);
+                id.text.push('\0');
+                push_decimal(&mut id.text, u64::from(attempt));
+                Sha256::digest(id.text.as_bytes()).into()
             };
             let name = Name::hashed(kind, &digest);
             match self.taken.entry(name) {
@@ -187,16 +193,6 @@ impl Namer {
             }
         }
         unreachable!("u32 attempts exhausted")
-    }
-
-    /// [`Namer::name`] of the identity `fields` writes (in a reused buffer).
-    pub fn name_with(&mut self, kind: &str, fields: impl FnOnce(&mut Identity)) -> Named {
-        let mut id = std::mem::take(&mut self.scratch);
-        id.text.clear();
-        fields(&mut id);
-        let named = self.name(kind, &id.text);
-        self.scratch = id;
-        named
     }
 }
 
