@@ -56,7 +56,8 @@ impl Name {
         Name::new(text).expect("fixed chain names fit in 28 bytes")
     }
 
-    /// `KNC-<kind>-` and the first 80 bits of `digest` in base32.
+    /// `KNC-<kind>-` and the first 80 bits of `digest` in base32 (`kind`
+    /// has at most 7 bytes).
     fn hashed(kind: &str, digest: &[u8; 32]) -> Name {
         let mut bytes = [0u8; NAME_MAX];
         let mut len = 0;
@@ -133,9 +134,32 @@ pub(crate) struct Namer {
     /// identities are taken for the same when their full 256-bit digests
     /// are equal (finding two that are would break SHA-256 itself; the
     /// 80 bits in a name are what an attacker can search).
-    taken: HashMap<Name, [u8; 32], Seeded>,
+    taken: HashMap<NameKey, u32, Seeded>,
+    /// The digests `taken` refers to (kept apart so the map's entries are
+    /// small: at 10,000 Services it holds over 100,000).
+    owners: Vec<[u8; 32]>,
     /// Reused buffers for `kind\0identity`.
     scratch: Identity,
+}
+
+/// What makes a hashed name: its kind (at most 7 bytes, as the name is at
+/// most 28) and the 80 bits of digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NameKey([u8; 17]);
+
+impl NameKey {
+    fn new(kind: &str, digest: &[u8; 32]) -> NameKey {
+        let mut key = [0u8; 17];
+        key[..kind.len()].copy_from_slice(kind.as_bytes());
+        key[7..].copy_from_slice(&digest[..10]);
+        NameKey(key)
+    }
+}
+
+impl Hash for NameKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(&self.0);
+    }
 }
 
 /// A chain name, and whether this is the first time it was asked for (the
@@ -151,6 +175,7 @@ impl Namer {
     pub fn with_capacity(names: usize) -> Namer {
         Namer {
             taken: HashMap::with_capacity_and_hasher(names, Seeded::default()),
+            owners: Vec::with_capacity(names),
             scratch: Identity::default(),
         }
     }
@@ -183,11 +208,14 @@ impl Namer {
                 Sha256::digest(id.text.as_bytes()).into()
             };
             let name = Name::hashed(kind, &digest);
-            match self.taken.entry(name) {
-                Entry::Occupied(o) if *o.get() == owner => return Named { name, fresh: false },
+            match self.taken.entry(NameKey::new(kind, &digest)) {
+                Entry::Occupied(o) if self.owners[*o.get() as usize] == owner => {
+                    return Named { name, fresh: false }
+                }
                 Entry::Occupied(_) => continue,
                 Entry::Vacant(v) => {
-                    v.insert(owner);
+                    v.insert(u32::try_from(self.owners.len()).expect("fewer than 2^32 names"));
+                    self.owners.push(owner);
                     return Named { name, fresh: true };
                 }
             }
@@ -344,7 +372,8 @@ mod tests {
         );
         // Force a collision by pre-claiming the name for another identity.
         let mut m = Namer::default();
-        m.taken.insert(a.name, sha256(b"SVC\0other"));
+        m.taken.insert(NameKey::new("SVC", &sha256(b"SVC\0x")), 0);
+        m.owners.push(sha256(b"SVC\0other"));
         let b = m.name("SVC", "x");
         assert!(b.fresh);
         assert_ne!(b.name, a.name);
