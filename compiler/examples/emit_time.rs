@@ -4,8 +4,10 @@
 //! usage: emit_time IR.json [RUNS] [--dump PREFIX]
 //!
 //! IR.json is `knc compile --format ir` output (so the front end and the
-//! model are not part of the measure). Prints each run and the medians on
-//! stderr, and the iptables/nft ratio of the medians. Used for issue #10
+//! model are not part of the measure). Prints each run (the iptables time
+//! also split into `restore`, `render` and dropping both, measured in a
+//! second pass) and the medians on stderr, and the iptables/nft ratio of
+//! the medians. Used for issue #10
 //! item 5 (iptables emit within 2× of nft emit at 10,000 × 10).
 //!
 //! `--dump PREFIX` also writes the IPv4 and IPv6 renderings (every hook
