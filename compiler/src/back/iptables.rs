@@ -68,17 +68,21 @@
 //! Session affinity uses `xt_recent`, whose lists keep 100 addresses by
 //! default (module parameter `ip_list_tot`), like kube-proxy's.
 
+mod digits;
 mod dispatch;
 mod names;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use ipnet::IpNet;
 
 use crate::ir::{Backend, Entry, Family, FrontendKind, Protocol, Route, Ruleset, SetKind};
-use dispatch::{Leaf, Tree};
-use names::{comment, identity, Namer};
+use digits::{push_decimal, push_ipv4};
+use dispatch::{Leaves, Tree};
+use names::{comment, identity, push_comment, Name, Namer, Seeded, NAME_MAX};
 
 /// How the output installs the jumps from built-in chains into knc's chains
 /// (see the module documentation for why one text cannot do both loads).
@@ -166,6 +170,9 @@ pub fn restore(ruleset: &Ruleset, family: Family) -> Restore {
     let mut e = Emitter::new(ruleset, family);
     e.nat();
     e.filter();
+    for t in [&e.nat, &e.filter] {
+        debug_assert_eq!(t.index().len(), t.chains.len(), "a chain declared twice");
+    }
     Restore {
         family,
         node: ruleset.node.clone(),
@@ -212,7 +219,7 @@ impl Restore {
     /// How many rules `chain` of `table` has; `None` when knc does not
     /// declare it.
     pub fn rule_count(&self, table: &str, chain: &str) -> Option<usize> {
-        self.table(table)?.rules(chain).map(<[String]>::len)
+        self.table(table)?.rules(chain).map(|r| r.len())
     }
 
     /// The restore input with the hooks written as `hooks` says: the bytes
@@ -269,7 +276,9 @@ impl Restore {
         stale: &[(String, String)],
         hook: impl Fn(usize, &Hook, &mut String),
     ) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(
+            4096 + self.nat.text_bound() + self.filter.text_bound() + 64 * stale.len(),
+        );
         let (tool, fam) = tool(self.family);
         let node = match &self.node {
             Some(n) => format!("node {}", comment(n)),
@@ -378,64 +387,223 @@ const MARK_REJECT: &str = "0xc000/0xc000";
 
 /// knc's chains of one table (`nat` or `filter`), in declaration order,
 /// with their rules: the model a restore file is rendered from.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+///
+/// Built for size: 10,000 Services make about 110,000 chains and 400,000
+/// rules, so chain names are inline values, and every rule's text lives in
+/// one buffer, each chain's rules linked in order (a chain's rules are not
+/// written contiguously: a set chain's rules follow its backend chains').
+#[derive(Default, Clone)]
 pub struct Table {
-    chains: Vec<(String, Vec<String>)>,
-    index: std::collections::HashMap<String, usize>,
+    chains: Vec<Chain>,
+    /// Name → id, built on the first lookup (the builder never needs it:
+    /// its names are unique by construction).
+    index: OnceLock<HashMap<Name, ChainId, Seeded>>,
+    rules: Vec<Rule>,
+    /// The text of every rule, `text[rule.start..rule.end]`.
+    text: String,
 }
+
+/// A chain's position in its [`Table`].
+pub(crate) type ChainId = u32;
+
+/// No rule: the end of a chain's list.
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    name: Name,
+    /// First and last rule (indices into `Table::rules`), or [`NONE`].
+    first: u32,
+    last: u32,
+    len: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    start: u32,
+    end: u32,
+    /// The chain's next rule, or [`NONE`].
+    next: u32,
+}
+
+/// The rules of one chain, in order (each the text after `-A <chain> `).
+#[derive(Debug, Clone)]
+pub struct Rules<'a> {
+    table: &'a Table,
+    next: u32,
+    left: usize,
+}
+
+impl<'a> Iterator for Rules<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rule = self.table.rules.get(self.next as usize)?;
+        self.next = rule.next;
+        self.left -= 1;
+        Some(&self.table.text[rule.start as usize..rule.end as usize])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Rules<'_> {}
 
 impl Table {
     /// The declared chains, in order.
     pub fn chains(&self) -> impl Iterator<Item = &str> + '_ {
-        self.chains.iter().map(|(name, _)| name.as_str())
+        self.chains.iter().map(|c| c.name.as_str())
     }
 
     /// Whether `name` is declared.
     pub fn contains(&self, name: &str) -> bool {
-        self.index.contains_key(name)
+        Name::new(name).is_some_and(|n| self.index().contains_key(&n))
     }
 
     /// The rules of `chain` (each the text after `-A <chain> `), if declared.
-    pub fn rules(&self, chain: &str) -> Option<&[String]> {
-        self.index.get(chain).map(|&i| self.chains[i].1.as_slice())
+    pub fn rules(&self, chain: &str) -> Option<Rules<'_>> {
+        let id = *self.index().get(&Name::new(chain)?)?;
+        Some(self.rules_of(&self.chains[id as usize]))
     }
 
-    /// Declares `name` unless it already is.
-    pub fn chain(&mut self, name: &str) {
-        if !self.index.contains_key(name) {
-            self.index.insert(name.to_owned(), self.chains.len());
-            self.chains.push((name.to_owned(), Vec::new()));
+    fn rules_of(&self, chain: &Chain) -> Rules<'_> {
+        Rules {
+            table: self,
+            next: chain.first,
+            left: chain.len as usize,
         }
     }
 
+    fn index(&self) -> &HashMap<Name, ChainId, Seeded> {
+        self.index.get_or_init(|| {
+            let mut index = HashMap::with_capacity_and_hasher(self.chains.len(), Seeded::default());
+            for (id, c) in (0..).zip(&self.chains) {
+                index.insert(c.name, id);
+            }
+            index
+        })
+    }
+
+    /// An empty table with room for about `chains` chains, `rules` rules and
+    /// `text` bytes of rule text.
+    fn with_capacity(chains: usize, rules: usize, text: usize) -> Table {
+        Table {
+            chains: Vec::with_capacity(chains),
+            index: OnceLock::new(),
+            rules: Vec::with_capacity(rules),
+            text: String::with_capacity(text),
+        }
+    }
+
+    /// Declares `name`, which must not be declared yet (knc's names are
+    /// unique: fixed ones, and the [`Namer`]'s fresh ones); its id.
+    pub(crate) fn chain(&mut self, name: Name) -> ChainId {
+        debug_assert!(self.index.get().is_none(), "declared after a lookup");
+        let id = ChainId::try_from(self.chains.len()).expect("fewer than 2^32 chains");
+        self.chains.push(Chain {
+            name,
+            first: NONE,
+            last: NONE,
+            len: 0,
+        });
+        id
+    }
+
     /// Appends a rule (the text after `-A <chain> `) to a declared chain.
-    ///
-    /// # Panics
-    ///
-    /// When `chain` is not declared: knc's builder declares every chain
-    /// before filling it.
-    pub fn rule(&mut self, chain: &str, rule: String) {
-        let i = self.index[chain];
-        self.chains[i].1.push(rule);
+    pub(crate) fn rule(&mut self, chain: ChainId, rule: &str) {
+        self.rule_with(chain, |out| out.push_str(rule));
+    }
+
+    /// Appends to a declared chain the rule `write` appends to the buffer
+    /// it is given.
+    pub(crate) fn rule_with(&mut self, chain: ChainId, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        let offset = |n: usize| u32::try_from(n).expect("rule text under 4 GiB");
+        let (start, end) = (offset(start), offset(self.text.len()));
+        let index = offset(self.rules.len());
+        self.rules.push(Rule {
+            start,
+            end,
+            next: NONE,
+        });
+        let c = &mut self.chains[chain as usize];
+        match c.last {
+            NONE => c.first = index,
+            last => self.rules[last as usize].next = index,
+        }
+        c.last = index;
+        c.len += 1;
+    }
+
+    /// An upper bound of the bytes [`Table::write_declarations`] and
+    /// [`Table::write_rules`] write.
+    fn text_bound(&self) -> usize {
+        self.text.len() + self.rules.len() * (NAME_MAX + 5) + self.chains.len() * (NAME_MAX + 10)
     }
 
     /// `:CHAIN - [0:0]` for every chain (which, under `--noflush`, creates
     /// or flushes it).
     fn write_declarations(&self, out: &mut String) {
-        for (name, _) in &self.chains {
-            let _ = writeln!(out, ":{name} - [0:0]");
+        for c in &self.chains {
+            out.push(':');
+            out.push_str(c.name.as_str());
+            out.push_str(" - [0:0]\n");
         }
     }
 
     /// `-A CHAIN RULE` for every rule.
     fn write_rules(&self, out: &mut String) {
-        for (name, rules) in &self.chains {
-            for r in rules {
-                let _ = writeln!(out, "-A {name} {r}");
+        for c in &self.chains {
+            let name = c.name.as_str();
+            for r in self.rules_of(c) {
+                out.push_str("-A ");
+                out.push_str(name);
+                out.push(' ');
+                out.push_str(r);
+                out.push('\n');
             }
         }
     }
 }
+
+/// Equal when the same chains are declared in the same order with the same
+/// rules (however the buffers were filled).
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        self.chains.len() == other.chains.len()
+            && self.chains.iter().zip(&other.chains).all(|(a, b)| {
+                a.name == b.name && a.len == b.len && self.rules_of(a).eq(other.rules_of(b))
+            })
+    }
+}
+
+impl Eq for Table {}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.chains
+                    .iter()
+                    .map(|c| (c.name, self.rules_of(c).collect::<Vec<_>>())),
+            )
+            .finish()
+    }
+}
+
+/// The fixed chains of `nat`, declared first and in this order, so their ids
+/// are their positions.
+const NAT_FIXED: [&str; 6] = [
+    "KNC-SERVICES",
+    "KNC-NODEPORTS",
+    "KNC-POSTROUTING",
+    "KNC-MARK-MASQ",
+    "KNC-MARK-DROP",
+    "KNC-MARK-REJECT",
+];
 
 struct Emitter<'a> {
     ruleset: &'a Ruleset,
@@ -445,17 +613,42 @@ struct Emitter<'a> {
     filter: Table,
     /// Cluster CIDRs of this family: sources of the `pods` class.
     pod_cidrs: Vec<IpNet>,
+    /// `{p:.10}` of each probability written, by its bits: sets repeat the
+    /// same few (1/2, 1/3, … for equal weights), and `fmt` is slow.
+    probabilities: HashMap<u64, String, Seeded>,
 }
 
 impl<'a> Emitter<'a> {
     fn new(ruleset: &'a Ruleset, family: Family) -> Self {
+        // Room for what the ruleset will most likely need, so the big
+        // buffers are not regrown (and copied) as they fill up: each backend
+        // makes a chain of two rules and a rule in its set's chain (about
+        // 220 bytes of text), each frontend a dispatch rule.
+        let (mut entries, mut frontends, mut backends) = (0, 0, 0);
+        for sp in ruleset.services.iter().filter(|s| s.family == family) {
+            entries += 1;
+            frontends += sp.frontends.len();
+            backends +=
+                sp.backends.get(SetKind::Cluster).len() + sp.backends.get(SetKind::Local).len();
+        }
+        let chains = backends + 2 * entries + frontends / 4 + 64;
+        let clusters_ips = ruleset.cluster_ips.len();
         Emitter {
             ruleset,
             family,
-            namer: Namer::default(),
-            nat: Table::default(),
-            filter: Table::default(),
+            namer: Namer::with_capacity(chains + clusters_ips / 8),
+            nat: Table::with_capacity(
+                chains,
+                4 * backends + 3 * frontends + 64,
+                220 * backends + 200 * frontends + 4096,
+            ),
+            filter: Table::with_capacity(
+                clusters_ips / 8 + 16,
+                clusters_ips + clusters_ips / 8 + 16,
+                40 * clusters_ips + 4096,
+            ),
             pod_cidrs: of_family(&ruleset.cluster_cidrs, family),
+            probabilities: HashMap::default(),
         }
     }
 
@@ -467,50 +660,40 @@ impl<'a> Emitter<'a> {
     }
 
     fn nat(&mut self) {
-        for c in [
-            "KNC-SERVICES",
-            "KNC-NODEPORTS",
-            "KNC-POSTROUTING",
-            "KNC-MARK-MASQ",
-            "KNC-MARK-DROP",
-            "KNC-MARK-REJECT",
-        ] {
-            self.nat.chain(c);
-        }
+        let [services, nodeports, postrouting, masq, drop, reject] =
+            NAT_FIXED.map(|c| self.nat.chain(Name::fixed(c)));
         let t = &mut self.nat;
         t.rule(
-            "KNC-MARK-MASQ",
-            format!("-j MARK --set-xmark {MARK_MASQ}/{MARK_MASQ}"),
+            masq,
+            &format!("-j MARK --set-xmark {MARK_MASQ}/{MARK_MASQ}"),
         );
-        t.rule("KNC-MARK-DROP", format!("-j MARK --set-xmark {MARK_DROP}"));
-        t.rule("KNC-MARK-DROP", "-j ACCEPT".into());
+        t.rule(drop, &format!("-j MARK --set-xmark {MARK_DROP}"));
+        t.rule(drop, "-j ACCEPT");
+        t.rule(reject, &format!("-j MARK --set-xmark {MARK_REJECT}"));
+        t.rule(reject, "-j ACCEPT");
         t.rule(
-            "KNC-MARK-REJECT",
-            format!("-j MARK --set-xmark {MARK_REJECT}"),
+            postrouting,
+            &format!("-m mark ! --mark {MARK_MASQ}/{MARK_MASQ} -j RETURN"),
         );
-        t.rule("KNC-MARK-REJECT", "-j ACCEPT".into());
-        t.rule(
-            "KNC-POSTROUTING",
-            format!("-m mark ! --mark {MARK_MASQ}/{MARK_MASQ} -j RETURN"),
-        );
-        t.rule(
-            "KNC-POSTROUTING",
-            format!("-j MARK --set-xmark {MARK_MASQ}/0x0"),
-        );
-        t.rule("KNC-POSTROUTING", "-j MASQUERADE --random-fully".into());
+        t.rule(postrouting, &format!("-j MARK --set-xmark {MARK_MASQ}/0x0"));
+        t.rule(postrouting, "-j MASQUERADE --random-fully");
 
-        let mut by_address = Vec::new();
-        let mut by_port: [Vec<Leaf>; 3] = Default::default();
-        let (ruleset, family) = (self.ruleset, self.family);
+        let mut by_address = Leaves::default();
+        let mut by_port: [Leaves; 3] = Default::default();
+        let (ruleset, family, fam) = (self.ruleset, self.family, self.fam());
+        let mut spid = String::new();
+        let mut name = String::new();
         for sp in ruleset.services.iter().filter(|s| s.family == family) {
-            let spid = identity(&[
-                self.fam(),
+            spid.clear();
+            spid.push_str(&identity(&[
+                fam,
                 &sp.namespace,
                 &sp.name,
                 &sp.port_name,
                 sp.protocol.as_str(),
-            ]);
-            let name = comment(&sp.display_name());
+            ]));
+            name.clear();
+            push_comment(&mut name, &sp.display_name());
             for fe in &sp.frontends {
                 let target = self.frontend_target(sp, &spid, fe);
                 let proto = sp.protocol.as_str();
@@ -520,53 +703,67 @@ impl<'a> Emitter<'a> {
                     FrontendKind::LoadBalancer => "load-balancer",
                     FrontendKind::NodePort => "node-port",
                 };
-                let tail = format!(
-                    "-p {proto} -m comment --comment \"{name} {what}\" -m {proto} --dport {} -j {target}",
-                    fe.port
-                );
+                let tail = |out: &mut String| {
+                    for part in ["-p ", proto, " -m comment --comment \"", &name, " ", what] {
+                        out.push_str(part);
+                    }
+                    for part in ["\" -m ", proto, " --dport "] {
+                        out.push_str(part);
+                    }
+                    push_decimal(out, u64::from(fe.port));
+                    out.push_str(" -j ");
+                    out.push_str(target.as_str());
+                };
                 match fe.address {
-                    Some(a) if Family::of(&a) == self.family => by_address.push(Leaf {
-                        key: key_of(a),
-                        rule: format!("-d {} {tail}", host_net(a)),
+                    Some(a) if Family::of(&a) == self.family => by_address.push(key_of(a), |out| {
+                        out.push_str("-d ");
+                        push_host_net(out, a);
+                        out.push(' ');
+                        tail(out);
                     }),
                     Some(_) => {}
-                    None => by_port[sp.protocol as usize].push(Leaf {
-                        key: u128::from(fe.port),
-                        rule: tail,
-                    }),
+                    None => by_port[sp.protocol as usize].push(u128::from(fe.port), tail),
                 }
             }
         }
         let width = self.width();
-        let prefix = |p: u128, len: u32| format!("-d {}", net_of(width, p, len));
+        let prefix = |out: &mut String, p: u128, len: u32| {
+            out.push_str("-d ");
+            push_net(out, width, p, len);
+        };
         Tree {
             width,
             kind: "DST",
-            scope: identity(&[self.fam(), "nat"]),
+            scope: identity(&[fam, "nat"]),
             prefix_match: &prefix,
         }
-        .build(&mut self.nat, &mut self.namer, "KNC-SERVICES", by_address);
+        .build(&mut self.nat, &mut self.namer, services, by_address);
 
         for guard in self.nodeport_guards() {
             self.nat
-                .rule("KNC-SERVICES", format!("{guard} -j KNC-NODEPORTS"));
+                .rule(services, &format!("{guard} -j KNC-NODEPORTS"));
         }
         for (proto, leaves) in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
             .into_iter()
             .zip(by_port)
         {
             let p = proto.as_str();
-            let range = |lo: u128, len: u32| {
+            let range = |out: &mut String, lo: u128, len: u32| {
                 let hi = lo | ((1u128 << (16 - len)) - 1);
-                format!("-p {p} -m {p} --dport {lo}:{hi}")
+                for part in ["-p ", p, " -m ", p, " --dport "] {
+                    out.push_str(part);
+                }
+                push_decimal(out, lo as u64);
+                out.push(':');
+                push_decimal(out, hi as u64);
             };
             Tree {
                 width: 16,
                 kind: "NPT",
-                scope: identity(&[self.fam(), p]),
+                scope: identity(&[fam, p]),
                 prefix_match: &range,
             }
-            .build(&mut self.nat, &mut self.namer, "KNC-NODEPORTS", leaves);
+            .build(&mut self.nat, &mut self.namer, nodeports, leaves);
         }
     }
 
@@ -591,7 +788,7 @@ impl<'a> Emitter<'a> {
     /// The chain a frontend's dispatch rule jumps to: its frontend chain, or
     /// directly the one target when routing is the same, unmasqueraded, for
     /// every source and no source ranges apply.
-    fn frontend_target(&mut self, sp: &Entry, spid: &str, fe: &crate::ir::Frontend) -> String {
+    fn frontend_target(&mut self, sp: &Entry, spid: &str, fe: &crate::ir::Frontend) -> Name {
         let r = fe.routing;
         let pods_differ = r.pods != r.external && !self.pod_cidrs.is_empty();
         let node_differs = r.node != r.external || pods_differ;
@@ -602,48 +799,58 @@ impl<'a> Emitter<'a> {
             }
         }
         let allowed = of_family(&fe.allowed_sources, self.family);
-        let allowed_text: Vec<String> = allowed.iter().map(|c| c.to_string()).collect();
-        let id = identity(&[
-            spid,
-            &route_id(r.node),
-            &route_id(r.pods),
-            &route_id(r.external),
-            &fe.allowed_sources.is_empty().to_string(),
-            &allowed_text.join(","),
-        ]);
-        let named = self.namer.name("FE", &id);
+        let allowed_text = allowed
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let named = self.namer.name_with("FE", |id| {
+            id.field(spid)
+                .field(route_id(r.node))
+                .field(route_id(r.pods))
+                .field(route_id(r.external))
+                .field(if fe.allowed_sources.is_empty() {
+                    "true"
+                } else {
+                    "false"
+                })
+                .field(&allowed_text);
+        });
         if !named.fresh {
             return named.name;
         }
-        let chain = named.name;
-        self.nat.chain(&chain);
+        let chain = self.nat.chain(named.name);
         if !fe.allowed_sources.is_empty() {
-            let fw = self
-                .namer
-                .name("FW", &identity(&[self.fam(), &allowed_text.join(",")]));
+            let fam = self.fam();
+            let fw = self.namer.name_with("FW", |id| {
+                id.field(fam).field(&allowed_text);
+            });
             if fw.fresh {
-                self.nat.chain(&fw.name);
+                let fw_chain = self.nat.chain(fw.name);
                 for c in &allowed {
-                    self.nat.rule(&fw.name, format!("-s {c} -j RETURN"));
+                    self.nat.rule(fw_chain, &format!("-s {c} -j RETURN"));
                 }
-                self.nat.rule(&fw.name, "-j KNC-MARK-DROP".into());
+                self.nat.rule(fw_chain, "-j KNC-MARK-DROP");
             }
-            self.nat.rule(&chain, format!("-j {}", fw.name));
+            self.nat.rule_with(chain, |out| {
+                out.push_str("-j ");
+                out.push_str(fw.name.as_str());
+            });
         }
         if node_differs {
-            self.route(sp, spid, &chain, "-m addrtype --src-type LOCAL ", r.node);
+            self.route(sp, spid, chain, "-m addrtype --src-type LOCAL ", r.node);
         }
         if pods_differ {
             for c in self.pod_cidrs.clone() {
-                self.route(sp, spid, &chain, &format!("-s {c} "), r.pods);
+                self.route(sp, spid, chain, &format!("-s {c} "), r.pods);
             }
         }
-        self.route(sp, spid, &chain, "", r.external);
-        chain
+        self.route(sp, spid, chain, "", r.external);
+        named.name
     }
 
     /// The single target of an unmasqueraded route, if it has one.
-    fn plain_target(&mut self, sp: &Entry, spid: &str, route: Route) -> Option<String> {
+    fn plain_target(&mut self, sp: &Entry, spid: &str, route: Route) -> Option<Name> {
         match route {
             Route::Forward {
                 set,
@@ -652,67 +859,70 @@ impl<'a> Emitter<'a> {
             Route::Forward {
                 masquerade: true, ..
             } => None,
-            Route::Reject => Some("KNC-MARK-REJECT".into()),
-            Route::Drop => Some("KNC-MARK-DROP".into()),
+            Route::Reject => Some(Name::fixed("KNC-MARK-REJECT")),
+            Route::Drop => Some(Name::fixed("KNC-MARK-DROP")),
         }
     }
 
     /// Appends to `chain` the rules taking connections matching `m` (empty
     /// or ending with a space) where `route` says.
-    fn route(&mut self, sp: &Entry, spid: &str, chain: &str, m: &str, route: Route) {
+    fn route(&mut self, sp: &Entry, spid: &str, chain: ChainId, m: &str, route: Route) {
         let target = match route {
             Route::Forward { set, masquerade } => {
                 let set_chain = self.set_chain(sp, spid, set);
                 if masquerade {
-                    self.nat.rule(chain, format!("{m}-j KNC-MARK-MASQ"));
+                    self.nat.rule(chain, &format!("{m}-j KNC-MARK-MASQ"));
                 }
                 set_chain
             }
-            Route::Reject => "KNC-MARK-REJECT".into(),
-            Route::Drop => "KNC-MARK-DROP".into(),
+            Route::Reject => Name::fixed("KNC-MARK-REJECT"),
+            Route::Drop => Name::fixed("KNC-MARK-DROP"),
         };
-        self.nat.rule(chain, format!("{m}-j {target}"));
+        self.nat.rule_with(chain, |out| {
+            out.push_str(m);
+            out.push_str("-j ");
+            out.push_str(target.as_str());
+        });
     }
 
     /// The chain choosing a backend of `sp`'s `set`, built on first use.
     /// Only called for a set a `Forward` route names, which the IR's
     /// invariants (checked by `ir::validate`) say is not empty and of the
     /// entry's family.
-    fn set_chain(&mut self, sp: &Entry, spid: &str, set: SetKind) -> String {
-        let backends: Vec<&Backend> = sp
-            .backends
-            .get(set)
-            .iter()
-            .filter(|b| Family::of(&b.address) == self.family)
-            .collect();
-        assert!(
-            !backends.is_empty(),
-            "IR invariant broken: a Forward route names an empty set ({})",
-            sp.display_name()
-        );
+    fn set_chain(&mut self, sp: &Entry, spid: &str, set: SetKind) -> Name {
         let kind = match set {
             SetKind::Cluster => "SVC",
             SetKind::Local => "SVL",
         };
+        let family = self.family;
+        let of_family = |b: &&Backend| Family::of(&b.address) == family;
+        assert!(
+            sp.backends.get(set).iter().any(|b| of_family(&b)),
+            "IR invariant broken: a Forward route names an empty set ({})",
+            sp.display_name()
+        );
         let named = self.namer.name(kind, spid);
         if !named.fresh {
             return named.name;
         }
-        let chain = named.name;
-        self.nat.chain(&chain);
-        let seps: Vec<String> = backends
+        let backends: Vec<&Backend> = sp.backends.get(set).iter().filter(of_family).collect();
+        let chain = self.nat.chain(named.name);
+        let seps: Vec<Name> = backends
             .iter()
             .map(|b| self.backend_chain(sp, spid, b))
             .collect();
         if let Some(t) = sp.affinity_timeout_seconds {
+            let mask = self.full_mask();
             for sep in &seps {
-                self.nat.rule(
-                    &chain,
-                    format!(
-                        "-m recent --rcheck --seconds {t} --reap --name {sep} --mask {} --rsource -j {sep}",
-                        self.full_mask()
-                    ),
-                );
+                self.nat.rule_with(chain, |out| {
+                    out.push_str("-m recent --rcheck --seconds ");
+                    push_decimal(out, u64::from(t));
+                    for part in [" --reap --name ", sep.as_str(), " --mask ", mask] {
+                        out.push_str(part);
+                    }
+                    out.push_str(" --rsource -j ");
+                    out.push_str(sep.as_str());
+                });
             }
         }
         let weights: Vec<u64> = backends
@@ -721,90 +931,114 @@ impl<'a> Emitter<'a> {
             .collect();
         for (i, (sep, p)) in seps.iter().zip(probabilities(&weights)).enumerate() {
             if i + 1 == seps.len() {
-                self.nat.rule(&chain, format!("-j {sep}"));
+                self.nat.rule_with(chain, |out| {
+                    out.push_str("-j ");
+                    out.push_str(sep.as_str());
+                });
             } else {
-                self.nat.rule(
-                    &chain,
-                    format!("-m statistic --mode random --probability {p:.10} -j {sep}"),
-                );
+                let p = self
+                    .probabilities
+                    .entry(p.to_bits())
+                    .or_insert_with(|| format!("{p:.10}"));
+                self.nat.rule_with(chain, |out| {
+                    out.push_str("-m statistic --mode random --probability ");
+                    out.push_str(p);
+                    out.push_str(" -j ");
+                    out.push_str(sep.as_str());
+                });
             }
         }
-        chain
+        named.name
     }
 
     /// The chain sending a connection to backend `b`, built on first use.
-    fn backend_chain(&mut self, sp: &Entry, spid: &str, b: &Backend) -> String {
-        let named = self.namer.name(
-            "SEP",
-            &identity(&[spid, &b.address.to_string(), &b.port.to_string()]),
-        );
-        let chain = named.name;
+    fn backend_chain(&mut self, sp: &Entry, spid: &str, b: &Backend) -> Name {
+        let named = self.namer.name_with("SEP", |id| {
+            id.field(spid)
+                .field_with(|s| push_ip(s, b.address))
+                .field_with(|s| push_decimal(s, u64::from(b.port)));
+        });
         if !named.fresh {
-            return chain;
+            return named.name;
         }
-        self.nat.chain(&chain);
-        self.nat.rule(
-            &chain,
-            format!("-s {} -j KNC-MARK-MASQ", host_net(b.address)),
-        );
+        let chain = self.nat.chain(named.name);
+        self.nat.rule_with(chain, |out| {
+            out.push_str("-s ");
+            push_host_net(out, b.address);
+            out.push_str(" -j KNC-MARK-MASQ");
+        });
         let proto = sp.protocol.as_str();
-        let recent = match sp.affinity_timeout_seconds {
-            Some(_) => format!(
-                " -m recent --set --name {chain} --mask {} --rsource",
-                self.full_mask()
-            ),
-            None => String::new(),
-        };
-        let to = match b.address {
-            IpAddr::V4(a) => format!("{a}:{}", b.port),
-            IpAddr::V6(a) => format!("[{a}]:{}", b.port),
-        };
-        self.nat.rule(
-            &chain,
-            format!("-p {proto}{recent} -m {proto} -j DNAT --to-destination {to}"),
-        );
-        chain
+        let mask = self.full_mask();
+        self.nat.rule_with(chain, |out| {
+            out.push_str("-p ");
+            out.push_str(proto);
+            if sp.affinity_timeout_seconds.is_some() {
+                for part in [
+                    " -m recent --set --name ",
+                    named.name.as_str(),
+                    " --mask ",
+                    mask,
+                ] {
+                    out.push_str(part);
+                }
+                out.push_str(" --rsource");
+            }
+            for part in [" -m ", proto, " -j DNAT --to-destination "] {
+                out.push_str(part);
+            }
+            match b.address {
+                IpAddr::V4(_) => push_ip(out, b.address),
+                IpAddr::V6(_) => {
+                    out.push('[');
+                    push_ip(out, b.address);
+                    out.push(']');
+                }
+            }
+            out.push(':');
+            push_decimal(out, u64::from(b.port));
+        });
+        named.name
     }
 
     fn filter(&mut self) {
-        self.filter.chain("KNC-FILTER");
-        self.filter.chain("KNC-REJECT");
+        let filter = self.filter.chain(Name::fixed("KNC-FILTER"));
+        let reject = self.filter.chain(Name::fixed("KNC-REJECT"));
         let icmp = match self.family {
             Family::Ipv4 => "icmp-port-unreachable",
             Family::Ipv6 => "icmp6-port-unreachable",
         };
         let t = &mut self.filter;
+        t.rule(reject, "-p tcp -j REJECT --reject-with tcp-reset");
+        t.rule(reject, &format!("-j REJECT --reject-with {icmp}"));
         t.rule(
-            "KNC-REJECT",
-            "-p tcp -j REJECT --reject-with tcp-reset".into(),
+            filter,
+            &format!("-m mark --mark {MARK_REJECT} -j KNC-REJECT"),
         );
-        t.rule("KNC-REJECT", format!("-j REJECT --reject-with {icmp}"));
-        t.rule(
-            "KNC-FILTER",
-            format!("-m mark --mark {MARK_REJECT} -j KNC-REJECT"),
-        );
-        t.rule("KNC-FILTER", format!("-m mark --mark {MARK_DROP} -j DROP"));
-        let leaves = self
-            .ruleset
-            .cluster_ips
-            .iter()
-            .filter(|a| Family::of(a) == self.family)
-            .map(|&a| Leaf {
-                key: key_of(a),
-                rule: format!("-d {} -j KNC-REJECT", host_net(a)),
-            })
-            .collect();
+        t.rule(filter, &format!("-m mark --mark {MARK_DROP} -j DROP"));
+        let mut leaves = Leaves::default();
+        for &a in &self.ruleset.cluster_ips {
+            if Family::of(&a) == self.family {
+                leaves.push(key_of(a), |out| {
+                    out.push_str("-d ");
+                    push_host_net(out, a);
+                    out.push_str(" -j KNC-REJECT");
+                });
+            }
+        }
         let width = self.width();
-        let prefix = |p: u128, len: u32| format!("-d {}", net_of(width, p, len));
+        let prefix = |out: &mut String, p: u128, len: u32| {
+            out.push_str("-d ");
+            push_net(out, width, p, len);
+        };
         Tree {
             width,
             kind: "CIP",
             scope: identity(&[self.fam(), "filter"]),
             prefix_match: &prefix,
         }
-        .build(&mut self.filter, &mut self.namer, "KNC-FILTER", leaves);
+        .build(&mut self.filter, &mut self.namer, filter, leaves);
         for c in of_family(&self.ruleset.service_cidrs, self.family) {
-            self.filter.rule("KNC-FILTER", format!("-d {c} -j DROP"));
+            self.filter.rule(filter, &format!("-d {c} -j DROP"));
         }
     }
 
@@ -838,12 +1072,28 @@ fn probabilities(weights: &[u64]) -> Vec<f64> {
         .collect()
 }
 
-/// A stable spelling of a route, for chain identities.
-fn route_id(r: Route) -> String {
+/// A stable spelling of a route, for chain identities: `fwd-<set>-<masq>`
+/// (the set as `Debug` writes it), `reject` or `drop`.
+fn route_id(r: Route) -> &'static str {
     match r {
-        Route::Forward { set, masquerade } => format!("fwd-{set:?}-{masquerade}"),
-        Route::Reject => "reject".into(),
-        Route::Drop => "drop".into(),
+        Route::Forward {
+            set: SetKind::Cluster,
+            masquerade: false,
+        } => "fwd-Cluster-false",
+        Route::Forward {
+            set: SetKind::Cluster,
+            masquerade: true,
+        } => "fwd-Cluster-true",
+        Route::Forward {
+            set: SetKind::Local,
+            masquerade: false,
+        } => "fwd-Local-false",
+        Route::Forward {
+            set: SetKind::Local,
+            masquerade: true,
+        } => "fwd-Local-true",
+        Route::Reject => "reject",
+        Route::Drop => "drop",
     }
 }
 
@@ -861,19 +1111,35 @@ fn key_of(a: IpAddr) -> u128 {
     }
 }
 
-fn host_net(a: IpAddr) -> String {
+/// Appends `a` as `Display` writes it (IPv4 without going through `fmt`).
+fn push_ip(out: &mut String, a: IpAddr) {
     match a {
-        IpAddr::V4(a) => format!("{a}/32"),
-        IpAddr::V6(a) => format!("{a}/128"),
+        IpAddr::V4(v4) => push_ipv4(out, v4),
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
-fn net_of(width: u32, prefix: u128, len: u32) -> String {
-    if width == 32 {
-        format!("{}/{len}", std::net::Ipv4Addr::from(prefix as u32))
+/// Appends `a/32` or `a/128`.
+fn push_host_net(out: &mut String, a: IpAddr) {
+    push_ip(out, a);
+    out.push_str(match a {
+        IpAddr::V4(_) => "/32",
+        IpAddr::V6(_) => "/128",
+    });
+}
+
+/// Appends `prefix/len`, the prefix an IPv4 (`width` 32) or IPv6 address.
+fn push_net(out: &mut String, width: u32, prefix: u128, len: u32) {
+    let a = if width == 32 {
+        IpAddr::V4(std::net::Ipv4Addr::from(prefix as u32))
     } else {
-        format!("{}/{len}", std::net::Ipv6Addr::from(prefix))
-    }
+        IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+    };
+    push_ip(out, a);
+    out.push('/');
+    push_decimal(out, u64::from(len));
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@
 //! addresses outside every prefix usually leaves after a rule or two. The
 //! price is chains: about n / 10 of them, each a few rules.
 
-use super::names::{identity, Namer};
-use super::Table;
+use super::digits::push_decimal;
+use super::names::Namer;
+use super::{ChainId, Table};
 
 /// Most rules a chain holds before it is split.
 const LEAF_MAX: usize = 16;
@@ -27,12 +28,31 @@ const INLINE_MAX: usize = 2;
 const STRIDE: u32 = 4;
 
 /// One rule to dispatch, keyed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Leaf {
     /// The key, right-aligned in `Tree::width` bits.
     pub key: u128,
-    /// The rule's text after `-A CHAIN `.
-    pub rule: String,
+    /// The rule's text after `-A CHAIN `: `text[start..end]` of the text
+    /// passed to [`Tree::build`].
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Leaves with their rule texts in one buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Leaves {
+    pub text: String,
+    pub leaves: Vec<Leaf>,
+}
+
+impl Leaves {
+    /// Adds a leaf whose rule `write` appends to the text.
+    pub fn push(&mut self, key: u128, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        let end = self.text.len();
+        self.leaves.push(Leaf { key, start, end });
+    }
 }
 
 /// How to build one tree.
@@ -43,27 +63,36 @@ pub(crate) struct Tree<'a> {
     pub kind: &'static str,
     /// Distinguishes trees of the same kind (family, protocol).
     pub scope: String,
-    /// The match selecting keys inside `prefix/len`, e.g. `-d 10.96.0.0/12`.
-    pub prefix_match: &'a dyn Fn(u128, u32) -> String,
+    /// Appends the match selecting keys inside `prefix/len`, e.g.
+    /// `-d 10.96.0.0/12`.
+    pub prefix_match: &'a dyn Fn(&mut String, u128, u32),
 }
 
 impl Tree<'_> {
     /// Appends rules dispatching `leaves` to `chain` (which must exist),
     /// creating child chains as needed. Leaves with equal keys keep their
     /// order.
-    pub fn build(&self, table: &mut Table, namer: &mut Namer, chain: &str, mut leaves: Vec<Leaf>) {
+    pub fn build(&self, table: &mut Table, namer: &mut Namer, chain: ChainId, leaves: Leaves) {
+        let Leaves { text, mut leaves } = leaves;
         leaves.sort_by_key(|l| l.key);
-        self.node(table, namer, chain, &leaves);
+        self.node(table, namer, chain, &leaves, &text);
     }
 
-    fn node(&self, table: &mut Table, namer: &mut Namer, chain: &str, leaves: &[Leaf]) {
+    fn node(
+        &self,
+        table: &mut Table,
+        namer: &mut Namer,
+        chain: ChainId,
+        leaves: &[Leaf],
+        text: &str,
+    ) {
         let (Some(first), Some(last)) = (leaves.first(), leaves.last()) else {
             return;
         };
         let common = self.common_prefix(first.key, last.key);
         if leaves.len() <= LEAF_MAX || common == self.width {
             for l in leaves {
-                table.rule(chain, l.rule.clone());
+                table.rule(chain, &text[l.start..l.end]);
             }
             return;
         }
@@ -79,20 +108,26 @@ impl Tree<'_> {
             rest = tail;
             if part.len() <= INLINE_MAX {
                 for l in part {
-                    table.rule(chain, l.rule.clone());
+                    table.rule(chain, &text[l.start..l.end]);
                 }
                 continue;
             }
             let len = self.common_prefix(part[0].key, part[n - 1].key);
             let prefix = self.top(part[0].key, len) << (self.width - len);
-            let id = identity(&[&self.scope, &prefix.to_string(), &len.to_string()]);
-            let child = namer.name(self.kind, &id).name;
-            table.chain(&child);
-            table.rule(
-                chain,
-                format!("{} -j {child}", (self.prefix_match)(prefix, len)),
-            );
-            self.node(table, namer, &child, part);
+            let child = namer
+                .name_with(self.kind, |id| {
+                    id.field(&self.scope)
+                        .field_with(|s| push_u128(s, prefix))
+                        .field_with(|s| push_decimal(s, u64::from(len)));
+                })
+                .name;
+            let child_id = table.chain(child);
+            table.rule_with(chain, |out| {
+                (self.prefix_match)(out, prefix, len);
+                out.push_str(" -j ");
+                out.push_str(child.as_str());
+            });
+            self.node(table, namer, child_id, part, text);
         }
     }
 
@@ -115,11 +150,24 @@ impl Tree<'_> {
     }
 }
 
+/// Appends `n` in decimal, as `Display` writes it.
+fn push_u128(out: &mut String, n: u128) {
+    match u64::try_from(n) {
+        Ok(n) => push_decimal(out, n),
+        Err(_) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{n}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn port_tree(prefix_match: &dyn Fn(u128, u32) -> String) -> Tree<'_> {
+    use super::super::names::Name;
+
+    fn port_tree(prefix_match: &dyn Fn(&mut String, u128, u32)) -> Tree<'_> {
         Tree {
             width: 16,
             kind: "T",
@@ -128,32 +176,35 @@ mod tests {
         }
     }
 
-    fn range(p: u128, len: u32) -> String {
+    fn range(out: &mut String, p: u128, len: u32) {
         let hi = p | ((1u128 << (16 - len)) - 1);
-        format!("--dport {p}:{hi}")
+        out.push_str(&format!("--dport {p}:{hi}"));
+    }
+
+    fn leaves(rules: impl Iterator<Item = (u128, String)>) -> Leaves {
+        let mut l = Leaves::default();
+        for (key, rule) in rules {
+            l.push(key, |out| out.push_str(&rule));
+        }
+        l
     }
 
     #[test]
     fn small_sets_stay_in_one_chain() {
         let mut t = Table::default();
         let mut n = Namer::default();
-        t.chain("ROOT");
-        let leaves = (0..16)
-            .map(|i| Leaf {
-                key: 100 + i,
-                rule: format!("r{i}"),
-            })
-            .collect();
-        port_tree(&range).build(&mut t, &mut n, "ROOT", leaves);
-        assert_eq!(t.chains.len(), 1);
-        assert_eq!(t.chains[0].1.len(), 16);
+        let root = t.chain(Name::fixed("ROOT"));
+        let leaves = leaves((0..16).map(|i| (100 + i, format!("r{i}"))));
+        port_tree(&range).build(&mut t, &mut n, root, leaves);
+        assert_eq!(t.chains().count(), 1);
+        assert_eq!(t.rules("ROOT").unwrap().len(), 16);
     }
 
     /// Follows `key` from `chain` the way the kernel would: the first rule
     /// whose range holds it, descending into child chains and falling
     /// through when a child has no match. Returns the leaf target.
     fn lookup(t: &Table, chain: &str, key: u128) -> Option<String> {
-        for r in &t.chains[t.index[chain]].1 {
+        for r in t.rules(chain).unwrap() {
             let (range, target) = r.trim_start_matches("--dport ").split_once(" -j ").unwrap();
             let (lo, hi) = range.split_once(':').unwrap();
             if (lo.parse().unwrap()..=hi.parse().unwrap()).contains(&key) {
@@ -172,24 +223,22 @@ mod tests {
     fn large_sets_split_into_short_chains_reaching_every_leaf() {
         let mut t = Table::default();
         let mut n = Namer::default();
-        t.chain("ROOT");
+        let root = t.chain(Name::fixed("ROOT"));
         let keys: Vec<u128> = (0..3000u128).map(|i| 30000 + (i * 7919) % 2768).collect();
-        let leaves = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| Leaf {
-                key: *k,
-                rule: format!("--dport {k}:{k} -j L{i}"),
-            })
-            .collect();
-        port_tree(&range).build(&mut t, &mut n, "ROOT", leaves);
+        let leaves = leaves(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (*k, format!("--dport {k}:{k} -j L{i}"))),
+        );
+        port_tree(&range).build(&mut t, &mut n, root, leaves);
         let mut seen = 0;
-        for (_, rules) in &t.chains {
+        for chain in t.chains() {
+            let rules = t.rules(chain).unwrap();
             assert!(rules.len() <= 32, "chain too long: {}", rules.len());
-            seen += rules.iter().filter(|r| r.contains("-j L")).count();
+            seen += rules.filter(|r| r.contains("-j L")).count();
         }
         assert_eq!(seen, 3000);
-        assert!(t.chains.len() > 20);
+        assert!(t.chains().count() > 20);
         for (i, k) in keys.iter().enumerate() {
             // The first leaf with this key, in input order, wins.
             let first = keys.iter().position(|x| x == k).unwrap();
@@ -204,16 +253,11 @@ mod tests {
     fn equal_keys_never_split_and_keep_order() {
         let mut t = Table::default();
         let mut n = Namer::default();
-        t.chain("ROOT");
-        let leaves = (0..40)
-            .map(|i| Leaf {
-                key: 7,
-                rule: format!("r{i}"),
-            })
-            .collect();
-        port_tree(&range).build(&mut t, &mut n, "ROOT", leaves);
-        assert_eq!(t.chains.len(), 1);
+        let root = t.chain(Name::fixed("ROOT"));
+        let leaves = leaves((0..40).map(|i| (7, format!("r{i}"))));
+        port_tree(&range).build(&mut t, &mut n, root, leaves);
+        assert_eq!(t.chains().count(), 1);
         let want: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
-        assert_eq!(t.chains[0].1, want);
+        assert_eq!(t.rules("ROOT").unwrap().collect::<Vec<_>>(), want);
     }
 }

@@ -576,3 +576,30 @@ fn removal_deletes_hooks_and_chains_of_what_is_live() {
         "*filter\n-D INPUT -m conntrack --ctstate NEW -m comment --comment knc-filter -j KNC-FILTER\nCOMMIT\n"
     ));
 }
+
+#[test]
+fn route_ids_are_the_spelling_chain_names_were_first_hashed_from() {
+    // Chain names hash these strings: they must never change.
+    for set in [SetKind::Cluster, SetKind::Local] {
+        for masquerade in [false, true] {
+            let r = Route::Forward { set, masquerade };
+            assert_eq!(route_id(r), format!("fwd-{set:?}-{masquerade}"));
+        }
+    }
+    assert_eq!(route_id(Route::Reject), "reject");
+    assert_eq!(route_id(Route::Drop), "drop");
+}
+
+#[test]
+fn the_model_compares_and_prints_by_content() {
+    let rs = ruleset(vec![cluster_ip_service()]);
+    let (a, b) = (restore(&rs, Family::Ipv4), restore(&rs, Family::Ipv4));
+    assert_eq!(a, b);
+    assert_ne!(a, restore(&rs, Family::Ipv6));
+    let nat = a.table("nat").unwrap();
+    let rules: Vec<&str> = nat.rules("KNC-MARK-DROP").unwrap().collect();
+    assert_eq!(rules, ["-j MARK --set-xmark 0x8000/0xc000", "-j ACCEPT"]);
+    assert!(format!("{nat:?}")
+        .contains("\"KNC-MARK-DROP\": [\"-j MARK --set-xmark 0x8000/0xc000\", \"-j ACCEPT\"]"));
+    assert!(!nat.contains("KNC-NOPE") && !nat.contains(&"K".repeat(40)));
+}
