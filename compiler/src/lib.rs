@@ -67,7 +67,12 @@ pub fn lint(files: &[SourceFile]) -> Vec<Diagnostic> {
     diagnostics.extend(model::validate::validate(&loaded));
     if !diagnostics.iter().any(Diagnostic::is_error) {
         let cluster = model::build(&loaded);
-        diagnostics.extend(model::lint::lint(&loaded, &cluster));
+        // What compiling decides (contested frontends, Services compiled to
+        // nothing) does not depend on the node: ask lowering, node-agnostic.
+        let decisions = lower::lower_with_decisions(&cluster, &lower::Options::default())
+            .map(|lowered| lowered.decisions)
+            .unwrap_or_default();
+        diagnostics.extend(model::lint::lint(&loaded, &cluster, &decisions));
     }
     diagnostics.sort_by_key(Diagnostic::sort_key);
     diagnostics

@@ -47,6 +47,9 @@ pub enum Code {
     NodePortOutOfRange,
     /// Lint: an address and port that two Services claim.
     ContestedAddress,
+    /// Lint: a Service whose ClusterIP is not allocated yet; nothing is
+    /// compiled for it.
+    UnallocatedClusterIp,
 }
 
 impl Code {
@@ -69,6 +72,7 @@ impl Code {
             Code::UnmatchedPort => "knc::unmatched-port",
             Code::NodePortOutOfRange => "knc::nodeport-out-of-range",
             Code::ContestedAddress => "knc::contested-address",
+            Code::UnallocatedClusterIp => "knc::unallocated-cluster-ip",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! which source classes go to which set, what is masqueraded, and when
 //! traffic is rejected or dropped. Emitters only say it.
 
+pub mod decisions;
 mod endpoints;
 
 use std::collections::BTreeSet;
@@ -18,6 +19,8 @@ use crate::ir::{
     ServicePort, SetKind,
 };
 use crate::model::{self, Cluster, NodePortAddress};
+
+pub use decisions::Decision;
 
 /// Which kube-proxy mode's settings apply (KubeProxyConfiguration keeps
 /// `masqueradeAll` under `nftables:` or `iptables:`).
@@ -50,6 +53,20 @@ pub enum LowerError {
 
 /// Lowers the cluster for one node (or none) into the IR.
 pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError> {
+    lower_with_decisions(cluster, options).map(|lowered| lowered.ruleset)
+}
+
+/// The IR for one node, and what lowering decided on the way that the IR
+/// does not say (see [`decisions`]).
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub ruleset: Ruleset,
+    /// In the order made: Services compiled to nothing, then frontends lost.
+    pub decisions: Vec<Decision>,
+}
+
+/// Like [`lower`], keeping the decisions.
+pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowered, LowerError> {
     let node = match &options.node {
         Some(name) => Some(
             cluster
@@ -74,13 +91,14 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
             b.protocol,
         ))
     });
-    drop_claimed_frontends(&mut services);
+    let mut decisions = decisions::nothing_compiled(cluster);
+    decisions.extend(decisions::drop_claimed_frontends(&mut services, cluster));
     let cluster_ips: BTreeSet<IpAddr> = cluster
         .services
         .iter()
         .flat_map(|s| s.cluster_ips.iter().copied())
         .collect();
-    Ok(Ruleset {
+    let ruleset = Ruleset {
         node: node.map(|n| n.name.clone()),
         cluster_cidrs: context.cluster_cidrs.clone(),
         service_cidrs: sorted(options.service_cidrs.iter().copied()),
@@ -88,25 +106,8 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
         node_addresses: context.node_addresses.clone(),
         nodeport_scope: context.nodeport_scope.clone(),
         services,
-    })
-}
-
-/// Two Services may claim one address and port (a shared ExternalIP, a
-/// NodePort reused); the first in IR order keeps it, so the result is
-/// deterministic and every frontend key is unique for the emitters.
-fn drop_claimed_frontends(services: &mut [ServicePort]) {
-    let mut claimed = BTreeSet::new();
-    for service in services.iter_mut() {
-        let (family, protocol) = (service.family, service.protocol);
-        service.frontends.retain(|f| {
-            let address = if f.kind == FrontendKind::NodePort {
-                None
-            } else {
-                f.address
-            };
-            claimed.insert((family, address, protocol, f.port))
-        });
-    }
+    };
+    Ok(Lowered { ruleset, decisions })
 }
 
 fn sorted<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {

@@ -9,10 +9,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::addr::{parse_cidr, parse_ip};
 use super::{
-    Cluster, Endpoint, EndpointPort, Node, NodePortAddress, ProxyConfig, Service, ServicePort,
-    ServiceType, TargetPort,
+    Cluster, Endpoint, EndpointPort, Node, NodePortAddress, Origin, ProxyConfig, Service,
+    ServicePort, ServiceType, TargetPort,
 };
-use crate::front::{KubeProxyConfiguration, Loaded, Object};
+use crate::front::{Document, KubeProxyConfiguration, Loaded, Object};
 use crate::ir::Protocol;
 
 /// The label joining an EndpointSlice to its Service.
@@ -32,7 +32,7 @@ pub fn build(loaded: &Loaded) -> Cluster {
     for doc in &loaded.documents {
         match &doc.object {
             Object::Service(svc) => {
-                if let Some(service) = service(svc) {
+                if let Some(service) = service(doc, svc) {
                     services.insert((service.namespace.clone(), service.name.clone()), service);
                 }
             }
@@ -110,9 +110,11 @@ fn ips<'a>(texts: impl IntoIterator<Item = &'a String>) -> Vec<IpAddr> {
     out
 }
 
-/// A Service that gets rules, or `None` for ExternalName, headless and
-/// Services without a ClusterIP (kube-proxy skips those too).
-fn service(svc: &core::Service) -> Option<Service> {
+/// A Service that may get rules, or `None` for ExternalName and headless
+/// Services (kube-proxy skips those too). A Service whose ClusterIP is not
+/// allocated yet is kept with no `cluster_ips`: lowering decides, and
+/// records, that it compiles nothing for it.
+fn service(doc: &Document, svc: &core::Service) -> Option<Service> {
     let name = svc.metadata.name.clone()?;
     let spec = svc.spec.as_ref()?;
     let service_type = match spec.type_.as_deref().unwrap_or("ClusterIP") {
@@ -129,9 +131,6 @@ fn service(svc: &core::Service) -> Option<Service> {
         return None;
     }
     let cluster_ips = ips(cluster_ip_texts);
-    if cluster_ips.is_empty() {
-        return None;
-    }
     let load_balancer_ips = svc
         .status
         .as_ref()
@@ -163,6 +162,7 @@ fn service(svc: &core::Service) -> Option<Service> {
     Some(Service {
         namespace: namespace_of(&svc.metadata),
         name,
+        origin: Origin::of(doc),
         service_type,
         cluster_ips,
         external_ips: ips(spec.external_ips.iter().flatten()),

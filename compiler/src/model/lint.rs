@@ -8,19 +8,48 @@ use k8s_openapi::api::core::v1::Service;
 
 use super::Cluster;
 use crate::front::{Code, Diagnostic, Document, Loaded, Object};
+use crate::lower::decisions::{Decision, NothingCompiled};
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Every lint warning for inputs that validated cleanly into `cluster`.
-pub fn lint(loaded: &Loaded, cluster: &Cluster) -> Vec<Diagnostic> {
+/// `decisions` are lowering's, for the same cluster: lint reports what
+/// compiling does rather than deciding it again.
+pub fn lint(loaded: &Loaded, cluster: &Cluster, decisions: &[Decision]) -> Vec<Diagnostic> {
     let index = Index::new(loaded);
+    let compiled = Compiled::new(cluster, decisions);
     let mut out = Vec::new();
-    service_without_endpoints(&index, &mut out);
+    service_without_endpoints(&index, &compiled, &mut out);
     orphan_endpoints(&index, &mut out);
-    unmatched_port(&index, cluster, &mut out);
+    unmatched_port(&index, &compiled, &mut out);
     nodeport_out_of_range(&index, &mut out);
-    contested_address(&index, &mut out);
+    contested_address(decisions, &mut out);
+    no_cluster_ip(decisions, &mut out);
     out
+}
+
+/// The Services lowering compiles rules for.
+struct Compiled<'a> {
+    services: Vec<&'a super::Service>,
+}
+
+impl<'a> Compiled<'a> {
+    fn new(cluster: &'a Cluster, decisions: &[Decision]) -> Self {
+        let nothing: BTreeSet<String> = decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::NothingCompiled { service, .. } => Some(service.key()),
+                Decision::FrontendLost { .. } => None,
+            })
+            .collect();
+        Compiled {
+            services: cluster
+                .services
+                .iter()
+                .filter(|s| !nothing.contains(&s.key()))
+                .collect(),
+        }
+    }
 }
 
 /// The documents by what they are, keyed `namespace/name`.
@@ -96,12 +125,16 @@ impl<'a> Index<'a> {
 /// Without endpoints every connection to the Service is refused. In a
 /// GitOps repository this usually means the endpoint objects were not
 /// exported (`kubectl get endpointslices`) next to the Services.
-fn service_without_endpoints(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    for (key, doc, _) in index.proxied() {
-        if !index.served.contains(key) {
-            out.push(doc.warning_at(
+fn service_without_endpoints(
+    index: &Index<'_>,
+    compiled: &Compiled<'_>,
+    out: &mut Vec<Diagnostic>,
+) {
+    for service in &compiled.services {
+        let key = service.key();
+        if !index.served.contains(&key) {
+            out.push(service.origin.warning(
                 Code::ServiceWithoutEndpoints,
-                "metadata.name",
                 format!("Service `{key}` has no EndpointSlice or Endpoints in the inputs"),
                 "every connection to it will be refused",
             ));
@@ -151,8 +184,8 @@ fn orphan_endpoints(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
 /// ## Why is this bad?
 /// The port's traffic is refused although the Service has endpoints; the
 /// port names in the Service and its EndpointSlices disagree.
-fn unmatched_port(index: &Index<'_>, cluster: &Cluster, out: &mut Vec<Diagnostic>) {
-    for service in &cluster.services {
+fn unmatched_port(index: &Index<'_>, compiled: &Compiled<'_>, out: &mut Vec<Diagnostic>) {
+    for service in compiled.services.iter().copied() {
         if service.endpoints.is_empty() {
             continue;
         }
@@ -220,45 +253,77 @@ fn nodeport_out_of_range(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
 }
 
 /// ## What it does
-/// Flags an external IP or LoadBalancer IP and port that two Services claim
-/// for the same protocol.
+/// Flags an address and port (an external IP, a LoadBalancer IP, a
+/// ClusterIP, a NodePort) that two Services claim for the same protocol, as
+/// lowering finds it: addresses compared parsed (`203.000.113.005` is
+/// `203.0.113.5`), one warning per frontend lowering dropped.
 ///
 /// ## Why is this bad?
 /// Only one can receive the traffic: knc gives the address to the first
 /// Service in namespace/name order and drops it from the others.
-fn contested_address(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    let mut claims: BTreeMap<(String, i32, String), &String> = BTreeMap::new();
-    for (key, doc, svc) in index.proxied() {
-        let Some(spec) = &svc.spec else { continue };
-        let ingress: Vec<&String> = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.as_ref())
-            .collect();
-        let addresses = spec.external_ips.iter().flatten().chain(ingress);
-        for address in addresses {
-            for port in spec.ports.iter().flatten() {
-                let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
-                let claim = (address.clone(), port.port, protocol.clone());
-                match claims.get(&claim) {
-                    Some(first) => out.push(doc.warning_at(
-                        Code::ContestedAddress,
-                        "metadata.name",
-                        format!(
-                            "Service `{key}` claims {address}:{}/{protocol}, which Service `{first}` claims too",
-                            port.port
-                        ),
-                        "only one Service receives this traffic",
-                    )),
-                    None => {
-                        claims.insert(claim, key);
-                    }
-                }
-            }
-        }
+fn contested_address(decisions: &[Decision], out: &mut Vec<Diagnostic>) {
+    for decision in decisions {
+        let Decision::FrontendLost {
+            claim,
+            kept_by,
+            lost_by,
+        } = decision
+        else {
+            continue;
+        };
+        out.push(
+            lost_by
+                .origin
+                .warning(
+                    Code::ContestedAddress,
+                    format!(
+                        "Service `{}` claims {claim}, which Service `{}` claims too",
+                        lost_by.key(),
+                        kept_by.key()
+                    ),
+                    "only one Service receives this traffic",
+                )
+                .with_help(format!(
+                    "knc compiles it for Service `{}` (defined at {}), the first in namespace/name order, and not for this one",
+                    kept_by.key(),
+                    kept_by.origin.position()
+                )),
+        );
+    }
+}
+
+/// ## What it does
+/// Flags a Service with no `clusterIP` (absent or empty): not allocated
+/// yet, as in manifests kept in Git before the API server fills it in.
+///
+/// ## Why is this bad?
+/// kube-proxy skips a Service without a ClusterIP entirely, its NodePorts
+/// and external IPs included, and so does knc: the Service gets no rule.
+/// Compile the Services as the cluster holds them (`kubectl get services -o
+/// yaml`) to see their rules.
+fn no_cluster_ip(decisions: &[Decision], out: &mut Vec<Diagnostic>) {
+    for decision in decisions {
+        let Decision::NothingCompiled {
+            service,
+            reason: NothingCompiled::NoClusterIp,
+        } = decision
+        else {
+            continue;
+        };
+        out.push(
+            service
+                .origin
+                .warning(
+                    Code::UnallocatedClusterIp,
+                    format!(
+                        "Service `{}` has no clusterIP (not yet allocated): knc compiles nothing for it",
+                        service.key()
+                    ),
+                    "no rule is compiled for this Service",
+                )
+                .with_help(
+                    "kube-proxy skips a Service until its ClusterIP is allocated, NodePorts and external IPs included; compile the Services as the cluster holds them (`kubectl get services -o yaml`)",
+                ),
+        );
     }
 }

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::front::{Code, Diagnostic, Document, SourceFile, Span};
 use crate::ir::Protocol;
 
 pub use build::build;
@@ -73,13 +74,59 @@ pub enum ServiceType {
     LoadBalancer,
 }
 
+/// Where a model object came from: its file and the span of its
+/// `metadata.name`, so that later stages (lowering's decisions, lint) can
+/// point at the object without going back to the YAML.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub file: SourceFile,
+    pub span: Span,
+}
+
+impl Origin {
+    /// The origin of a loaded document: its `metadata.name`.
+    pub fn of(doc: &Document) -> Origin {
+        Origin {
+            file: doc.file.clone(),
+            span: doc.spans.value("metadata.name"),
+        }
+    }
+
+    /// A warning located at the object.
+    pub fn warning(
+        &self,
+        code: Code,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::warning(code, message).at(&self.file, self.span, label)
+    }
+
+    /// `file:line:column` of the object's name.
+    pub fn position(&self) -> String {
+        let (line, col) = self.file.line_col(self.span.start);
+        format!("{}:{line}:{col}", self.file.name)
+    }
+}
+
+/// Two origins are the same place in the same file.
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        self.file.name == other.file.name && self.span == other.span
+    }
+}
+
 /// A Service with its endpoints.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub namespace: String,
     pub name: String,
+    /// The document the Service was read from.
+    pub origin: Origin,
     pub service_type: ServiceType,
-    /// `spec.clusterIPs` (or `spec.clusterIP`), one per family.
+    /// `spec.clusterIPs` (or `spec.clusterIP`), one per family. Empty when
+    /// none is allocated yet (a manifest as kept in Git): such a Service is
+    /// in the model so that lowering can say it compiles nothing for it.
     pub cluster_ips: Vec<IpAddr>,
     pub external_ips: Vec<IpAddr>,
     /// `status.loadBalancer.ingress[].ip`, except `ipMode: Proxy`.
@@ -135,10 +182,15 @@ pub struct EndpointPort {
     pub protocol: Protocol,
 }
 
+/// `namespace/name`: how every message and key names a namespaced object.
+pub fn object_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
 impl Service {
     /// `namespace/name`.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        object_key(&self.namespace, &self.name)
     }
 }
 
