@@ -9,8 +9,7 @@ use knc_compiler::lower;
 
 #[test]
 fn fixtures_through_every_back_end() {
-    let dirs =
-        common::fixture_dirs(|name| !name.starts_with("bad-") && !name.starts_with("kernel-"));
+    let dirs = common::compile_fixture_dirs();
     assert!(
         dirs.len() >= 12,
         "expected at least 12 fixtures, found {}",

@@ -18,6 +18,7 @@
 //! * [`back`]: one module per output format, each a pure function of the IR.
 
 pub mod back;
+pub mod checks;
 pub mod compile;
 pub mod explain;
 pub mod front;

@@ -21,17 +21,31 @@ pub fn fixture_dirs(keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     dirs
 }
 
+/// Fixtures that compile: not `bad-*` (invalid input), `kernel-*` (kernel
+/// tests' own) or `lint-*` (one per diagnostic code, see
+/// tests/diagnostics.rs).
+pub fn compile_fixture_dirs() -> Vec<PathBuf> {
+    fixture_dirs(is_compile_fixture)
+}
+
+/// Whether the fixture named `name` is one that compiles.
+pub fn is_compile_fixture(name: &str) -> bool {
+    !name.starts_with("bad-") && !name.starts_with("kernel-") && !name.starts_with("lint-")
+}
+
 /// The manifest files of a fixture, as source files named relative to the
 /// repository root, in sorted order.
 pub fn fixture_sources(dir: &Path) -> Vec<SourceFile> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("fixture dir exists")
         .map(|e| e.expect("readable").path())
+        // `is_file` follows symlinks: lint-io's dangling one is left out.
         .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            )
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
         })
         .collect();
     paths.sort();

@@ -15,7 +15,10 @@ fn good_fixtures() -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            p.is_dir() && !name.starts_with("bad-") && !name.starts_with("kernel-")
+            p.is_dir()
+                && !name.starts_with("bad-")
+                && !name.starts_with("kernel-")
+                && !name.starts_with("lint-")
         })
         .collect();
     dirs.sort();

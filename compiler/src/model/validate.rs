@@ -96,7 +96,7 @@ impl<'a> Check<'a> {
         &mut self.out[last]
     }
 
-    /// `value` must be one of `allowed`; otherwise an `invalid-value` error.
+    /// `value` must be one of `allowed`; otherwise an `invalid-enum-value` error.
     fn one_of(&mut self, path: &str, field: &str, value: &str, allowed: &[&'static str]) {
         if allowed.contains(&value) {
             return;
@@ -109,7 +109,7 @@ impl<'a> Check<'a> {
         let message = format!("{field} `{value}` of {} is not valid", self.what);
         let help = suggest(value, allowed).map(|s| format!("did you mean `{s}`?"));
         let d = self.error(
-            Code::InvalidValue,
+            Code::InvalidEnumValue,
             path,
             message,
             format!("expected one of {expected}"),
@@ -302,7 +302,7 @@ fn service_target_port_names(c: &mut Check<'_>, spec: &ServiceSpec) {
             .is_ok()
             .then(|| format!("write the number without quotes: `targetPort: {name}`"));
         let d = c.error(
-            Code::InvalidValue,
+            Code::InvalidPortName,
             &path,
             message,
             "expected a port number or a name such as `http`",
@@ -485,7 +485,7 @@ fn affinity_timeout(c: &mut Check<'_>, spec: &ServiceSpec) {
         c.what
     );
     c.error(
-        Code::InvalidValue,
+        Code::AffinityTimeoutRange,
         "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
         message,
         "must be between 1 and 86400 seconds",
@@ -806,7 +806,7 @@ mod tests {
     #[test]
     fn target_port_names() {
         let diags = one(&service("  ports:\n  - port: 80\n    targetPort: \"8080\"\n  - port: 81\n    targetPort: http-alt\n"));
-        assert_eq!(diags, vec![(Code::InvalidValue, "t.yaml:8:17".into())]);
+        assert_eq!(diags, vec![(Code::InvalidPortName, "t.yaml:8:17".into())]);
     }
 
     #[test]
@@ -838,7 +838,7 @@ mod tests {
             one(&text),
             vec![
                 (Code::InvalidAddress, "t.yaml:10:11".into()),
-                (Code::InvalidValue, "t.yaml:11:15".into())
+                (Code::InvalidEnumValue, "t.yaml:11:15".into())
             ]
         );
     }
@@ -849,9 +849,9 @@ mod tests {
         assert_eq!(
             one(&service(spec)),
             vec![
-                (Code::InvalidValue, "t.yaml:6:9".into()),
-                (Code::InvalidValue, "t.yaml:10:23".into()),
-                (Code::InvalidValue, "t.yaml:11:26".into()),
+                (Code::InvalidEnumValue, "t.yaml:6:9".into()),
+                (Code::AffinityTimeoutRange, "t.yaml:10:23".into()),
+                (Code::InvalidEnumValue, "t.yaml:11:26".into()),
             ]
         );
     }
@@ -908,7 +908,7 @@ mod tests {
         assert_eq!(
             one(text),
             vec![
-                (Code::InvalidValue, "t.yaml:3:7".into()),
+                (Code::InvalidEnumValue, "t.yaml:3:7".into()),
                 (Code::InvalidAddress, "t.yaml:4:14".into()),
                 (Code::InvalidAddress, "t.yaml:5:30".into()),
             ]

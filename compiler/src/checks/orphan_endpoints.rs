@@ -1,0 +1,58 @@
+//! `knc::orphan-endpoints`: endpoints that belong to no Service.
+
+use super::Rule;
+use crate::front::{Code, Diagnostic, Severity};
+use crate::model::lint::{Context, SERVICE_NAME_LABEL};
+
+pub const RULE: Rule = Rule {
+    code: Code::OrphanEndpoints,
+    name: "knc::orphan-endpoints",
+    severity: Severity::Warning,
+    summary: "an EndpointSlice or Endpoints object that belongs to no Service",
+    doc: "\
+## What it does
+Flags EndpointSlices whose `kubernetes.io/service-name` label is missing or
+names no Service in the inputs, and Endpoints named like no Service.
+
+## Why is this bad?
+Such endpoints are never used; often the label has a typo or the Service
+lives in another namespace.
+
+## Example
+```yaml
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  labels:
+    kubernetes.io/service-name: wbe
+```",
+    lint: Some(check),
+};
+
+fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
+    for (doc, service, kind) in &cx.endpoint_objects {
+        let (path, message) = match service {
+            None if *kind == "EndpointSlice" => (
+                "metadata.labels",
+                format!("EndpointSlice has no `{SERVICE_NAME_LABEL}` label, so it belongs to no Service"),
+            ),
+            None => continue,
+            Some(service) if cx.services.contains_key(service) => continue,
+            Some(service) if *kind == "EndpointSlice" => (
+                "metadata.labels",
+                format!("EndpointSlice belongs to Service `{service}`, which is not in the inputs"),
+            ),
+            Some(service) => (
+                "metadata.name",
+                format!("Endpoints `{service}` match no Service in the inputs"),
+            ),
+        };
+        out.push(doc.warning_at(
+            Code::OrphanEndpoints,
+            path,
+            message,
+            "these endpoints are never used",
+        ));
+    }
+}
