@@ -1,4 +1,4 @@
-//! Every `fixtures/bad-*` case through `load` + `validate`, rendered as the
+//! Every `fixtures/bad-*` case through `load` + `kinds::convert`, rendered as the
 //! user sees it (miette, no colour, fixed width), one snapshot per case in
 //! `snapshots/`. Reading these snapshots is how we review our error messages.
 
@@ -9,7 +9,6 @@ use std::path::Path;
 
 use knc_compiler::checks;
 use knc_compiler::front::{self, Diagnostic};
-use knc_compiler::model::validate::validate;
 
 #[test]
 fn diagnostics() {
@@ -25,7 +24,7 @@ fn report(dir: &Path) -> String {
     let files = common::fixture_sources(dir);
     let loaded = front::load(&files);
     let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(validate(&loaded));
+    diagnostics.extend(knc_compiler::kinds::convert(&loaded).diagnostics);
     diagnostics.sort_by_key(Diagnostic::sort_key);
 
     let mut out = String::new();

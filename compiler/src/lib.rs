@@ -23,8 +23,10 @@ pub mod compile;
 pub mod explain;
 pub mod front;
 pub mod ir;
+pub mod kinds;
 pub mod lower;
 pub mod model;
+pub mod names;
 mod text;
 
 use front::{Diagnostic, SourceFile};
@@ -49,10 +51,11 @@ impl Analysis {
 /// Loads and validates `files` and, if nothing is wrong, builds the model.
 pub fn analyse(files: &[SourceFile]) -> Analysis {
     let loaded = front::load(files);
-    let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(model::validate::validate(&loaded));
+    let converted = kinds::convert(&loaded);
+    let mut diagnostics = loaded.diagnostics;
+    diagnostics.extend(converted.diagnostics);
     diagnostics.sort_by_key(Diagnostic::sort_key);
-    let cluster = (!diagnostics.iter().any(Diagnostic::is_error)).then(|| model::build(&loaded));
+    let cluster = (!diagnostics.iter().any(Diagnostic::is_error)).then_some(converted.cluster);
     Analysis {
         diagnostics,
         skipped: loaded.skipped,
@@ -64,10 +67,11 @@ pub fn analyse(files: &[SourceFile]) -> Analysis {
 /// warnings of [`model::lint`] too, in a deterministic order.
 pub fn lint(files: &[SourceFile]) -> Vec<Diagnostic> {
     let loaded = front::load(files);
+    let converted = kinds::convert(&loaded);
     let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(model::validate::validate(&loaded));
+    diagnostics.extend(converted.diagnostics);
     if !diagnostics.iter().any(Diagnostic::is_error) {
-        let cluster = model::build(&loaded);
+        let cluster = converted.cluster;
         // What compiling decides (contested frontends, Services compiled to
         // nothing) does not depend on the node: ask lowering, node-agnostic.
         let decisions = lower::lower_with_decisions(&cluster, &lower::Options::default())

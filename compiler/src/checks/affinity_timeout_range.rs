@@ -1,5 +1,5 @@
 //! `knc::affinity-timeout-range`: a session affinity timeout outside
-//! 1-86400 seconds. Reported by validation ([`crate::model::validate`]);
+//! 1-86400 seconds. Reported by the conversions ([`crate::kinds`]);
 //! split from the former `knc::invalid-value`.
 
 use super::Rule;

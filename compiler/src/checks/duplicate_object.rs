@@ -1,5 +1,5 @@
 //! `knc::duplicate-object`: one (kind, namespace, name) defined twice.
-//! Reported by validation ([`crate::model::validate`]).
+//! Reported by the conversions ([`crate::kinds`]).
 
 use super::Rule;
 use crate::front::{Code, Severity};

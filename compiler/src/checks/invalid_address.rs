@@ -1,6 +1,6 @@
 //! `knc::invalid-address`: an IP address or CIDR that does not parse, or
-//! an endpoint address of the wrong family. Reported by validation
-//! ([`crate::model::validate`]).
+//! an endpoint address of the wrong family. Reported by the conversions
+//! ([`crate::kinds`]).
 
 use super::Rule;
 use crate::front::{Code, Severity};

@@ -1,5 +1,5 @@
 //! `knc::invalid-enum-value`: a string field holds none of the values it
-//! allows. Reported by validation ([`crate::model::validate`]); split from
+//! allows. Reported by the conversions ([`crate::kinds`]); split from
 //! the former `knc::invalid-value`.
 
 use super::Rule;

@@ -1,5 +1,5 @@
 //! `knc::invalid-port-name`: a named `targetPort` that cannot be a port
-//! name. Reported by validation ([`crate::model::validate`]); split from
+//! name. Reported by the conversions ([`crate::kinds`]); split from
 //! the former `knc::invalid-value`.
 
 use super::Rule;

@@ -1,5 +1,5 @@
 //! `knc::invalid-protocol`: a protocol other than TCP, UDP or SCTP.
-//! Reported by validation ([`crate::model::validate`]).
+//! Reported by the conversions ([`crate::kinds`]).
 
 use super::Rule;
 use crate::front::{Code, Severity};

@@ -1,5 +1,5 @@
 //! `knc::missing-field`: a required field is missing. Reported by the
-//! loader (fields the API requires) and by validation (`metadata.name`, a
+//! loader (fields the API requires) and by the conversions (`metadata.name`, a
 //! Service `port`).
 
 use super::Rule;

@@ -1,5 +1,5 @@
 //! `knc::nodeport-conflict`: two Service ports claim one NodePort.
-//! Reported by validation ([`crate::model::validate`]).
+//! Reported by the conversions ([`crate::kinds`]).
 
 use super::Rule;
 use crate::front::{Code, Severity};

@@ -1,5 +1,5 @@
 //! `knc::port-range`: a port number outside what the field allows.
-//! Reported by validation ([`crate::model::validate`]).
+//! Reported by the conversions ([`crate::kinds`]).
 
 use super::Rule;
 use crate::front::{Code, Severity};

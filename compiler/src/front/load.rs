@@ -508,7 +508,7 @@ mod tests {
         ];
         for text in inputs {
             let loaded = load_str(&text);
-            let _ = crate::model::validate::validate(&loaded);
+            let _ = crate::kinds::convert(&loaded);
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod yaml;
 
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use kube_proxy_config::KubeProxyConfiguration;
@@ -36,6 +37,18 @@ pub enum Object {
 }
 
 impl Object {
+    /// The object's metadata; `None` for KubeProxyConfiguration, which has
+    /// none.
+    pub fn metadata(&self) -> Option<&ObjectMeta> {
+        match self {
+            Object::Service(o) => Some(&o.metadata),
+            Object::Endpoints(o) => Some(&o.metadata),
+            Object::EndpointSlice(o) => Some(&o.metadata),
+            Object::Node(o) => Some(&o.metadata),
+            Object::KubeProxyConfiguration(_) => None,
+        }
+    }
+
     /// The kind as written in manifests.
     pub fn kind(&self) -> &'static str {
         match self {

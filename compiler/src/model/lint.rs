@@ -11,8 +11,7 @@ use super::Cluster;
 use crate::front::{Diagnostic, Document, Loaded, Object};
 use crate::lower::Decision;
 
-/// The label joining an EndpointSlice to its Service.
-pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) use crate::kinds::endpoint_slice::SERVICE_NAME_LABEL;
 
 /// Every lint warning for inputs that validated cleanly into `cluster`.
 /// `decisions` are lowering's, for the same cluster: lint reports what
@@ -41,7 +40,7 @@ pub struct Context<'a> {
 }
 
 fn key(namespace: Option<&String>, name: &str) -> String {
-    super::object_key(namespace.map_or("default", String::as_str), name)
+    crate::names::namespaced(namespace.map(String::as_str), name)
 }
 
 impl<'a> Context<'a> {

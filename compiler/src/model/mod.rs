@@ -2,13 +2,11 @@
 //! the proxy configuration, in plain types that lowering can read without
 //! knowing about YAML or k8s-openapi's optional-everything shapes.
 //!
-//! Building the model never fails: validation ([`validate`]) has already
-//! reported bad values, and anything still unusable is skipped here.
+//! The model is built by [`crate::kinds::convert`], one conversion per
+//! kind, which parses every field once and reports the values that fail.
 
 pub mod addr;
-pub mod build;
 pub mod lint;
-pub mod validate;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -18,7 +16,7 @@ use ipnet::IpNet;
 use crate::front::{Code, Diagnostic, Document, SourceFile, Span};
 use crate::ir::Protocol;
 
-pub use build::build;
+pub use crate::names::object_key;
 
 /// Everything lowering needs, independent of input order.
 #[derive(Debug, Clone, Default)]
@@ -180,11 +178,6 @@ pub struct EndpointPort {
     pub name: String,
     pub port: u16,
     pub protocol: Protocol,
-}
-
-/// `namespace/name`: how every message and key names a namespaced object.
-pub fn object_key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
 }
 
 impl Service {

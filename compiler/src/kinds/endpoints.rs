@@ -1,0 +1,67 @@
+//! Endpoints (v1, legacy): the one conversion from a loaded Endpoints
+//! object to the model's [`Endpoint`]s of the Service of the same name
+//! (used when the Service has no EndpointSlice).
+
+use k8s_openapi::api::core::v1 as core;
+
+use super::Located;
+use crate::model::{Endpoint, EndpointPort};
+
+/// The endpoints for the Service `(namespace, name)`.
+pub(super) struct Converted {
+    pub service: (String, String),
+    pub endpoints: Vec<Endpoint>,
+}
+
+pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Option<Converted> {
+    let mut endpoints = Vec::new();
+    for (i, subset) in eps.subsets.iter().flatten().enumerate() {
+        let mut ports = Vec::new();
+        for (j, port) in subset.ports.iter().flatten().enumerate() {
+            let number = at.port(
+                &format!("subsets[{i}].ports[{j}].port"),
+                "port",
+                port.port,
+                1,
+            );
+            let protocol = at.protocol(
+                &format!("subsets[{i}].ports[{j}].protocol"),
+                port.protocol.as_ref(),
+            );
+            if let (Some(number), Some(protocol)) = (number, protocol) {
+                ports.push(EndpointPort {
+                    name: port.name.clone().unwrap_or_default(),
+                    port: number,
+                    protocol,
+                });
+            }
+        }
+        let lists = [
+            ("addresses", &subset.addresses, true),
+            ("notReadyAddresses", &subset.not_ready_addresses, false),
+        ];
+        for (field, list, ready) in lists {
+            for (j, address) in list.iter().flatten().enumerate() {
+                let path = format!("subsets[{i}].{field}[{j}].ip");
+                let Some(ip) = at.ip(&path, "endpoint address", &address.ip) else {
+                    continue;
+                };
+                endpoints.push(Endpoint {
+                    address: ip,
+                    node_name: address.node_name.clone(),
+                    zone: None,
+                    zone_hints: None,
+                    ready,
+                    serving: ready,
+                    terminating: false,
+                    ports: ports.clone(),
+                });
+            }
+        }
+    }
+    let name = eps.metadata.name.clone()?;
+    Some(Converted {
+        service: (super::namespace_of(&eps.metadata), name),
+        endpoints,
+    })
+}

@@ -1,0 +1,16 @@
+//! How objects are named in keys and messages: the one place that writes
+//! `namespace/name`.
+
+/// The namespace of an object that names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// `namespace/name`, as kube-proxy and every knc message name a
+/// namespaced object.
+pub fn object_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// `namespace/name` for an object's optional namespace.
+pub fn namespaced(namespace: Option<&str>, name: &str) -> String {
+    object_key(namespace.unwrap_or(DEFAULT_NAMESPACE), name)
+}
