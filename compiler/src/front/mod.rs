@@ -10,56 +10,17 @@
 
 pub mod diagnostic;
 pub mod fields;
-pub mod kube_proxy_config;
 pub mod load;
 pub mod source;
 pub mod spans;
 pub mod yaml;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
+pub use crate::kinds::kube_proxy_config::KubeProxyConfiguration;
+pub use crate::kinds::Object;
 pub use diagnostic::{Code, Diagnostic, Severity};
-pub use kube_proxy_config::KubeProxyConfiguration;
 pub use load::load;
 pub use source::{FileId, SourceFile, Span};
 pub use spans::SpanIndex;
-
-/// A kept Kubernetes object, typed.
-#[derive(Debug, Clone)]
-pub enum Object {
-    Service(Box<Service>),
-    Endpoints(Box<Endpoints>),
-    EndpointSlice(Box<EndpointSlice>),
-    Node(Box<Node>),
-    KubeProxyConfiguration(Box<KubeProxyConfiguration>),
-}
-
-impl Object {
-    /// The object's metadata; `None` for KubeProxyConfiguration, which has
-    /// none.
-    pub fn metadata(&self) -> Option<&ObjectMeta> {
-        match self {
-            Object::Service(o) => Some(&o.metadata),
-            Object::Endpoints(o) => Some(&o.metadata),
-            Object::EndpointSlice(o) => Some(&o.metadata),
-            Object::Node(o) => Some(&o.metadata),
-            Object::KubeProxyConfiguration(_) => None,
-        }
-    }
-
-    /// The kind as written in manifests.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Object::Service(_) => "Service",
-            Object::Endpoints(_) => "Endpoints",
-            Object::EndpointSlice(_) => "EndpointSlice",
-            Object::Node(_) => "Node",
-            Object::KubeProxyConfiguration(_) => "KubeProxyConfiguration",
-        }
-    }
-}
 
 /// One object and where it came from: the file and an index from field
 /// paths to spans, so later stages can point at the offending field.

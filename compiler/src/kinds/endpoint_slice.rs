@@ -3,8 +3,40 @@
 
 use k8s_openapi::api::discovery::v1 as discovery;
 
-use super::Located;
+use serde_json::Value;
+
+use super::{KindDef, Located, Object};
+use crate::front::fields::fields_of;
+use crate::front::load::Typed;
+use crate::front::Loaded;
 use crate::model::{Endpoint, EndpointPort};
+
+pub const DEF: KindDef = KindDef {
+    api_version: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    named: true,
+    namespaced: true,
+    known_fields,
+    ignored_field: super::no_ignored_field,
+    load,
+};
+
+fn load(typed: &Typed<'_>, value: &Value, loaded: &mut Loaded) -> Option<Object> {
+    typed
+        .typed::<discovery::EndpointSlice>(value, loaded)
+        .map(|o| Object::EndpointSlice(Box::new(o)))
+}
+
+fn known_fields(shape: &str) -> &'static [&'static str] {
+    match shape {
+        "" => fields_of::<discovery::EndpointSlice>(),
+        "endpoints[]" => fields_of::<discovery::Endpoint>(),
+        "endpoints[].conditions" => fields_of::<discovery::EndpointConditions>(),
+        "endpoints[].hints" => fields_of::<discovery::EndpointHints>(),
+        "ports[]" => fields_of::<discovery::EndpointPort>(),
+        _ => &[],
+    }
+}
 
 /// The label joining an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";

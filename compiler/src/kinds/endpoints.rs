@@ -4,8 +4,41 @@
 
 use k8s_openapi::api::core::v1 as core;
 
-use super::Located;
+use serde_json::Value;
+
+use super::{KindDef, Located, Object};
+use crate::front::fields::fields_of;
+use crate::front::load::Typed;
+use crate::front::Loaded;
 use crate::model::{Endpoint, EndpointPort};
+
+pub const DEF: KindDef = KindDef {
+    api_version: "v1",
+    kind: "Endpoints",
+    named: true,
+    namespaced: true,
+    known_fields,
+    ignored_field: super::no_ignored_field,
+    load,
+};
+
+fn load(typed: &Typed<'_>, value: &Value, loaded: &mut Loaded) -> Option<Object> {
+    typed
+        .typed::<core::Endpoints>(value, loaded)
+        .map(|o| Object::Endpoints(Box::new(o)))
+}
+
+fn known_fields(shape: &str) -> &'static [&'static str] {
+    match shape {
+        "" => fields_of::<core::Endpoints>(),
+        "subsets[]" => fields_of::<core::EndpointSubset>(),
+        "subsets[].addresses[]" | "subsets[].notReadyAddresses[]" => {
+            fields_of::<core::EndpointAddress>()
+        }
+        "subsets[].ports[]" => fields_of::<core::EndpointPort>(),
+        _ => &[],
+    }
+}
 
 /// The endpoints for the Service `(namespace, name)`.
 pub(super) struct Converted {

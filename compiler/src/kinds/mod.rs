@@ -20,14 +20,104 @@ pub mod service;
 
 use std::collections::{BTreeMap, HashMap};
 
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
 
 pub(crate) use located::Located;
 
-use crate::front::{Code, Diagnostic, Document, Loaded, Object};
+use crate::front::load::Typed;
+use crate::front::{Code, Diagnostic, Document, Loaded};
 use crate::ir::Protocol;
 use crate::model::{Cluster, ProxyConfig};
 use crate::names::{namespaced, DEFAULT_NAMESPACE};
+use kube_proxy_config::KubeProxyConfiguration;
+
+/// What the loader knows about a kind: its `apiVersion` and `kind`, the
+/// fields it has (for typo suggestions), and how to deserialize it. Each
+/// kind's file has one, registered in [`KINDS`].
+pub struct KindDef {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    /// Whether objects of the kind have a `metadata.name`.
+    pub named: bool,
+    /// Whether objects of the kind live in a namespace.
+    pub namespaced: bool,
+    /// Field names at a path shape (`spec.ports[]`, `` for the top).
+    pub known_fields: fn(&str) -> &'static [&'static str],
+    /// Fields the kind has that knc ignores without a warning.
+    pub ignored_field: fn(&str) -> bool,
+    /// Deserializes a document of the kind into an [`Object`].
+    pub load: fn(&Typed<'_>, &Value, &mut Loaded) -> Option<Object>,
+}
+
+/// Every kind knc keeps; documents of other kinds are counted and skipped.
+pub const KINDS: &[&KindDef] = &[
+    &service::DEF,
+    &endpoints::DEF,
+    &endpoint_slice::DEF,
+    &node::DEF,
+    &kube_proxy_config::DEF,
+];
+
+/// The kind with this `apiVersion` and `kind`, if knc keeps it.
+pub fn find(api_version: &str, kind: &str) -> Option<&'static KindDef> {
+    KINDS
+        .iter()
+        .copied()
+        .find(|k| k.api_version == api_version && k.kind == kind)
+}
+
+/// The kept kind called `kind`.
+pub fn named(kind: &str) -> Option<&'static KindDef> {
+    KINDS.iter().copied().find(|k| k.kind == kind)
+}
+
+/// For kinds without fields to ignore.
+pub(crate) fn no_ignored_field(_: &str) -> bool {
+    false
+}
+
+/// A kept Kubernetes object, typed.
+#[derive(Debug, Clone)]
+pub enum Object {
+    Service(Box<Service>),
+    Endpoints(Box<Endpoints>),
+    EndpointSlice(Box<EndpointSlice>),
+    Node(Box<Node>),
+    KubeProxyConfiguration(Box<KubeProxyConfiguration>),
+}
+
+impl Object {
+    /// The object's metadata; `None` for KubeProxyConfiguration, which has
+    /// none.
+    pub fn metadata(&self) -> Option<&ObjectMeta> {
+        match self {
+            Object::Service(o) => Some(&o.metadata),
+            Object::Endpoints(o) => Some(&o.metadata),
+            Object::EndpointSlice(o) => Some(&o.metadata),
+            Object::Node(o) => Some(&o.metadata),
+            Object::KubeProxyConfiguration(_) => None,
+        }
+    }
+
+    /// The kind's definition.
+    pub fn def(&self) -> &'static KindDef {
+        match self {
+            Object::Service(_) => &service::DEF,
+            Object::Endpoints(_) => &endpoints::DEF,
+            Object::EndpointSlice(_) => &endpoint_slice::DEF,
+            Object::Node(_) => &node::DEF,
+            Object::KubeProxyConfiguration(_) => &kube_proxy_config::DEF,
+        }
+    }
+
+    /// The kind as written in manifests.
+    pub fn kind(&self) -> &'static str {
+        self.def().kind
+    }
+}
 
 /// The model built from loaded objects, and every problem found on the
 /// way. The model is only meaningful when no diagnostic is an error.
@@ -128,9 +218,9 @@ pub(crate) fn describe(doc: &Document) -> String {
 fn display_name(doc: &Document) -> String {
     let meta = doc.object.metadata();
     let name = meta.and_then(|m| m.name.as_deref()).unwrap_or("<unnamed>");
-    match (&doc.object, meta) {
-        (Object::Node(_) | Object::KubeProxyConfiguration(_), _) | (_, None) => name.to_owned(),
-        (_, Some(m)) => namespaced(m.namespace.as_deref(), name),
+    match meta {
+        Some(m) if doc.object.def().namespaced => namespaced(m.namespace.as_deref(), name),
+        _ => name.to_owned(),
     }
 }
 

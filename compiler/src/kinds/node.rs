@@ -4,8 +4,39 @@
 use k8s_openapi::api::core::v1 as core;
 
 use super::service::unique;
-use super::Located;
+use serde_json::Value;
+
+use super::{KindDef, Located, Object};
+use crate::front::fields::fields_of;
+use crate::front::load::Typed;
+use crate::front::Loaded;
 use crate::model;
+
+pub const DEF: KindDef = KindDef {
+    api_version: "v1",
+    kind: "Node",
+    named: true,
+    namespaced: false,
+    known_fields,
+    ignored_field: super::no_ignored_field,
+    load,
+};
+
+fn load(typed: &Typed<'_>, value: &Value, loaded: &mut Loaded) -> Option<Object> {
+    typed
+        .typed::<core::Node>(value, loaded)
+        .map(|o| Object::Node(Box::new(o)))
+}
+
+fn known_fields(shape: &str) -> &'static [&'static str] {
+    match shape {
+        "" => fields_of::<core::Node>(),
+        "spec" => fields_of::<core::NodeSpec>(),
+        "status" => fields_of::<core::NodeStatus>(),
+        "status.addresses[]" => fields_of::<core::NodeAddress>(),
+        _ => &[],
+    }
+}
 
 /// The Node label carrying its zone.
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";

@@ -7,9 +7,44 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::Located;
+use serde_json::Value;
+
+use super::{KindDef, Located, Object};
+use crate::front::fields::fields_of;
+use crate::front::load::Typed;
+use crate::front::Loaded;
 use crate::ir::Protocol;
 use crate::model::{self, Origin, ServiceType, TargetPort};
+
+pub const DEF: KindDef = KindDef {
+    api_version: "v1",
+    kind: "Service",
+    named: true,
+    namespaced: true,
+    known_fields,
+    ignored_field: super::no_ignored_field,
+    load,
+};
+
+fn load(typed: &Typed<'_>, value: &Value, loaded: &mut Loaded) -> Option<Object> {
+    typed
+        .typed::<core::Service>(value, loaded)
+        .map(|o| Object::Service(Box::new(o)))
+}
+
+fn known_fields(shape: &str) -> &'static [&'static str] {
+    match shape {
+        "" => fields_of::<core::Service>(),
+        "spec" => fields_of::<core::ServiceSpec>(),
+        "spec.ports[]" => fields_of::<core::ServicePort>(),
+        "spec.sessionAffinityConfig" => fields_of::<core::SessionAffinityConfig>(),
+        "spec.sessionAffinityConfig.clientIP" => fields_of::<core::ClientIPConfig>(),
+        "status" => fields_of::<core::ServiceStatus>(),
+        "status.loadBalancer" => fields_of::<core::LoadBalancerStatus>(),
+        "status.loadBalancer.ingress[]" => fields_of::<core::LoadBalancerIngress>(),
+        _ => &[],
+    }
+}
 
 /// A NodePort one Service port claims, for the cross-object check.
 pub(super) struct NodePortClaim {
