@@ -4,14 +4,20 @@
 //! writes; the `knc` binary does the I/O. Data flows one way:
 //!
 //! ```text
-//! SourceFile ──front::load──► Loaded ──model::Cluster::build──► Cluster
+//! SourceFile ──front::load──► Loaded ──kinds::convert──► Cluster
 //!            ──lower::lower(node)──► ir::Ruleset ──back::*──► text
 //! ```
 //!
+//! * [`diagnostic`] and [`source`]: the one [`Diagnostic`] type every stage
+//!   reports with, the input files and byte spans it points into; each
+//!   code's documentation is in [`checks`], one file per check.
 //! * [`front`]: YAML/JSON parsing into typed k8s-openapi objects that keep a
-//!   span for every field, and the one [`front::Diagnostic`] type.
-//! * [`model`]: validation, and Services joined with their endpoints, the
-//!   nodes and the proxy configuration.
+//!   span for every field.
+//! * [`kinds`]: one file per Kubernetes kind, each converting loaded objects
+//!   into the [`model`] once, reporting every value that fails.
+//! * [`model`]: Services joined with their endpoints, the nodes and the
+//!   proxy configuration, each object keeping its provenance; and lint.
+//! * [`names`]: how objects are named (`namespace/name`), in one place.
 //! * [`ir`]: the contract between front and back ends (read its docs).
 //! * [`lower`]: the model for one node becomes the IR; every policy decision
 //!   (traffic policies, endpoint fallback, masquerade) is made here.
@@ -20,6 +26,7 @@
 pub mod back;
 pub mod checks;
 pub mod compile;
+pub mod diagnostic;
 pub mod explain;
 pub mod front;
 pub mod ir;
@@ -27,9 +34,11 @@ pub mod kinds;
 pub mod lower;
 pub mod model;
 pub mod names;
+pub mod source;
 mod text;
 
-use front::{Diagnostic, SourceFile};
+pub use diagnostic::{Code, Diagnostic, Severity};
+pub use source::{SourceFile, Span};
 
 /// The front half of every command: load, validate, build the model.
 #[derive(Debug)]

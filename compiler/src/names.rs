@@ -14,3 +14,13 @@ pub fn object_key(namespace: &str, name: &str) -> String {
 pub fn namespaced(namespace: Option<&str>, name: &str) -> String {
     object_key(namespace.unwrap_or(DEFAULT_NAMESPACE), name)
 }
+
+/// A protocol as the Kubernetes API spells it: `TCP`, `UDP`, `SCTP`.
+pub fn protocol_name(protocol: crate::ir::Protocol) -> &'static str {
+    use crate::ir::Protocol;
+    match protocol {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
+        Protocol::Sctp => "SCTP",
+    }
+}

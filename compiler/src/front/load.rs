@@ -236,11 +236,7 @@ impl Typed<'_> {
     /// The object as messages name it: ``Service `default/web` ``, or the
     /// kind alone for kinds that have no name.
     fn what(&self) -> String {
-        if self.def.named {
-            format!("{} `{}`", self.def.kind, self.name)
-        } else {
-            self.def.kind.to_owned()
-        }
+        self.def.describe(&self.name)
     }
 
     /// Deserialize into `T`, reporting unknown fields (warnings) and the

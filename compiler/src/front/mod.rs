@@ -8,18 +8,16 @@
 //! Problems are collected, never thrown: one bad document does not hide the
 //! problems in the next.
 
-pub mod diagnostic;
 pub mod fields;
 pub mod load;
-pub mod source;
 pub mod spans;
 pub mod yaml;
 
+pub use crate::diagnostic::{Code, Diagnostic, Location, Severity};
 pub use crate::kinds::kube_proxy_config::KubeProxyConfiguration;
 pub use crate::kinds::Object;
-pub use diagnostic::{Code, Diagnostic, Severity};
+pub use crate::source::{FileId, SourceFile, Span};
 pub use load::load;
-pub use source::{FileId, SourceFile, Span};
 pub use spans::SpanIndex;
 
 /// One object and where it came from: the file and an index from field

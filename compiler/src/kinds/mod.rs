@@ -52,6 +52,29 @@ pub struct KindDef {
     pub load: fn(&Typed<'_>, &Value, &mut Loaded) -> Option<Object>,
 }
 
+impl KindDef {
+    /// How messages name an object of this kind: `namespace/name` for
+    /// namespaced kinds, `name` for cluster-scoped ones.
+    pub fn display_name(&self, namespace: Option<&str>, name: &str) -> String {
+        if self.namespaced {
+            namespaced(namespace, name)
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// An object of this kind as messages name it: ``Service
+    /// `default/web` ``, or the kind alone for unnamed kinds (there is one
+    /// KubeProxyConfiguration per cluster, and it is rarely named).
+    pub fn describe(&self, display_name: &str) -> String {
+        if self.named {
+            format!("{} `{display_name}`", self.kind)
+        } else {
+            self.kind.to_owned()
+        }
+    }
+}
+
 /// Every kind knc keeps; documents of other kinds are counted and skipped.
 pub const KINDS: &[&KindDef] = &[
     &service::DEF,
@@ -208,20 +231,15 @@ pub(crate) fn namespace_of(meta: &ObjectMeta) -> String {
 /// The object as messages name it: ``Service `default/web` ``, or just the
 /// kind for the (unnamed, one per cluster) KubeProxyConfiguration.
 pub(crate) fn describe(doc: &Document) -> String {
-    match doc.object.metadata() {
-        Some(_) => format!("{} `{}`", doc.object.kind(), display_name(doc)),
-        None => doc.object.kind().to_owned(),
-    }
+    doc.object.def().describe(&display_name(doc))
 }
 
 /// `namespace/name` for namespaced kinds, `name` for cluster-scoped ones.
 fn display_name(doc: &Document) -> String {
     let meta = doc.object.metadata();
     let name = meta.and_then(|m| m.name.as_deref()).unwrap_or("<unnamed>");
-    match meta {
-        Some(m) if doc.object.def().namespaced => namespaced(m.namespace.as_deref(), name),
-        _ => name.to_owned(),
-    }
+    let namespace = meta.and_then(|m| m.namespace.as_deref());
+    doc.object.def().display_name(namespace, name)
 }
 
 /// Every named kind has a `metadata.name`: names join Services to their
@@ -290,7 +308,7 @@ fn nodeport_conflicts(
         let message = format!(
             "nodePort `{}/{}` of Service `{}` is already used by Service `{}`",
             claim.node_port,
-            claim.protocol.as_str().to_ascii_uppercase(),
+            crate::names::protocol_name(claim.protocol),
             display_name(doc),
             display_name(first)
         );

@@ -48,7 +48,7 @@ pub struct Claim {
 impl std::fmt::Display for Claim {
     /// `203.0.113.5:80/TCP`, `[fd00::5]:80/TCP`, `nodePort 30080/TCP`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let protocol = self.protocol.as_str().to_ascii_uppercase();
+        let protocol = crate::names::protocol_name(self.protocol);
         match self.address {
             Some(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}/{protocol}", self.port),
             Some(ip) => write!(f, "{ip}:{}/{protocol}", self.port),
@@ -76,7 +76,7 @@ impl ServiceRef {
 
     /// `namespace/name`.
     pub fn key(&self) -> String {
-        model::object_key(&self.namespace, &self.name)
+        crate::names::object_key(&self.namespace, &self.name)
     }
 }
 

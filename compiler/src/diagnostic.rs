@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::source::{SourceFile, Span};
+use crate::source::{SourceFile, Span};
 
 /// Stable diagnostic codes. Tools and docs refer to their strings, so a
 /// code never changes meaning once released. Each code's string, severity
