@@ -1,11 +1,12 @@
 //! Every good fixture through every back end, snapshotted. Read the diff of
-//! a changed snapshot like code before accepting it.
+//! a changed snapshot like code before accepting it. A fixture may carry the
+//! `knc compile` arguments it is compiled with in an `args` file (see
+//! `common::fixture_ruleset`), so flags get snapshots of their own.
 
 mod common;
 
 use knc_compiler::back::{self, Format};
 use knc_compiler::ir::Family;
-use knc_compiler::lower;
 
 #[test]
 fn fixtures_through_every_back_end() {
@@ -17,14 +18,7 @@ fn fixtures_through_every_back_end() {
     );
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let analysis = knc_compiler::analyse(&common::fixture_sources(&dir));
-        assert!(
-            !analysis.has_errors(),
-            "fixture {name} has errors: {:#?}",
-            analysis.diagnostics
-        );
-        let cluster = analysis.cluster.expect("no errors, so a model");
-        let ruleset = lower::lower(&cluster, &common::fixture_options(&cluster)).expect("lowers");
+        let ruleset = common::fixture_ruleset(&dir);
         common::in_snapshot_dir(|| {
             insta::assert_snapshot!(format!("{name}.ir"), back::emit(Format::Ir, &ruleset));
             insta::assert_snapshot!(format!("{name}.nft"), back::emit(Format::Nft, &ruleset));

@@ -58,6 +58,49 @@ pub fn fixture_sources(dir: &Path) -> Vec<SourceFile> {
         .collect()
 }
 
+/// The `knc compile` arguments a fixture is compiled with besides the
+/// defaults of [`fixture_options`]: the whitespace-separated words of
+/// `fixtures/<case>/args`, if the fixture has one (`--masquerade-all`,
+/// `--cluster-cidr 10.244.0.0/16`, ...).
+pub fn fixture_args(dir: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("args")).ok()?;
+    Some(text.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The ruleset a good fixture compiles to. A fixture with an `args` file is
+/// compiled by `knc compile --format ir` itself, with those arguments
+/// after the defaults, so the CLI's own parser reads them; the others are
+/// lowered here with [`fixture_options`].
+pub fn fixture_ruleset(dir: &Path) -> knc_compiler::ir::Ruleset {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let analysis = knc_compiler::analyse(&fixture_sources(dir));
+    assert!(
+        !analysis.has_errors(),
+        "fixture {name} has errors: {:#?}",
+        analysis.diagnostics
+    );
+    let cluster = analysis.cluster.expect("no errors, so a model");
+    let options = fixture_options(&cluster);
+    let Some(args) = fixture_args(dir) else {
+        return knc_compiler::lower::lower(&cluster, &options).expect("lowers");
+    };
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_knc"));
+    cmd.arg("compile").arg(dir).args(["--format", "ir"]);
+    for cidr in &options.service_cidrs {
+        cmd.args(["--service-cidr", &cidr.to_string()]);
+    }
+    if let Some(node) = &options.node {
+        cmd.args(["--node", node]);
+    }
+    let out = cmd.args(&args).output().expect("knc runs");
+    assert!(
+        out.status.success(),
+        "knc compile {name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("knc compile --format ir prints the IR")
+}
+
 /// Runs insta with snapshots kept in the top-level `snapshots/` folder.
 pub fn in_snapshot_dir(f: impl FnOnce()) {
     let mut settings = insta::Settings::clone_current();

@@ -37,6 +37,11 @@ fn compile(dir: &Path, format: &str, extra: &[&str]) -> tempfile::NamedTempFile 
         "--service-cidr",
         "10.96.0.0/16",
     ]);
+    // The fixture's own flags (`fixtures/<case>/args`), as the snapshots
+    // compile it.
+    if let Ok(args) = std::fs::read_to_string(dir.join("args")) {
+        cmd.args(args.split_whitespace());
+    }
     let out = cmd.args(extra).output().unwrap();
     assert!(
         out.status.success(),
