@@ -3,29 +3,14 @@
 
 use k8s_openapi::api::discovery::v1 as discovery;
 
-use serde_json::Value;
-
-use super::{KindDef, Located, Object};
+use super::{KindDef, Located};
 use crate::front::fields::fields_of;
-use crate::front::load::Typed;
-use crate::front::Loaded;
 use crate::model::{Endpoint, EndpointPort};
 
-pub const DEF: KindDef = KindDef {
-    api_version: "discovery.k8s.io/v1",
-    kind: "EndpointSlice",
-    named: true,
-    namespaced: true,
-    known_fields,
-    ignored_field: super::no_ignored_field,
-    load,
-};
-
-fn load(typed: &Typed<'_>, value: &Value, loaded: &mut Loaded) -> Option<Object> {
-    typed
-        .typed::<discovery::EndpointSlice>(value, loaded)
-        .map(|o| Object::EndpointSlice(Box::new(o)))
-}
+pub const DEF: KindDef = kind_def!(
+    "discovery.k8s.io/v1", discovery::EndpointSlice => EndpointSlice,
+    named: true, namespaced: true, ignored: super::no_ignored_field
+);
 
 fn known_fields(shape: &str) -> &'static [&'static str] {
     match shape {

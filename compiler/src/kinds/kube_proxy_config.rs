@@ -2,30 +2,15 @@
 //! knc reads, the fields it knows and ignores, and the one conversion into
 //! the model's [`ProxyConfig`].
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use super::{KindDef, Located, Object};
+use super::{KindDef, Located};
 use crate::front::fields::fields_of;
-use crate::front::load::Typed;
-use crate::front::Loaded;
 use crate::model::{NodePortAddress, ProxyConfig};
+use serde::{Deserialize, Serialize};
 
-pub const DEF: KindDef = KindDef {
-    api_version: "kubeproxy.config.k8s.io/v1alpha1",
-    kind: "KubeProxyConfiguration",
-    named: false,
-    namespaced: false,
-    known_fields,
-    ignored_field: is_unused_field,
-    load,
-};
-
-fn load(typed: &Typed<'_>, value: &Value, loaded: &mut Loaded) -> Option<Object> {
-    typed
-        .typed::<KubeProxyConfiguration>(value, loaded)
-        .map(|o| Object::KubeProxyConfiguration(Box::new(o)))
-}
+pub const DEF: KindDef = kind_def!(
+    "kubeproxy.config.k8s.io/v1alpha1", KubeProxyConfiguration => KubeProxyConfiguration,
+    named: false, namespaced: false, ignored: is_unused_field
+);
 
 fn known_fields(shape: &str) -> &'static [&'static str] {
     match shape {

@@ -11,6 +11,28 @@
 //! [`crate::front::Object`] with its `apiVersion`/`kind` in the loader, and
 //! its arm in [`convert`].
 
+/// A kind's [`KindDef`], in a kind file that has a `known_fields`
+/// function: `kind_def!("v1", core::Service => Service, named: true,
+/// namespaced: true, ignored: super::no_ignored_field)`. The variant of
+/// [`Object`] names the kind.
+macro_rules! kind_def {
+    ($api_version:literal, $ty:ty => $variant:ident, named: $named:literal, namespaced: $namespaced:literal, ignored: $ignored:expr) => {
+        $crate::kinds::KindDef {
+            api_version: $api_version,
+            kind: stringify!($variant),
+            named: $named,
+            namespaced: $namespaced,
+            known_fields,
+            ignored_field: $ignored,
+            load: |typed, value, loaded| {
+                typed
+                    .typed::<$ty>(value, loaded)
+                    .map(|o| $crate::kinds::Object::$variant(Box::new(o)))
+            },
+        }
+    };
+}
+
 pub mod endpoint_slice;
 pub mod endpoints;
 pub mod kube_proxy_config;

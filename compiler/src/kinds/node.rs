@@ -4,29 +4,14 @@
 use k8s_openapi::api::core::v1 as core;
 
 use super::service::unique;
-use serde_json::Value;
-
-use super::{KindDef, Located, Object};
+use super::{KindDef, Located};
 use crate::front::fields::fields_of;
-use crate::front::load::Typed;
-use crate::front::Loaded;
 use crate::model;
 
-pub const DEF: KindDef = KindDef {
-    api_version: "v1",
-    kind: "Node",
-    named: true,
-    namespaced: false,
-    known_fields,
-    ignored_field: super::no_ignored_field,
-    load,
-};
-
-fn load(typed: &Typed<'_>, value: &Value, loaded: &mut Loaded) -> Option<Object> {
-    typed
-        .typed::<core::Node>(value, loaded)
-        .map(|o| Object::Node(Box::new(o)))
-}
+pub const DEF: KindDef = kind_def!(
+    "v1", core::Node => Node,
+    named: true, namespaced: false, ignored: super::no_ignored_field
+);
 
 fn known_fields(shape: &str) -> &'static [&'static str] {
     match shape {
