@@ -36,7 +36,7 @@ pub(super) struct Converted {
 
 pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) -> Option<Converted> {
     let address_type = at.one_of(
-        "addressType",
+        || "addressType".into(),
         "addressType",
         &slice.address_type,
         &["IPv4", "IPv6", "FQDN"],
@@ -45,8 +45,8 @@ pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) ->
     for (i, port) in slice.ports.iter().flatten().enumerate() {
         let number = port
             .port
-            .and_then(|n| at.port(&format!("ports[{i}].port"), "port", n, 1));
-        let protocol = at.protocol(&format!("ports[{i}].protocol"), port.protocol.as_ref());
+            .and_then(|n| at.port(|| format!("ports[{i}].port"), "port", n, 1));
+        let protocol = at.protocol(|| format!("ports[{i}].protocol"), port.protocol.as_ref());
         if let (Some(port_number), Some(protocol)) = (number, protocol) {
             ports.push(EndpointPort {
                 name: port.name.clone().unwrap_or_default(),
@@ -66,12 +66,12 @@ pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) ->
         let mut first = None;
         for (j, address) in endpoint.addresses.iter().enumerate() {
             let Some(want_v4) = want_v4 else { break };
-            let path = format!("endpoints[{i}].addresses[{j}]");
-            let Some(ip) = at.ip(&path, "endpoint address", address) else {
+            let path = || format!("endpoints[{i}].addresses[{j}]");
+            let Some(ip) = at.ip(path, "endpoint address", address) else {
                 continue;
             };
             if ip.is_ipv4() != want_v4 {
-                at.wrong_family(&path, address, &slice.address_type);
+                at.wrong_family(path, address, &slice.address_type);
             } else if j == 0 {
                 first = Some(ip);
             }

@@ -37,13 +37,13 @@ pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Option<Con
         let mut ports = Vec::new();
         for (j, port) in subset.ports.iter().flatten().enumerate() {
             let number = at.port(
-                &format!("subsets[{i}].ports[{j}].port"),
+                || format!("subsets[{i}].ports[{j}].port"),
                 "port",
                 port.port,
                 1,
             );
             let protocol = at.protocol(
-                &format!("subsets[{i}].ports[{j}].protocol"),
+                || format!("subsets[{i}].ports[{j}].protocol"),
                 port.protocol.as_ref(),
             );
             if let (Some(number), Some(protocol)) = (number, protocol) {
@@ -60,8 +60,8 @@ pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Option<Con
         ];
         for (field, list, ready) in lists {
             for (j, address) in list.iter().flatten().enumerate() {
-                let path = format!("subsets[{i}].{field}[{j}].ip");
-                let Some(ip) = at.ip(&path, "endpoint address", &address.ip) else {
+                let path = || format!("subsets[{i}].{field}[{j}].ip");
+                let Some(ip) = at.ip(path, "endpoint address", &address.ip) else {
                     continue;
                 };
                 endpoints.push(Endpoint {

@@ -32,7 +32,7 @@ pub(super) fn convert(
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .filter_map(|cidr| at.cidr("clusterCIDR", "clusterCIDR", cidr))
+            .filter_map(|cidr| at.cidr(|| "clusterCIDR".into(), "clusterCIDR", cidr))
             .collect();
     }
     if let Some(entries) = &config.node_port_addresses {
@@ -41,7 +41,7 @@ pub(super) fn convert(
             if entry == "primary" {
                 addresses.push(NodePortAddress::Primary);
             } else if let Some(net) = at.cidr(
-                &format!("nodePortAddresses[{i}]"),
+                || format!("nodePortAddresses[{i}]"),
                 "nodePortAddresses entry",
                 entry,
             ) {
@@ -52,7 +52,7 @@ pub(super) fn convert(
     }
     if let Some(mode) = config.mode.as_ref().filter(|m| !m.is_empty()) {
         at.one_of(
-            "mode",
+            || "mode".into(),
             "mode",
             mode,
             &["iptables", "ipvs", "nftables", "kernelspace"],

@@ -222,6 +222,8 @@ pub fn convert(loaded: &Loaded) -> Converted {
 
     for (key, service) in services.iter_mut() {
         service.endpoints = match slices.get_mut(key) {
+            // One slice (the usual case): its endpoints as they are.
+            Some(found) if found.len() == 1 => std::mem::take(&mut found[0].endpoints),
             Some(found) => {
                 // Slices of one Service in a stable order, whatever the input order.
                 found.sort_by(|a, b| a.name.cmp(&b.name));
@@ -284,16 +286,22 @@ fn missing_name(at: &mut Located<'_>) {
 
 /// No (kind, namespace, name) twice across all inputs.
 fn duplicate_objects(docs: &[Document], out: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<(&str, String), &Document> = HashMap::new();
+    // (kind, namespace of namespaced kinds, name), borrowed from the objects.
+    type Key<'a> = (&'static str, Option<&'a str>, Option<&'a str>);
+    let mut seen: HashMap<Key<'_>, &Document> = HashMap::new();
     for doc in docs {
         let meta = doc.object.metadata();
         let name = meta.and_then(|m| m.name.as_deref());
         if name.is_some_and(str::is_empty) || (name.is_none() && meta.is_some()) {
             continue; // missing_name reports it
         }
-        let key = (doc.object.kind(), display_name(doc));
-        let Some(first) = seen.get(&key) else {
-            seen.insert(key, doc);
+        let def = doc.object.def();
+        let namespace = def.namespaced.then(|| {
+            meta.and_then(|m| m.namespace.as_deref())
+                .unwrap_or(DEFAULT_NAMESPACE)
+        });
+        let Some(first) = seen.get(&(def.kind, namespace, name)) else {
+            seen.insert((def.kind, namespace, name), doc);
             continue;
         };
         let message = format!("{} is defined more than once", describe(doc));
@@ -319,11 +327,12 @@ fn nodeport_conflicts(
     claims: &[(usize, service::NodePortClaim)],
     out: &mut Vec<Diagnostic>,
 ) {
-    let mut claimed: HashMap<(u16, Protocol), (usize, &str)> = HashMap::new();
-    for (index, claim) in claims {
+    let mut claimed: HashMap<(u16, Protocol), &(usize, service::NodePortClaim)> = HashMap::new();
+    for entry in claims {
+        let (index, claim) = entry;
         let key = (claim.node_port, claim.protocol);
-        let Some(&(first, first_path)) = claimed.get(&key) else {
-            claimed.insert(key, (*index, &claim.path));
+        let Some(&&(first, ref first_claim)) = claimed.get(&key) else {
+            claimed.insert(key, entry);
             continue;
         };
         let (doc, first) = (&docs[*index], &docs[first]);
@@ -334,11 +343,11 @@ fn nodeport_conflicts(
             display_name(doc),
             display_name(first)
         );
-        let help = format!("first claimed at {}", position(first, first_path));
+        let help = format!("first claimed at {}", position(first, &first_claim.path()));
         out.push(
             doc.error_at(
                 Code::NodePortConflict,
-                &claim.path,
+                &claim.path(),
                 message,
                 "already in use",
             )

@@ -37,7 +37,7 @@ pub(super) fn convert(at: &mut Located<'_>, node: &core::Node) -> Option<model::
             _ => continue,
         };
         list.extend(at.ip(
-            &format!("status.addresses[{i}].address"),
+            || format!("status.addresses[{i}].address"),
             "node address",
             &address.address,
         ));
@@ -45,10 +45,10 @@ pub(super) fn convert(at: &mut Located<'_>, node: &core::Node) -> Option<model::
     let mut pod_cidrs = Vec::new();
     if let Some(spec) = &node.spec {
         if let Some(cidr) = spec.pod_cidr.as_ref().filter(|s| !s.is_empty()) {
-            pod_cidrs.extend(at.cidr("spec.podCIDR", "pod CIDR", cidr));
+            pod_cidrs.extend(at.cidr(|| "spec.podCIDR".into(), "pod CIDR", cidr));
         }
         for (i, cidr) in spec.pod_cidrs.iter().flatten().enumerate() {
-            pod_cidrs.extend(at.cidr(&format!("spec.podCIDRs[{i}]"), "pod CIDR", cidr));
+            pod_cidrs.extend(at.cidr(|| format!("spec.podCIDRs[{i}]"), "pod CIDR", cidr));
         }
     }
     pod_cidrs.sort();

@@ -35,7 +35,15 @@ fn known_fields(shape: &str) -> &'static [&'static str] {
 pub(super) struct NodePortClaim {
     pub node_port: u16,
     pub protocol: Protocol,
-    pub path: String,
+    /// The port's index in `spec.ports`.
+    pub port_index: usize,
+}
+
+impl NodePortClaim {
+    /// Where the claim is written.
+    pub fn path(&self) -> String {
+        format!("spec.ports[{}].nodePort", self.port_index)
+    }
 }
 
 /// What a Service converts to: the model Service when it gets rules (not
@@ -59,7 +67,7 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
 
     let service_type = spec.type_.as_ref().and_then(|t| {
         at.one_of(
-            "spec.type",
+            || "spec.type".into(),
             "type",
             t,
             &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"],
@@ -67,14 +75,14 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
     });
     let affinity = spec.session_affinity.as_ref().and_then(|a| {
         at.one_of(
-            "spec.sessionAffinity",
+            || "spec.sessionAffinity".into(),
             "sessionAffinity",
             a,
             &["None", "ClientIP"],
         )
     });
-    let mut policy = |path: &str, field: &str, value: Option<&String>| {
-        value.and_then(|v| at.one_of(path, field, v, &["Cluster", "Local"]))
+    let mut policy = |path: &'static str, field: &str, value: Option<&String>| {
+        value.and_then(|v| at.one_of(|| path.into(), field, v, &["Cluster", "Local"]))
     };
     let external_policy = policy(
         "spec.externalTrafficPolicy",
@@ -88,7 +96,7 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
     );
     if let Some(value) = &spec.ip_family_policy {
         at.one_of(
-            "spec.ipFamilyPolicy",
+            || "spec.ipFamilyPolicy".into(),
             "ipFamilyPolicy",
             value,
             &["SingleStack", "PreferDualStack", "RequireDualStack"],
@@ -96,7 +104,7 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
     }
     for (i, family) in spec.ip_families.iter().flatten().enumerate() {
         at.one_of(
-            &format!("spec.ipFamilies[{i}]"),
+            || format!("spec.ipFamilies[{i}]"),
             "ipFamily",
             family,
             &["IPv4", "IPv6"],
@@ -107,26 +115,31 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
         .as_ref()
         .and_then(|a| a.client_ip.as_ref())
         .and_then(|ip| ip.timeout_seconds)
-        .and_then(|t| at.affinity_timeout("spec.sessionAffinityConfig.clientIP.timeoutSeconds", t));
+        .and_then(|t| {
+            at.affinity_timeout(
+                || "spec.sessionAffinityConfig.clientIP.timeoutSeconds".into(),
+                t,
+            )
+        });
 
     // Addresses.
     let cluster_ip = spec
         .cluster_ip
         .as_ref()
         .filter(|ip| is_set(ip))
-        .and_then(|ip| at.ip("spec.clusterIP", "clusterIP", ip));
+        .and_then(|ip| at.ip(|| "spec.clusterIP".into(), "clusterIP", ip));
     let mut cluster_ips_listed = Vec::new();
     for (i, ip) in spec.cluster_ips.iter().flatten().enumerate() {
         if is_set(ip) {
-            cluster_ips_listed.extend(at.ip(&format!("spec.clusterIPs[{i}]"), "clusterIP", ip));
+            cluster_ips_listed.extend(at.ip(|| format!("spec.clusterIPs[{i}]"), "clusterIP", ip));
         }
     }
     let mut external_ips = Vec::new();
     for (i, ip) in spec.external_ips.iter().flatten().enumerate() {
-        external_ips.extend(at.ip(&format!("spec.externalIPs[{i}]"), "external IP", ip));
+        external_ips.extend(at.ip(|| format!("spec.externalIPs[{i}]"), "external IP", ip));
     }
     if let Some(ip) = spec.load_balancer_ip.as_ref().filter(|ip| !ip.is_empty()) {
-        at.ip("spec.loadBalancerIP", "loadBalancerIP", ip);
+        at.ip(|| "spec.loadBalancerIP".into(), "loadBalancerIP", ip);
     }
     let mut source_ranges = BTreeSet::new();
     for (i, range) in spec
@@ -136,7 +149,7 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
         .enumerate()
     {
         source_ranges.extend(at.cidr(
-            &format!("spec.loadBalancerSourceRanges[{i}]"),
+            || format!("spec.loadBalancerSourceRanges[{i}]"),
             "source range",
             range.trim(),
         ));
@@ -150,14 +163,14 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
     for (i, ingress) in ingress.into_iter().flatten().enumerate() {
         let ip = ingress.ip.as_ref().and_then(|ip| {
             at.ip(
-                &format!("status.loadBalancer.ingress[{i}].ip"),
+                || format!("status.loadBalancer.ingress[{i}].ip"),
                 "ingress IP",
                 ip,
             )
         });
         let mode = ingress.ip_mode.as_ref().and_then(|mode| {
             at.one_of(
-                &format!("status.loadBalancer.ingress[{i}].ipMode"),
+                || format!("status.loadBalancer.ingress[{i}].ipMode"),
                 "ipMode",
                 mode,
                 &["VIP", "Proxy"],
@@ -173,27 +186,27 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
     let node_ports_apply = !matches!(service_type, None | Some("ClusterIP"));
     let mut ports = Vec::new();
     for (i, p) in spec.ports.iter().flatten().enumerate() {
-        let port = at.port(&format!("spec.ports[{i}].port"), "port", p.port, 1);
-        let node_port_path = format!("spec.ports[{i}].nodePort");
+        let port = at.port(|| format!("spec.ports[{i}].port"), "port", p.port, 1);
+        let node_port_path = || format!("spec.ports[{i}].nodePort");
         let node_port = p
             .node_port
-            .and_then(|n| at.port(&node_port_path, "nodePort", n, 0));
-        let target_path = format!("spec.ports[{i}].targetPort");
+            .and_then(|n| at.port(node_port_path, "nodePort", n, 0));
+        let target_path = || format!("spec.ports[{i}].targetPort");
         let target_port = match &p.target_port {
             None => port.map(TargetPort::Number),
             Some(IntOrString::Int(n)) => at
-                .port(&target_path, "targetPort", *n, 1)
+                .port(target_path, "targetPort", *n, 1)
                 .map(TargetPort::Number),
             Some(IntOrString::String(name)) => {
-                at.port_name(&target_path, name).map(TargetPort::Name)
+                at.port_name(target_path, name).map(TargetPort::Name)
             }
         };
-        let protocol = at.protocol(&format!("spec.ports[{i}].protocol"), p.protocol.as_ref());
+        let protocol = at.protocol(|| format!("spec.ports[{i}].protocol"), p.protocol.as_ref());
         if let (Some(node_port), Some(protocol)) = (node_port, protocol) {
             out.nodeport_claims.push(NodePortClaim {
                 node_port,
                 protocol,
-                path: node_port_path,
+                port_index: i,
             });
         }
         if let (Some(port), Some(target_port), Some(protocol)) = (port, target_port, protocol) {

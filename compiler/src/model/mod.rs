@@ -82,11 +82,15 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The origin of a loaded document: its `metadata.name`.
+    /// The origin of a loaded document: its `metadata.name` (found by a
+    /// scan, so that converting an object does not build its span lookup).
     pub fn of(doc: &Document) -> Origin {
         Origin {
             file: doc.file.clone(),
-            span: doc.spans.value("metadata.name"),
+            span: doc
+                .spans
+                .scan_value("metadata.name")
+                .unwrap_or_else(|| doc.spans.value("metadata.name")),
         }
     }
 
