@@ -80,13 +80,13 @@ pub fn lint(files: &[SourceFile]) -> Vec<Diagnostic> {
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(converted.diagnostics);
     if !diagnostics.iter().any(Diagnostic::is_error) {
-        let cluster = converted.cluster;
+        let (cluster, inventory) = (converted.cluster, converted.inventory);
         // What compiling decides (contested frontends, Services compiled to
         // nothing) does not depend on the node: ask lowering, node-agnostic.
         let decisions = lower::lower_with_decisions(&cluster, &lower::Options::default())
             .map(|lowered| lowered.decisions)
             .unwrap_or_default();
-        diagnostics.extend(model::lint::lint(&loaded, &cluster, &decisions));
+        diagnostics.extend(model::lint::lint(&loaded, &cluster, &inventory, &decisions));
     }
     diagnostics.sort_by_key(Diagnostic::sort_key);
     diagnostics

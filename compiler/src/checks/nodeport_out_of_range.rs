@@ -12,7 +12,8 @@ pub const RULE: Rule = Rule {
     summary: "a NodePort outside the API server's default range 30000-32767",
     doc: "\
 ## What it does
-Flags a `nodePort` outside 30000-32767.
+Flags a `nodePort` outside 30000-32767 of a Service that has NodePorts
+(`type: NodePort` or `LoadBalancer`).
 
 ## Why is this bad?
 A default API server rejects it; a cluster that accepts it has a custom
@@ -30,21 +31,23 @@ spec:
 };
 
 /// The API server's default `--service-node-port-range`.
-const NODEPORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
+const NODEPORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
-    for (key, doc, svc) in cx.proxied() {
-        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
-        for (i, port) in ports.into_iter().flatten().enumerate() {
-            match port.node_port {
-                Some(n) if n != 0 && !NODEPORT_RANGE.contains(&n) => out.push(doc.warning_at(
-                    Code::NodePortOutOfRange,
-                    &format!("spec.ports[{i}].nodePort"),
-                    format!("nodePort `{n}` of Service `{key}` is outside the default range 30000-32767"),
-                    "outside the API server's default range",
-                )),
-                _ => {}
-            }
+    for service in &cx.cluster.services {
+        for port in &service.ports {
+            let Some(n) = port.node_port.filter(|n| !NODEPORT_RANGE.contains(n)) else {
+                continue;
+            };
+            out.push(cx.document(&service.origin).warning_at(
+                Code::NodePortOutOfRange,
+                &format!("spec.ports[{}].nodePort", port.index),
+                format!(
+                    "nodePort `{n}` of Service `{}` is outside the default range 30000-32767",
+                    service.key()
+                ),
+                "outside the API server's default range",
+            ));
         }
     }
 }

@@ -31,15 +31,16 @@ metadata:
 };
 
 fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
-    for (doc, service, kind) in &cx.endpoint_objects {
-        let (path, message) = match service {
-            None if *kind == "EndpointSlice" => (
+    for object in &cx.inventory.endpoints {
+        let slice = object.kind == "EndpointSlice";
+        let (path, message) = match &object.service {
+            None if slice => (
                 "metadata.labels",
                 format!("EndpointSlice has no `{SERVICE_NAME_LABEL}` label, so it belongs to no Service"),
             ),
             None => continue,
-            Some(service) if cx.services.contains_key(service) => continue,
-            Some(service) if *kind == "EndpointSlice" => (
+            Some(service) if cx.inventory.services.contains(service) => continue,
+            Some(service) if slice => (
                 "metadata.labels",
                 format!("EndpointSlice belongs to Service `{service}`, which is not in the inputs"),
             ),
@@ -48,7 +49,7 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
                 format!("Endpoints `{service}` match no Service in the inputs"),
             ),
         };
-        out.push(doc.warning_at(
+        out.push(cx.document(&object.origin).warning_at(
             Code::OrphanEndpoints,
             path,
             message,

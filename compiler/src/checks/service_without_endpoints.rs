@@ -37,7 +37,7 @@ and no EndpointSlice labelled `kubernetes.io/service-name: lonely`.",
 fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
     for service in &cx.compiled {
         let key = service.key();
-        if !cx.served.contains(&key) {
+        if !cx.served.contains(key.as_str()) {
             out.push(service.origin.warning(
                 Code::ServiceWithoutEndpoints,
                 format!("Service `{key}` has no EndpointSlice or Endpoints in the inputs"),

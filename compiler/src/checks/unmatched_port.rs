@@ -29,10 +29,6 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
         if service.endpoints.is_empty() {
             continue;
         }
-        let Some((doc, svc)) = cx.services.get(&service.key()) else {
-            continue;
-        };
-        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
         for port in &service.ports {
             if service
                 .endpoints
@@ -41,21 +37,14 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
             {
                 continue;
             }
-            let position = ports
-                .and_then(|ports| {
-                    ports
-                        .iter()
-                        .position(|p| p.name.as_deref().unwrap_or_default() == port.name)
-                })
-                .unwrap_or(0);
             let shown = if port.name.is_empty() {
                 port.port.to_string()
             } else {
                 port.name.clone()
             };
-            out.push(doc.warning_at(
+            out.push(cx.document(&service.origin).warning_at(
                 Code::UnmatchedPort,
-                &format!("spec.ports[{position}].name"),
+                &format!("spec.ports[{}].name", port.index),
                 format!(
                     "no endpoint of Service `{}` has a port matching `{shown}`",
                     service.key()

@@ -28,13 +28,14 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A slice's endpoints, for the Service `(namespace, name)` it names.
 pub(super) struct Converted {
-    pub service: (String, String),
+    /// `None` without a `kubernetes.io/service-name` label.
+    pub service: Option<(String, String)>,
     /// The slice's own name: a Service's slices are joined in name order.
     pub name: Option<String>,
     pub endpoints: Vec<Endpoint>,
 }
 
-pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) -> Option<Converted> {
+pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) -> Converted {
     let address_type = at.one_of(
         || "addressType".into(),
         "addressType",
@@ -96,10 +97,10 @@ pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) ->
         });
     }
     let labels = slice.metadata.labels.as_ref();
-    let service = labels.and_then(|l| l.get(SERVICE_NAME_LABEL))?;
-    Some(Converted {
-        service: (super::namespace_of(&slice.metadata), service.clone()),
+    let service = labels.and_then(|l| l.get(SERVICE_NAME_LABEL));
+    Converted {
+        service: service.map(|s| (super::namespace_of(&slice.metadata), s.clone())),
         name: slice.metadata.name.clone(),
         endpoints,
-    })
+    }
 }

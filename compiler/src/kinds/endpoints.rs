@@ -27,11 +27,12 @@ fn known_fields(shape: &str) -> &'static [&'static str] {
 
 /// The endpoints for the Service `(namespace, name)`.
 pub(super) struct Converted {
-    pub service: (String, String),
+    /// `None` for an unnamed object.
+    pub service: Option<(String, String)>,
     pub endpoints: Vec<Endpoint>,
 }
 
-pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Option<Converted> {
+pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Converted {
     let mut endpoints = Vec::new();
     for (i, subset) in eps.subsets.iter().flatten().enumerate() {
         let mut ports = Vec::new();
@@ -77,9 +78,12 @@ pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Option<Con
             }
         }
     }
-    let name = eps.metadata.name.clone()?;
-    Some(Converted {
-        service: (super::namespace_of(&eps.metadata), name),
+    Converted {
+        service: eps
+            .metadata
+            .name
+            .clone()
+            .map(|name| (super::namespace_of(&eps.metadata), name)),
         endpoints,
-    })
+    }
 }

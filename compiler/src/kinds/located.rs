@@ -13,16 +13,24 @@ use crate::front::yaml::first_line;
 use crate::front::{Code, Diagnostic, Document};
 use crate::ir::Protocol;
 use crate::model::addr::{parse_cidr, parse_ip};
+use crate::model::Origin;
 
 /// One object being converted, and where its diagnostics go.
 pub(crate) struct Located<'a> {
     pub doc: &'a Document,
+    /// The document's index in the loaded documents.
+    index: usize,
     out: &'a mut Vec<Diagnostic>,
 }
 
 impl<'a> Located<'a> {
-    pub fn new(doc: &'a Document, out: &'a mut Vec<Diagnostic>) -> Self {
-        Located { doc, out }
+    pub fn new(index: usize, doc: &'a Document, out: &'a mut Vec<Diagnostic>) -> Self {
+        Located { doc, index, out }
+    }
+
+    /// Where the object came from, for the model values built from it.
+    pub fn origin(&self) -> Origin {
+        Origin::of(self.index, self.doc)
     }
 
     /// ``Service `default/web` ``, as messages name the object (only

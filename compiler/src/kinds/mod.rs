@@ -52,8 +52,8 @@ pub(crate) use located::Located;
 use crate::front::load::Typed;
 use crate::front::{Code, Diagnostic, Document, Loaded};
 use crate::ir::Protocol;
-use crate::model::{Cluster, ProxyConfig};
-use crate::names::{namespaced, DEFAULT_NAMESPACE};
+use crate::model::{Cluster, EndpointsObject, Inventory, ProxyConfig};
+use crate::names::{namespaced, object_key, DEFAULT_NAMESPACE};
 use kube_proxy_config::KubeProxyConfiguration;
 
 /// What the loader knows about a kind: its `apiVersion` and `kind`, the
@@ -169,6 +169,8 @@ impl Object {
 #[derive(Debug)]
 pub struct Converted {
     pub cluster: Cluster,
+    /// What lint needs besides the cluster.
+    pub inventory: Inventory,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -182,12 +184,17 @@ pub fn convert(loaded: &Loaded) -> Converted {
     let mut nodes = BTreeMap::new();
     let mut proxy_config = ProxyConfig::default();
     let mut nodeport_claims = Vec::new();
+    let mut inventory = Inventory::default();
 
     for (index, doc) in loaded.documents.iter().enumerate() {
-        let mut at = Located::new(doc, &mut diagnostics);
+        let mut at = Located::new(index, doc, &mut diagnostics);
         missing_name(&mut at);
         match &doc.object {
             Object::Service(svc) => {
+                if let Some(name) = &svc.metadata.name {
+                    let key = namespaced(svc.metadata.namespace.as_deref(), name);
+                    inventory.services.insert(key);
+                }
                 let converted = service::convert(&mut at, svc);
                 nodeport_claims.extend(converted.nodeport_claims.into_iter().map(|c| (index, c)));
                 if let Some(service) = converted.service {
@@ -195,16 +202,21 @@ pub fn convert(loaded: &Loaded) -> Converted {
                 }
             }
             Object::EndpointSlice(slice) => {
-                if let Some(converted) = endpoint_slice::convert(&mut at, slice) {
-                    slices
-                        .entry(converted.service.clone())
-                        .or_default()
-                        .push(converted);
+                let converted = endpoint_slice::convert(&mut at, slice);
+                inventory
+                    .endpoints
+                    .push(endpoints_object(&at, &converted.service));
+                if let Some(service) = converted.service.clone() {
+                    slices.entry(service).or_default().push(converted);
                 }
             }
             Object::Endpoints(eps) => {
-                if let Some(converted) = endpoints::convert(&mut at, eps) {
-                    legacy.insert(converted.service, converted.endpoints);
+                let converted = endpoints::convert(&mut at, eps);
+                inventory
+                    .endpoints
+                    .push(endpoints_object(&at, &converted.service));
+                if let Some(service) = converted.service {
+                    legacy.insert(service, converted.endpoints);
                 }
             }
             Object::Node(node) => {
@@ -241,7 +253,17 @@ pub fn convert(loaded: &Loaded) -> Converted {
             nodes,
             proxy_config,
         },
+        inventory,
         diagnostics,
+    }
+}
+
+/// An EndpointSlice or Endpoints object for the inventory.
+fn endpoints_object(at: &Located<'_>, service: &Option<(String, String)>) -> EndpointsObject {
+    EndpointsObject {
+        origin: at.origin(),
+        kind: at.doc.object.kind(),
+        service: service.as_ref().map(|(ns, name)| object_key(ns, name)),
     }
 }
 

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::{KindDef, Located};
 use crate::front::fields::fields_of;
 use crate::ir::Protocol;
-use crate::model::{self, Origin, ServiceType, TargetPort};
+use crate::model::{self, ServiceType, TargetPort};
 
 pub const DEF: KindDef = kind_def!(
     "v1", core::Service => Service,
@@ -211,6 +211,7 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
         }
         if let (Some(port), Some(target_port), Some(protocol)) = (port, target_port, protocol) {
             ports.push(model::ServicePort {
+                index: i,
                 name: p.name.clone().unwrap_or_default(),
                 protocol,
                 port,
@@ -243,7 +244,7 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
     out.service = Some(model::Service {
         namespace: super::namespace_of(&svc.metadata),
         name,
-        origin: Origin::of(at.doc),
+        origin: at.origin(),
         service_type,
         cluster_ips: unique(cluster_ips),
         external_ips: unique(external_ips),

@@ -30,6 +30,26 @@ pub struct Cluster {
     pub proxy_config: ProxyConfig,
 }
 
+/// What the inputs hold besides what gets rules, for lint: the key of
+/// every Service (headless and ExternalName ones too), and every
+/// EndpointSlice and Endpoints object with the Service it names.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub services: std::collections::BTreeSet<String>,
+    pub endpoints: Vec<EndpointsObject>,
+}
+
+/// An EndpointSlice or Endpoints object, as lint sees it.
+#[derive(Debug, Clone)]
+pub struct EndpointsObject {
+    pub origin: Origin,
+    /// `EndpointSlice` or `Endpoints`.
+    pub kind: &'static str,
+    /// `namespace/name` of the Service it belongs to: a slice's
+    /// `kubernetes.io/service-name` label, an Endpoints object's own name.
+    pub service: Option<String>,
+}
+
 /// kube-proxy settings found in the inputs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProxyConfig {
@@ -79,13 +99,18 @@ pub enum ServiceType {
 pub struct Origin {
     pub file: SourceFile,
     pub span: Span,
+    /// The index of the document in [`crate::front::Loaded::documents`],
+    /// for diagnostics about one of its fields.
+    pub document: usize,
 }
 
 impl Origin {
-    /// The origin of a loaded document: its `metadata.name` (found by a
-    /// scan, so that converting an object does not build its span lookup).
-    pub fn of(doc: &Document) -> Origin {
+    /// The origin of the loaded document at `index`: its `metadata.name`
+    /// (found by a scan, so that converting an object does not build its
+    /// span lookup).
+    pub fn of(index: usize, doc: &Document) -> Origin {
         Origin {
+            document: index,
             file: doc.file.clone(),
             span: doc
                 .spans
@@ -148,6 +173,8 @@ pub struct Service {
 /// One `spec.ports[]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServicePort {
+    /// Its index in `spec.ports`, to point at it.
+    pub index: usize,
     pub name: String,
     pub protocol: Protocol,
     pub port: u16,
