@@ -40,10 +40,10 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
             continue;
         };
         out.push(
-            lost_by
-                .origin
-                .warning(
+            cx.document(&lost_by.origin)
+                .warning_at(
                     Code::ContestedAddress,
+                    "metadata.name",
                     format!(
                         "Service `{}` claims {claim}, which Service `{}` claims too",
                         lost_by.key(),
@@ -54,7 +54,7 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
                 .with_help(format!(
                     "knc compiles it for Service `{}` (defined at {}), the first in namespace/name order, and not for this one",
                     kept_by.key(),
-                    kept_by.origin.position()
+                    cx.document(&kept_by.origin).position("metadata.name")
                 )),
         );
     }

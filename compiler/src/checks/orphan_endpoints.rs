@@ -39,7 +39,7 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
                 format!("EndpointSlice has no `{SERVICE_NAME_LABEL}` label, so it belongs to no Service"),
             ),
             None => continue,
-            Some(service) if cx.inventory.services.contains(service) => continue,
+            Some(service) if cx.services.contains(service) => continue,
             Some(service) if slice => (
                 "metadata.labels",
                 format!("EndpointSlice belongs to Service `{service}`, which is not in the inputs"),

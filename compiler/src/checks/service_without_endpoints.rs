@@ -38,8 +38,9 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
     for service in &cx.compiled {
         let key = service.key();
         if !cx.served.contains(key.as_str()) {
-            out.push(service.origin.warning(
+            out.push(cx.document(&service.origin).warning_at(
                 Code::ServiceWithoutEndpoints,
+                "metadata.name",
                 format!("Service `{key}` has no EndpointSlice or Endpoints in the inputs"),
                 "every connection to it will be refused",
             ));

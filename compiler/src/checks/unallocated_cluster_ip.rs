@@ -46,10 +46,10 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
             continue;
         };
         out.push(
-            service
-                .origin
-                .warning(
+            cx.document(&service.origin)
+                .warning_at(
                     Code::UnallocatedClusterIp,
+                    "metadata.name",
                     format!(
                         "Service `{}` has no clusterIP (not yet allocated): knc compiles nothing for it",
                         service.key()

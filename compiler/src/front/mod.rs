@@ -43,6 +43,13 @@ impl Document {
         Diagnostic::error(code, message).at(&self.file, self.spans.value(path), label)
     }
 
+    /// `file:line:column` of the value at `path`, as help texts cite
+    /// another place.
+    pub fn position(&self, path: &str) -> String {
+        let (line, col) = self.file.line_col(self.spans.value(path).start);
+        format!("{}:{line}:{col}", self.file.name)
+    }
+
     /// Like [`Document::error_at`], as a warning.
     pub fn warning_at(
         &self,

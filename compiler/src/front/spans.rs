@@ -108,17 +108,6 @@ impl SpanIndex {
         self.lookup().values.contains_key(path)
     }
 
-    /// Span of the value at exactly `path`, found by a scan of the entries
-    /// in source order, without building the hashed lookup. For the one or
-    /// two paths read from every object (`metadata.name`), which come
-    /// early: most objects never need the hashed lookup at all.
-    pub fn scan_value(&self, path: &str) -> Option<Span> {
-        self.values
-            .iter()
-            .find(|((start, end), _)| &self.text[*start..*end] == path)
-            .map(|(_, span)| *span)
-    }
-
     /// Span of the value at `path`, or of its nearest recorded ancestor.
     pub fn value(&self, path: &str) -> Span {
         let values = &self.lookup().values;

@@ -30,7 +30,9 @@ impl<'a> Located<'a> {
 
     /// Where the object came from, for the model values built from it.
     pub fn origin(&self) -> Origin {
-        Origin::of(self.index, self.doc)
+        Origin {
+            document: self.index,
+        }
     }
 
     /// ``Service `default/web` ``, as messages name the object (only

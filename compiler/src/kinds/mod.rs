@@ -191,14 +191,17 @@ pub fn convert(loaded: &Loaded) -> Converted {
         missing_name(&mut at);
         match &doc.object {
             Object::Service(svc) => {
-                if let Some(name) = &svc.metadata.name {
-                    let key = namespaced(svc.metadata.namespace.as_deref(), name);
-                    inventory.services.insert(key);
-                }
                 let converted = service::convert(&mut at, svc);
                 nodeport_claims.extend(converted.nodeport_claims.into_iter().map(|c| (index, c)));
-                if let Some(service) = converted.service {
-                    services.insert((service.namespace.clone(), service.name.clone()), service);
+                match (converted.service, &svc.metadata.name) {
+                    (Some(service), _) => {
+                        services.insert((service.namespace.clone(), service.name.clone()), service);
+                    }
+                    (None, Some(name)) => {
+                        let key = namespaced(svc.metadata.namespace.as_deref(), name);
+                        inventory.other_services.insert(key);
+                    }
+                    (None, None) => {}
                 }
             }
             Object::EndpointSlice(slice) => {
@@ -329,7 +332,7 @@ fn duplicate_objects(docs: &[Document], out: &mut Vec<Diagnostic>) {
         let message = format!("{} is defined more than once", describe(doc));
         let help = format!(
             "first defined at {}; remove one of them",
-            position(first, "metadata.name")
+            first.position("metadata.name")
         );
         out.push(
             doc.error_at(
@@ -365,7 +368,7 @@ fn nodeport_conflicts(
             display_name(doc),
             display_name(first)
         );
-        let help = format!("first claimed at {}", position(first, &first_claim.path()));
+        let help = format!("first claimed at {}", first.position(&first_claim.path()));
         out.push(
             doc.error_at(
                 Code::NodePortConflict,
@@ -376,12 +379,6 @@ fn nodeport_conflicts(
             .with_help(help),
         );
     }
-}
-
-/// `file:line:column` of the value at `path` in `doc`.
-fn position(doc: &Document, path: &str) -> String {
-    let (line, col) = doc.file.line_col(doc.spans.value(path).start);
-    format!("{}:{line}:{col}", doc.file.name)
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ impl ServiceRef {
         ServiceRef {
             namespace: service.namespace.clone(),
             name: service.name.clone(),
-            origin: service.origin.clone(),
+            origin: service.origin,
         }
     }
 

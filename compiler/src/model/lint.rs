@@ -41,6 +41,8 @@ pub struct Context<'a> {
     pub compiled: Vec<&'a Service>,
     /// Service keys that some EndpointSlice or Endpoints object serves.
     pub served: BTreeSet<&'a str>,
+    /// The key of every Service in the inputs.
+    pub services: BTreeSet<String>,
     /// What lowering decided (see [`crate::lower::decisions`]).
     pub decisions: &'a [Decision],
 }
@@ -68,6 +70,12 @@ impl<'a> Context<'a> {
                 .iter()
                 .filter(|s| !nothing.contains(&s.key()))
                 .collect(),
+            services: cluster
+                .services
+                .iter()
+                .map(Service::key)
+                .chain(inventory.other_services.iter().cloned())
+                .collect(),
             served: inventory
                 .endpoints
                 .iter()
@@ -79,6 +87,6 @@ impl<'a> Context<'a> {
 
     /// The document a model value came from, to point at one of its fields.
     pub fn document(&self, origin: &Origin) -> &'a Document {
-        &self.loaded.documents[origin.document]
+        origin.in_loaded(self.loaded)
     }
 }

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::front::{Code, Diagnostic, Document, SourceFile, Span};
+use crate::front::{Document, Loaded};
 use crate::ir::Protocol;
 
 pub use crate::names::object_key;
@@ -30,12 +30,14 @@ pub struct Cluster {
     pub proxy_config: ProxyConfig,
 }
 
-/// What the inputs hold besides what gets rules, for lint: the key of
-/// every Service (headless and ExternalName ones too), and every
+/// What the inputs hold besides what gets rules, for lint: the Services
+/// that get none (headless, ExternalName), and every
 /// EndpointSlice and Endpoints object with the Service it names.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
-    pub services: std::collections::BTreeSet<String>,
+    /// `namespace/name` of the Services that are not in the cluster
+    /// (headless, ExternalName).
+    pub other_services: std::collections::BTreeSet<String>,
     pub endpoints: Vec<EndpointsObject>,
 }
 
@@ -92,54 +94,20 @@ pub enum ServiceType {
     LoadBalancer,
 }
 
-/// Where a model object came from: its file and the span of its
-/// `metadata.name`, so that later stages (lowering's decisions, lint) can
-/// point at the object without going back to the YAML.
-#[derive(Debug, Clone)]
+/// Where a model object came from: the index of its document in
+/// [`crate::front::Loaded::documents`], so that later stages (lowering's
+/// decisions, lint) can point at the object or one of its fields without
+/// going back to the YAML. Resolving it costs nothing until a diagnostic
+/// needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
-    pub file: SourceFile,
-    pub span: Span,
-    /// The index of the document in [`crate::front::Loaded::documents`],
-    /// for diagnostics about one of its fields.
     pub document: usize,
 }
 
 impl Origin {
-    /// The origin of the loaded document at `index`: its `metadata.name`
-    /// (found by a scan, so that converting an object does not build its
-    /// span lookup).
-    pub fn of(index: usize, doc: &Document) -> Origin {
-        Origin {
-            document: index,
-            file: doc.file.clone(),
-            span: doc
-                .spans
-                .scan_value("metadata.name")
-                .unwrap_or_else(|| doc.spans.value("metadata.name")),
-        }
-    }
-
-    /// A warning located at the object.
-    pub fn warning(
-        &self,
-        code: Code,
-        message: impl Into<String>,
-        label: impl Into<String>,
-    ) -> Diagnostic {
-        Diagnostic::warning(code, message).at(&self.file, self.span, label)
-    }
-
-    /// `file:line:column` of the object's name.
-    pub fn position(&self) -> String {
-        let (line, col) = self.file.line_col(self.span.start);
-        format!("{}:{line}:{col}", self.file.name)
-    }
-}
-
-/// Two origins are the same place in the same file.
-impl PartialEq for Origin {
-    fn eq(&self, other: &Self) -> bool {
-        self.file.name == other.file.name && self.span == other.span
+    /// The document this origin points at.
+    pub fn in_loaded<'a>(&self, loaded: &'a Loaded) -> &'a Document {
+        &loaded.documents[self.document]
     }
 }
 
