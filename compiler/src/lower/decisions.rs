@@ -3,7 +3,7 @@
 //! decision names the model objects it concerns with their provenance, so
 //! `knc lint` reports what `knc compile` did instead of guessing it again.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::net::IpAddr;
 
 use crate::ir::{Family, FrontendKind, Protocol, ServicePort};
@@ -112,19 +112,19 @@ pub(super) fn drop_claimed_frontends(
             } else {
                 f.address
             };
-            match claimed.get(&(family, address, protocol, f.port)) {
-                None => {
-                    claimed.insert((family, address, protocol, f.port), i);
+            match claimed.entry((family, address, protocol, f.port)) {
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
                     true
                 }
-                Some(&winner) => {
+                Entry::Occupied(winner) => {
                     let claim = Claim {
                         kind: f.kind,
                         address,
                         port: f.port,
                         protocol,
                     };
-                    lost.push((claim, winner, i));
+                    lost.push((claim, *winner.get(), i));
                     false
                 }
             }
