@@ -39,23 +39,26 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
         else {
             continue;
         };
+        let message = format!(
+            "Service `{}` claims {claim}, which Service `{}` claims too",
+            lost_by.key(),
+            kept_by.key()
+        );
+        let help = format!(
+            "knc compiles it for Service `{}` (defined at {}), the first in namespace/name order, and not for this one",
+            kept_by.key(),
+            cx.document(&kept_by.origin).position("metadata.name")
+        );
+        let label = "only one Service receives this traffic";
         out.push(
-            cx.document(&lost_by.origin)
-                .warning_at(
-                    Code::ContestedAddress,
-                    "metadata.name",
-                    format!(
-                        "Service `{}` claims {claim}, which Service `{}` claims too",
-                        lost_by.key(),
-                        kept_by.key()
-                    ),
-                    "only one Service receives this traffic",
-                )
-                .with_help(format!(
-                    "knc compiles it for Service `{}` (defined at {}), the first in namespace/name order, and not for this one",
-                    kept_by.key(),
-                    cx.document(&kept_by.origin).position("metadata.name")
-                )),
+            cx.warning(
+                &lost_by.origin,
+                Code::ContestedAddress,
+                "metadata.name",
+                message,
+                label,
+            )
+            .with_help(help),
         );
     }
 }

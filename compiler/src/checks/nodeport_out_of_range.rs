@@ -39,7 +39,8 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
             let Some(n) = port.node_port.filter(|n| !NODEPORT_RANGE.contains(n)) else {
                 continue;
             };
-            out.push(cx.document(&service.origin).warning_at(
+            out.push(cx.warning(
+                &service.origin,
                 Code::NodePortOutOfRange,
                 &format!("spec.ports[{}].nodePort", port.index),
                 format!(

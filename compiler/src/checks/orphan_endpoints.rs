@@ -49,7 +49,8 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
                 format!("Endpoints `{service}` match no Service in the inputs"),
             ),
         };
-        out.push(cx.document(&object.origin).warning_at(
+        out.push(cx.warning(
+            &object.origin,
             Code::OrphanEndpoints,
             path,
             message,

@@ -38,7 +38,8 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
     for service in &cx.compiled {
         let key = service.key();
         if !cx.served.contains(key.as_str()) {
-            out.push(cx.document(&service.origin).warning_at(
+            out.push(cx.warning(
+                &service.origin,
                 Code::ServiceWithoutEndpoints,
                 "metadata.name",
                 format!("Service `{key}` has no EndpointSlice or Endpoints in the inputs"),

@@ -45,20 +45,21 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
         else {
             continue;
         };
+        let message = format!(
+            "Service `{}` has no clusterIP (not yet allocated): knc compiles nothing for it",
+            service.key()
+        );
+        let help = "kube-proxy skips a Service until its ClusterIP is allocated, NodePorts and external IPs included; compile the Services as the cluster holds them (`kubectl get services -o yaml`)";
+        let label = "no rule is compiled for this Service";
         out.push(
-            cx.document(&service.origin)
-                .warning_at(
-                    Code::UnallocatedClusterIp,
-                    "metadata.name",
-                    format!(
-                        "Service `{}` has no clusterIP (not yet allocated): knc compiles nothing for it",
-                        service.key()
-                    ),
-                    "no rule is compiled for this Service",
-                )
-                .with_help(
-                    "kube-proxy skips a Service until its ClusterIP is allocated, NodePorts and external IPs included; compile the Services as the cluster holds them (`kubectl get services -o yaml`)",
-                ),
+            cx.warning(
+                &service.origin,
+                Code::UnallocatedClusterIp,
+                "metadata.name",
+                message,
+                label,
+            )
+            .with_help(help),
         );
     }
 }

@@ -42,7 +42,8 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
             } else {
                 port.name.clone()
             };
-            out.push(cx.document(&service.origin).warning_at(
+            out.push(cx.warning(
+                &service.origin,
                 Code::UnmatchedPort,
                 &format!("spec.ports[{}].name", port.index),
                 format!(

@@ -89,4 +89,16 @@ impl<'a> Context<'a> {
     pub fn document(&self, origin: &Origin) -> &'a Document {
         origin.in_loaded(self.loaded)
     }
+
+    /// A warning at the field `path` of the object `origin` points at.
+    pub fn warning(
+        &self,
+        origin: &Origin,
+        code: crate::front::Code,
+        path: &str,
+        message: String,
+        label: &str,
+    ) -> Diagnostic {
+        self.document(origin).warning_at(code, path, message, label)
+    }
 }
