@@ -54,7 +54,9 @@ pub enum Command {
     /// Check manifests: every validation error, plus warnings for valid but
     /// suspicious configurations (Services without endpoints, endpoints of
     /// no Service, ports no endpoint carries, NodePorts outside the default
-    /// range, addresses two Services claim). Exit 1 on errors, 0 otherwise.
+    /// range, addresses two Services claim, Services without a ClusterIP).
+    /// Exit 1 on errors, 0 otherwise. `--list` lists every code, `--explain
+    /// CODE` documents one.
     Lint(LintArgs),
     /// Compile for this node and apply the result to the kernel in one
     /// atomic transaction.
@@ -189,6 +191,16 @@ pub struct LintArgs {
     /// Files or directories to read, as for `compile`.
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
+
+    /// List every diagnostic code with its severity and a one-line summary,
+    /// and read nothing.
+    #[arg(long, conflicts_with = "explain")]
+    pub list: bool,
+
+    /// Print the documentation of one diagnostic code (`knc::port-range`,
+    /// or just `port-range`): what it checks, why it matters, an example.
+    #[arg(long, value_name = "CODE")]
+    pub explain: Option<String>,
 }
 
 #[derive(Debug, Args)]

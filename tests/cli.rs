@@ -391,7 +391,7 @@ fn explain_rejects_a_malformed_target() {
 
 #[test]
 fn lint_warns_but_succeeds_on_valid_input() {
-    let out = knc(&["lint", "fixtures/lint-warnings"], None);
+    let out = knc(&["lint", "fixtures/suspicious"], None);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let err = stderr(&out);
     for code in [
@@ -404,6 +404,30 @@ fn lint_warns_but_succeeds_on_valid_input() {
         assert!(err.contains(code), "lint output lacks {code}: {err}");
     }
     assert!(err.contains("no errors, 5 warnings"), "{err}");
+}
+
+#[test]
+fn lint_lists_and_explains_codes() {
+    let out = knc(&["lint", "--list"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(list.contains("knc::contested-address  "), "{list}");
+    assert!(
+        list.contains("knc::invalid-value"),
+        "the old code is listed"
+    );
+
+    let out = knc(&["lint", "--explain", "knc::invalid-value"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let doc = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        doc.starts_with("`knc::invalid-value` is an old code"),
+        "{doc}"
+    );
+
+    let out = knc(&["lint", "--explain", "knc::nope"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "`knc lint --list` lists them");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Every `fixtures/bad-*` case through `load` + `validate`, rendered as the
+//! Every `fixtures/bad-*` case through `load` + `kinds::convert`, rendered as the
 //! user sees it (miette, no colour, fixed width), one snapshot per case in
 //! `snapshots/`. Reading these snapshots is how we review our error messages.
 
@@ -7,8 +7,8 @@ mod common;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use knc_compiler::checks;
 use knc_compiler::front::{self, Diagnostic};
-use knc_compiler::model::validate::validate;
 
 #[test]
 fn diagnostics() {
@@ -24,7 +24,7 @@ fn report(dir: &Path) -> String {
     let files = common::fixture_sources(dir);
     let loaded = front::load(&files);
     let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(validate(&loaded));
+    diagnostics.extend(knc_compiler::kinds::convert(&loaded).diagnostics);
     diagnostics.sort_by_key(Diagnostic::sort_key);
 
     let mut out = String::new();
@@ -47,22 +47,62 @@ fn report(dir: &Path) -> String {
     out
 }
 
-/// Every `fixtures/lint-*` case through `knc_compiler::lint`, rendered like
-/// `knc lint` prints it: valid input, one warning per suspicious thing.
+/// Every diagnostic code has a documented rule, a `fixtures/lint-<code>/`
+/// case that reports it with the rule's severity, a snapshot of what `knc
+/// lint` prints for that case (read as `knc lint` reads paths, so that
+/// `knc::io` has a case too), and `knc lint --explain` prints its doc.
 #[test]
-fn lint_warnings() {
-    let dirs = common::fixture_dirs(|name| name.starts_with("lint-"));
-    assert!(!dirs.is_empty(), "a lint fixture exists");
-    for dir in dirs {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let diagnostics = knc_compiler::lint(&common::fixture_sources(&dir));
+fn every_code_has_a_doc_a_fixture_and_a_snapshot() {
+    let mut expected_dirs = Vec::new();
+    for rule in checks::RULES {
+        let short = rule.name.strip_prefix("knc::").expect("knc:: codes");
+        let name = format!("lint-{short}");
+        let dir = common::root().join("fixtures").join(&name);
+        assert!(dir.is_dir(), "{} has no fixture {name}/", rule.name);
+        expected_dirs.push(dir.clone());
+
+        let (files, mut diagnostics) = knc_runtime::inputs::read(&lint_paths(&dir));
+        diagnostics.extend(knc_compiler::lint(&files));
+        diagnostics.sort_by_key(Diagnostic::sort_key);
         assert!(
-            diagnostics.iter().all(|d| !d.is_error()),
-            "lint fixtures are valid"
+            diagnostics
+                .iter()
+                .any(|d| d.code == rule.code && d.severity == rule.severity),
+            "fixture {name} reports no {} with its severity: {diagnostics:#?}",
+            rule.name
         );
         common::in_snapshot_dir(|| {
             insta::assert_snapshot!(format!("lint@{name}"), render(&diagnostics))
         });
+
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_knc"))
+            .args(["lint", "--explain", rule.name])
+            .output()
+            .expect("knc runs");
+        assert!(out.status.success(), "knc lint --explain {}", rule.name);
+        let printed = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            printed.contains(rule.doc),
+            "--explain {} prints its doc",
+            rule.name
+        );
+    }
+    expected_dirs.sort();
+    let dirs = common::fixture_dirs(|name| name.starts_with("lint-"));
+    assert_eq!(
+        dirs, expected_dirs,
+        "every lint-* fixture belongs to a code"
+    );
+}
+
+/// What `knc lint` reads for a lint fixture: the directory, or the paths
+/// its `args` file names (relative to the fixture), relative to the
+/// repository root as a user in it would type them.
+fn lint_paths(dir: &Path) -> Vec<std::path::PathBuf> {
+    let relative = dir.strip_prefix(common::root()).unwrap().to_path_buf();
+    match std::fs::read_to_string(dir.join("args")) {
+        Ok(args) => args.split_whitespace().map(|a| relative.join(a)).collect(),
+        Err(_) => vec![relative],
     }
 }
 

@@ -1,16 +1,16 @@
 //! Every good fixture through every back end, snapshotted. Read the diff of
-//! a changed snapshot like code before accepting it.
+//! a changed snapshot like code before accepting it. A fixture may carry the
+//! `knc compile` arguments it is compiled with in an `args` file (see
+//! `common::fixture_ruleset`), so flags get snapshots of their own.
 
 mod common;
 
 use knc_compiler::back::{self, Format};
 use knc_compiler::ir::{self, Family};
-use knc_compiler::lower;
 
 #[test]
 fn fixtures_through_every_back_end() {
-    let dirs =
-        common::fixture_dirs(|name| !name.starts_with("bad-") && !name.starts_with("kernel-"));
+    let dirs = common::compile_fixture_dirs();
     assert!(
         dirs.len() >= 12,
         "expected at least 12 fixtures, found {}",
@@ -18,14 +18,7 @@ fn fixtures_through_every_back_end() {
     );
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let analysis = knc_compiler::analyse(&common::fixture_sources(&dir));
-        assert!(
-            !analysis.has_errors(),
-            "fixture {name} has errors: {:#?}",
-            analysis.diagnostics
-        );
-        let cluster = analysis.cluster.expect("no errors, so a model");
-        let ruleset = lower::lower(&cluster, &common::fixture_options(&cluster)).expect("lowers");
+        let ruleset = common::fixture_ruleset(&dir);
         if let Err(violations) = ir::validate(&ruleset) {
             panic!("fixture {name}: the IR breaks its invariants: {violations:#?}");
         }

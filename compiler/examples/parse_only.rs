@@ -63,7 +63,7 @@ fn main() {
 }
 
 fn stages(files: &[SourceFile]) {
-    use knc_compiler::{back, front, lower, model};
+    use knc_compiler::{back, front, kinds, lower};
     let mut t = Instant::now();
     let mut lap = |what: &str| {
         eprintln!("{what:>10} {:8.3}", t.elapsed().as_secs_f64());
@@ -71,11 +71,10 @@ fn stages(files: &[SourceFile]) {
     };
     let loaded = front::load(files);
     lap("load");
-    let diags = model::validate::validate(&loaded);
-    assert!(!diags.iter().any(|d| d.is_error()));
-    lap("validate");
-    let cluster = model::build(&loaded);
-    lap("build");
+    let converted = kinds::convert(&loaded);
+    assert!(!converted.diagnostics.iter().any(|d| d.is_error()));
+    let cluster = converted.cluster;
+    lap("convert");
     let options = lower::Options {
         node: Some("node1".into()),
         service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],

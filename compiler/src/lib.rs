@@ -4,29 +4,41 @@
 //! writes; the `knc` binary does the I/O. Data flows one way:
 //!
 //! ```text
-//! SourceFile ──front::load──► Loaded ──model::Cluster::build──► Cluster
+//! SourceFile ──front::load──► Loaded ──kinds::convert──► Cluster
 //!            ──lower::lower(node)──► ir::Ruleset ──back::*──► text
 //! ```
 //!
+//! * [`diagnostic`] and [`source`]: the one [`Diagnostic`] type every stage
+//!   reports with, the input files and byte spans it points into; each
+//!   code's documentation is in [`checks`], one file per check.
 //! * [`front`]: YAML/JSON parsing into typed k8s-openapi objects that keep a
-//!   span for every field, and the one [`front::Diagnostic`] type.
-//! * [`model`]: validation, and Services joined with their endpoints, the
-//!   nodes and the proxy configuration.
+//!   span for every field.
+//! * [`kinds`]: one file per Kubernetes kind, each converting loaded objects
+//!   into the [`model`] once, reporting every value that fails.
+//! * [`model`]: Services joined with their endpoints, the nodes and the
+//!   proxy configuration, each object keeping its provenance; and lint.
+//! * [`names`]: how objects are named (`namespace/name`), in one place.
 //! * [`ir`]: the contract between front and back ends (read its docs).
 //! * [`lower`]: the model for one node becomes the IR; every policy decision
 //!   (traffic policies, endpoint fallback, masquerade) is made here.
 //! * [`back`]: one module per output format, each a pure function of the IR.
 
 pub mod back;
+pub mod checks;
 pub mod compile;
+pub mod diagnostic;
 pub mod explain;
 pub mod front;
 pub mod ir;
+pub mod kinds;
 pub mod lower;
 pub mod model;
+pub mod names;
+pub mod source;
 mod text;
 
-use front::{Diagnostic, SourceFile};
+pub use diagnostic::{Code, Diagnostic, Severity};
+pub use source::{SourceFile, Span};
 
 /// The front half of every command: load, validate, build the model.
 #[derive(Debug)]
@@ -48,10 +60,11 @@ impl Analysis {
 /// Loads and validates `files` and, if nothing is wrong, builds the model.
 pub fn analyse(files: &[SourceFile]) -> Analysis {
     let loaded = front::load(files);
-    let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(model::validate::validate(&loaded));
+    let converted = kinds::convert(&loaded);
+    let mut diagnostics = loaded.diagnostics;
+    diagnostics.extend(converted.diagnostics);
     diagnostics.sort_by_key(Diagnostic::sort_key);
-    let cluster = (!diagnostics.iter().any(Diagnostic::is_error)).then(|| model::build(&loaded));
+    let cluster = (!diagnostics.iter().any(Diagnostic::is_error)).then_some(converted.cluster);
     Analysis {
         diagnostics,
         skipped: loaded.skipped,
@@ -63,11 +76,17 @@ pub fn analyse(files: &[SourceFile]) -> Analysis {
 /// warnings of [`model::lint`] too, in a deterministic order.
 pub fn lint(files: &[SourceFile]) -> Vec<Diagnostic> {
     let loaded = front::load(files);
+    let converted = kinds::convert(&loaded);
     let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(model::validate::validate(&loaded));
+    diagnostics.extend(converted.diagnostics);
     if !diagnostics.iter().any(Diagnostic::is_error) {
-        let cluster = model::build(&loaded);
-        diagnostics.extend(model::lint::lint(&loaded, &cluster));
+        let (cluster, inventory) = (converted.cluster, converted.inventory);
+        // What compiling decides (contested frontends, Services compiled to
+        // nothing) does not depend on the node: ask lowering, node-agnostic.
+        let decisions = lower::lower_with_decisions(&cluster, &lower::Options::default())
+            .map(|lowered| lowered.decisions)
+            .unwrap_or_default();
+        diagnostics.extend(model::lint::lint(&loaded, &cluster, &inventory, &decisions));
     }
     diagnostics.sort_by_key(Diagnostic::sort_key);
     diagnostics

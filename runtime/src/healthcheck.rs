@@ -14,6 +14,7 @@
 //! [`desired`] derives what to serve from the compiled ruleset;
 //! [`HealthCheckServers`] keeps the listeners in line with it across syncs.
 
+use knc_compiler::names::object_key;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -63,8 +64,8 @@ pub fn desired(ruleset: &Ruleset) -> BTreeMap<u16, ServiceHealth> {
             if let Some(holder) = out.get(&port) {
                 tracing::warn!(
                     port,
-                    service = %format!("{namespace}/{name}"),
-                    holder = %format!("{}/{}", holder.namespace, holder.name),
+                    service = %object_key(namespace, name),
+                    holder = %object_key(&holder.namespace, &holder.name),
                     "healthCheckNodePort already used by another Service; ignored"
                 );
                 continue;
@@ -139,7 +140,7 @@ impl HealthCheckServers {
                 Ok(listening) => {
                     tracing::info!(
                         port,
-                        service = %format!("{}/{}", health.namespace, health.name),
+                        service = %object_key(&health.namespace, &health.name),
                         "serving health-check NodePort"
                     );
                     self.open.insert(port, listening);

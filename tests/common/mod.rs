@@ -21,17 +21,31 @@ pub fn fixture_dirs(keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     dirs
 }
 
+/// Fixtures that compile: not `bad-*` (invalid input), `kernel-*` (kernel
+/// tests' own) or `lint-*` (one per diagnostic code, see
+/// tests/diagnostics.rs).
+pub fn compile_fixture_dirs() -> Vec<PathBuf> {
+    fixture_dirs(is_compile_fixture)
+}
+
+/// Whether the fixture named `name` is one that compiles.
+pub fn is_compile_fixture(name: &str) -> bool {
+    !name.starts_with("bad-") && !name.starts_with("kernel-") && !name.starts_with("lint-")
+}
+
 /// The manifest files of a fixture, as source files named relative to the
 /// repository root, in sorted order.
 pub fn fixture_sources(dir: &Path) -> Vec<SourceFile> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("fixture dir exists")
         .map(|e| e.expect("readable").path())
+        // `is_file` follows symlinks: lint-io's dangling one is left out.
         .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            )
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
         })
         .collect();
     paths.sort();
@@ -42,6 +56,49 @@ pub fn fixture_sources(dir: &Path) -> Vec<SourceFile> {
             SourceFile::new(name, std::fs::read_to_string(p).expect("utf-8 fixture"))
         })
         .collect()
+}
+
+/// The `knc compile` arguments a fixture is compiled with besides the
+/// defaults of [`fixture_options`]: the whitespace-separated words of
+/// `fixtures/<case>/args`, if the fixture has one (`--masquerade-all`,
+/// `--cluster-cidr 10.244.0.0/16`, ...).
+pub fn fixture_args(dir: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("args")).ok()?;
+    Some(text.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The ruleset a good fixture compiles to. A fixture with an `args` file is
+/// compiled by `knc compile --format ir` itself, with those arguments
+/// after the defaults, so the CLI's own parser reads them; the others are
+/// lowered here with [`fixture_options`].
+pub fn fixture_ruleset(dir: &Path) -> knc_compiler::ir::Ruleset {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let analysis = knc_compiler::analyse(&fixture_sources(dir));
+    assert!(
+        !analysis.has_errors(),
+        "fixture {name} has errors: {:#?}",
+        analysis.diagnostics
+    );
+    let cluster = analysis.cluster.expect("no errors, so a model");
+    let options = fixture_options(&cluster);
+    let Some(args) = fixture_args(dir) else {
+        return knc_compiler::lower::lower(&cluster, &options).expect("lowers");
+    };
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_knc"));
+    cmd.arg("compile").arg(dir).args(["--format", "ir"]);
+    for cidr in &options.service_cidrs {
+        cmd.args(["--service-cidr", &cidr.to_string()]);
+    }
+    if let Some(node) = &options.node {
+        cmd.args(["--node", node]);
+    }
+    let out = cmd.args(&args).output().expect("knc runs");
+    assert!(
+        out.status.success(),
+        "knc compile {name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("knc compile --format ir prints the IR")
 }
 
 /// Runs insta with snapshots kept in the top-level `snapshots/` folder.

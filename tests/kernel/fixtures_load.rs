@@ -15,7 +15,10 @@ fn good_fixtures() -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            p.is_dir() && !name.starts_with("bad-") && !name.starts_with("kernel-")
+            p.is_dir()
+                && !name.starts_with("bad-")
+                && !name.starts_with("kernel-")
+                && !name.starts_with("lint-")
         })
         .collect();
     dirs.sort();
@@ -34,6 +37,11 @@ fn compile(dir: &Path, format: &str, extra: &[&str]) -> tempfile::NamedTempFile 
         "--service-cidr",
         "10.96.0.0/16",
     ]);
+    // The fixture's own flags (`fixtures/<case>/args`), as the snapshots
+    // compile it.
+    if let Ok(args) = std::fs::read_to_string(dir.join("args")) {
+        cmd.args(args.split_whitespace());
+    }
     let out = cmd.args(extra).output().unwrap();
     assert!(
         out.status.success(),

@@ -5,12 +5,8 @@
 //! deserializer that records the list and stops. A small table maps the
 //! shape of a path (`spec.ports[]`) to the type found there.
 
-use k8s_openapi::api::core::v1 as core;
-use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::{self, Deserialize, Visitor};
-
-use super::kube_proxy_config::{KubeProxyConfiguration, ModeConfig};
 
 /// The field names `T` declares to serde (empty if it declares none).
 pub fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
@@ -20,39 +16,14 @@ pub fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     recorder.0
 }
 
-/// Field names valid at `path` (indices allowed: `spec.ports[3]`) of `kind`.
-pub fn known_fields(kind: &str, path: &str) -> &'static [&'static str] {
+/// Field names valid at `path` (indices allowed: `spec.ports[3]`) of an
+/// object of kind `def`.
+pub fn known_fields(def: &crate::kinds::KindDef, path: &str) -> &'static [&'static str] {
     let shape = shape(path);
-    let fields: fn() -> &'static [&'static str] = match (kind, shape.as_str()) {
-        (_, "metadata") => fields_of::<ObjectMeta>,
-        ("Service", "") => fields_of::<core::Service>,
-        ("Service", "spec") => fields_of::<core::ServiceSpec>,
-        ("Service", "spec.ports[]") => fields_of::<core::ServicePort>,
-        ("Service", "spec.sessionAffinityConfig") => fields_of::<core::SessionAffinityConfig>,
-        ("Service", "spec.sessionAffinityConfig.clientIP") => fields_of::<core::ClientIPConfig>,
-        ("Service", "status") => fields_of::<core::ServiceStatus>,
-        ("Service", "status.loadBalancer") => fields_of::<core::LoadBalancerStatus>,
-        ("Service", "status.loadBalancer.ingress[]") => fields_of::<core::LoadBalancerIngress>,
-        ("Endpoints", "") => fields_of::<core::Endpoints>,
-        ("Endpoints", "subsets[]") => fields_of::<core::EndpointSubset>,
-        ("Endpoints", "subsets[].addresses[]" | "subsets[].notReadyAddresses[]") => {
-            fields_of::<core::EndpointAddress>
-        }
-        ("Endpoints", "subsets[].ports[]") => fields_of::<core::EndpointPort>,
-        ("EndpointSlice", "") => fields_of::<discovery::EndpointSlice>,
-        ("EndpointSlice", "endpoints[]") => fields_of::<discovery::Endpoint>,
-        ("EndpointSlice", "endpoints[].conditions") => fields_of::<discovery::EndpointConditions>,
-        ("EndpointSlice", "endpoints[].hints") => fields_of::<discovery::EndpointHints>,
-        ("EndpointSlice", "ports[]") => fields_of::<discovery::EndpointPort>,
-        ("Node", "") => fields_of::<core::Node>,
-        ("Node", "spec") => fields_of::<core::NodeSpec>,
-        ("Node", "status") => fields_of::<core::NodeStatus>,
-        ("Node", "status.addresses[]") => fields_of::<core::NodeAddress>,
-        ("KubeProxyConfiguration", "") => fields_of::<KubeProxyConfiguration>,
-        ("KubeProxyConfiguration", "nftables" | "iptables") => fields_of::<ModeConfig>,
-        _ => return &[],
-    };
-    fields()
+    if shape == "metadata" {
+        return fields_of::<ObjectMeta>();
+    }
+    (def.known_fields)(&shape)
 }
 
 /// The known field closest to `unknown`, if it is close enough to be a typo.
@@ -124,6 +95,9 @@ mod tests {
 
     #[test]
     fn knows_service_port_fields() {
+        let known_fields = |kind: &str, path: &str| {
+            known_fields(crate::kinds::named(kind).expect("a kept kind"), path)
+        };
         assert!(known_fields("Service", "spec.ports[7]").contains(&"targetPort"));
         assert!(known_fields("KubeProxyConfiguration", "").contains(&"clusterCIDR"));
         assert_eq!(

@@ -13,10 +13,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::fields::{known_fields, suggest};
-use super::kube_proxy_config::{self, KubeProxyConfiguration};
 use super::spans::PathRange;
 use super::yaml::{self, ParsedDoc};
-use super::{Code, Diagnostic, Document, Loaded, Object, SourceFile, Span, SpanIndex};
+use super::{Code, Diagnostic, Document, Loaded, SourceFile, Span, SpanIndex};
 
 /// Parse every file into typed objects, collecting all problems. A bad
 /// document is dropped; the good ones around it are kept.
@@ -149,31 +148,17 @@ fn load_object(file: &SourceFile, value: Value, spans: SpanIndex, loaded: &mut L
             return;
         }
     };
-    let ctx = Context {
+    let Some(def) = crate::kinds::find(&api_version, &kind) else {
+        *loaded.skipped.entry(kind).or_default() += 1;
+        return;
+    };
+    let ctx = Typed {
         file,
         spans: &spans,
-        kind: &kind,
-        name: display_name(&kind, &value),
+        def,
+        name: display_name(def, &value),
     };
-    let object = match (api_version.as_str(), kind.as_str()) {
-        ("v1", "Service") => ctx
-            .typed(&value, loaded)
-            .map(|o| Object::Service(Box::new(o))),
-        ("v1", "Endpoints") => ctx
-            .typed(&value, loaded)
-            .map(|o| Object::Endpoints(Box::new(o))),
-        ("v1", "Node") => ctx.typed(&value, loaded).map(|o| Object::Node(Box::new(o))),
-        ("discovery.k8s.io/v1", "EndpointSlice") => ctx
-            .typed(&value, loaded)
-            .map(|o| Object::EndpointSlice(Box::new(o))),
-        ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration") => ctx
-            .typed::<KubeProxyConfiguration>(&value, loaded)
-            .map(|o| Object::KubeProxyConfiguration(Box::new(o))),
-        _ => {
-            *loaded.skipped.entry(kind).or_default() += 1;
-            return;
-        }
-    };
+    let object = (def.load)(&ctx, &value, loaded);
     if let Some(object) = object {
         loaded.documents.push(Document {
             file: file.clone(),
@@ -223,43 +208,40 @@ fn json_type(value: &Value) -> &'static str {
 
 /// `namespace/name` for namespaced kinds, `name` otherwise, as messages
 /// show it; `<unnamed>` when the name is missing.
-pub fn display_name(kind: &str, value: &Value) -> String {
+fn display_name(def: &crate::kinds::KindDef, value: &Value) -> String {
     let meta = value.get("metadata");
     let name = meta
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
-    if kind == "Node" {
+    if !def.namespaced {
         return name.to_owned();
     }
     let namespace = meta
         .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    format!("{namespace}/{name}")
+        .and_then(Value::as_str);
+    crate::names::namespaced(namespace, name)
 }
 
-/// What diagnostics about one object need to know.
-struct Context<'a> {
+/// One object being deserialized into its kind's type, and what
+/// diagnostics about it need to know.
+pub struct Typed<'a> {
     file: &'a SourceFile,
     spans: &'a SpanIndex,
-    kind: &'a str,
+    def: &'static crate::kinds::KindDef,
     name: String,
 }
 
-impl Context<'_> {
-    /// The object as messages name it: ``Service `default/web` ``.
+impl Typed<'_> {
+    /// The object as messages name it: ``Service `default/web` ``, or the
+    /// kind alone for kinds that have no name.
     fn what(&self) -> String {
-        match self.kind {
-            // There is one per cluster, and it is rarely named.
-            "KubeProxyConfiguration" => self.kind.to_owned(),
-            _ => format!("{} `{}`", self.kind, self.name),
-        }
+        self.def.describe(&self.name)
     }
 
     /// Deserialize into `T`, reporting unknown fields (warnings) and the
     /// first type error (which drops the object) at their spans.
-    fn typed<T: DeserializeOwned>(&self, value: &Value, loaded: &mut Loaded) -> Option<T> {
+    pub fn typed<T: DeserializeOwned>(&self, value: &Value, loaded: &mut Loaded) -> Option<T> {
         let mut unknown = Vec::new();
         let result = serde_ignored::deserialize(value, |path| unknown.push(ignored_path(&path)));
         for path in unknown {
@@ -280,7 +262,7 @@ impl Context<'_> {
     }
 
     fn unknown_field(&self, path: &str) -> Option<Diagnostic> {
-        if self.kind == "KubeProxyConfiguration" && kube_proxy_config::is_unused_field(path) {
+        if (self.def.ignored_field)(path) {
             return None;
         }
         let (parent, field) = split_last(path);
@@ -289,7 +271,7 @@ impl Context<'_> {
             format!("unknown field `{field}` in {}", self.what()),
         )
         .at(self.file, self.spans.key(path), "ignored");
-        Some(match suggest(field, known_fields(self.kind, parent)) {
+        Some(match suggest(field, known_fields(self.def, parent)) {
             Some(known) => d.with_help(format!("did you mean `{known}`?")),
             None => d,
         })
@@ -321,7 +303,7 @@ impl Context<'_> {
             Code::Schema,
             format!(
                 "{field} of {} `{}` has the wrong type",
-                self.kind, self.name
+                self.def.kind, self.name
             ),
         )
         .at(self.file, span, error.to_owned())
@@ -508,7 +490,7 @@ mod tests {
         ];
         for text in inputs {
             let loaded = load_str(&text);
-            let _ = crate::model::validate::validate(&loaded);
+            let _ = crate::kinds::convert(&loaded);
         }
     }
 }

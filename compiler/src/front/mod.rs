@@ -8,45 +8,17 @@
 //! Problems are collected, never thrown: one bad document does not hide the
 //! problems in the next.
 
-pub mod diagnostic;
 pub mod fields;
-pub mod kube_proxy_config;
 pub mod load;
-pub mod source;
 pub mod spans;
 pub mod yaml;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-
-pub use diagnostic::{Code, Diagnostic, Severity};
-pub use kube_proxy_config::KubeProxyConfiguration;
+pub use crate::diagnostic::{Code, Diagnostic, Location, Severity};
+pub use crate::kinds::kube_proxy_config::KubeProxyConfiguration;
+pub use crate::kinds::Object;
+pub use crate::source::{FileId, SourceFile, Span};
 pub use load::load;
-pub use source::{FileId, SourceFile, Span};
 pub use spans::SpanIndex;
-
-/// A kept Kubernetes object, typed.
-#[derive(Debug, Clone)]
-pub enum Object {
-    Service(Box<Service>),
-    Endpoints(Box<Endpoints>),
-    EndpointSlice(Box<EndpointSlice>),
-    Node(Box<Node>),
-    KubeProxyConfiguration(Box<KubeProxyConfiguration>),
-}
-
-impl Object {
-    /// The kind as written in manifests.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Object::Service(_) => "Service",
-            Object::Endpoints(_) => "Endpoints",
-            Object::EndpointSlice(_) => "EndpointSlice",
-            Object::Node(_) => "Node",
-            Object::KubeProxyConfiguration(_) => "KubeProxyConfiguration",
-        }
-    }
-}
 
 /// One object and where it came from: the file and an index from field
 /// paths to spans, so later stages can point at the offending field.
@@ -69,6 +41,13 @@ impl Document {
         label: impl Into<String>,
     ) -> Diagnostic {
         Diagnostic::error(code, message).at(&self.file, self.spans.value(path), label)
+    }
+
+    /// `file:line:column` of the value at `path`, as help texts cite
+    /// another place.
+    pub fn position(&self, path: &str) -> String {
+        let (line, col) = self.file.line_col(self.spans.value(path).start);
+        format!("{}:{line}:{col}", self.file.name)
     }
 
     /// Like [`Document::error_at`], as a warning.

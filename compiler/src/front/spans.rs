@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use super::source::Span;
+use crate::source::Span;
 
 /// A field path recorded in a document's path text: a byte range of it.
 pub type PathRange = (usize, usize);

@@ -6,6 +6,7 @@
 //! which source classes go to which set, what is masqueraded, and when
 //! traffic is rejected or dropped. Emitters only say it.
 
+pub mod decisions;
 mod endpoints;
 
 use std::collections::BTreeSet;
@@ -18,6 +19,8 @@ use crate::ir::{
     Routing, Ruleset, SetKind,
 };
 use crate::model::{self, Cluster, NodePortAddress};
+
+pub use decisions::Decision;
 
 /// Which kube-proxy mode's settings apply (KubeProxyConfiguration keeps
 /// `masqueradeAll` under `nftables:` or `iptables:`).
@@ -50,6 +53,20 @@ pub enum LowerError {
 
 /// Lowers the cluster for one node (or none) into the IR.
 pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError> {
+    lower_with_decisions(cluster, options).map(|lowered| lowered.ruleset)
+}
+
+/// The IR for one node, and what lowering decided on the way that the IR
+/// does not say (see [`decisions`]).
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub ruleset: Ruleset,
+    /// In the order made: Services compiled to nothing, then frontends lost.
+    pub decisions: Vec<Decision>,
+}
+
+/// Like [`lower`], keeping the decisions.
+pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowered, LowerError> {
     let node = match &options.node {
         Some(name) => Some(
             cluster
@@ -71,7 +88,8 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
     // the first such port keeps the entry, as the first claim keeps a
     // frontend below, so entry keys stay unique.
     services.dedup_by(|later, first| entry_key(later) == entry_key(first));
-    drop_claimed_frontends(&mut services);
+    let mut decisions = decisions::nothing_compiled(cluster);
+    decisions.extend(decisions::drop_claimed_frontends(&mut services, cluster));
     let cluster_ips: BTreeSet<IpAddr> = cluster
         .services
         .iter()
@@ -91,7 +109,7 @@ pub fn lower(cluster: &Cluster, options: &Options) -> Result<Ruleset, LowerError
     if let Err(violations) = crate::ir::validate(&ruleset) {
         panic!("{}", broken_promises(&violations));
     }
-    Ok(ruleset)
+    Ok(Lowered { ruleset, decisions })
 }
 
 /// Lowering broke the IR's contract: a bug in knc, never in the input.
@@ -108,24 +126,6 @@ fn broken_promises(violations: &[crate::ir::Violation]) -> String {
 /// The order and identity of IR entries.
 fn entry_key(e: &Entry) -> (Family, &str, &str, &str, Protocol) {
     (e.family, &e.namespace, &e.name, &e.port_name, e.protocol)
-}
-
-/// Two Services may claim one address and port (a shared ExternalIP, a
-/// NodePort reused); the first in IR order keeps it, so the result is
-/// deterministic and every frontend key is unique for the emitters.
-fn drop_claimed_frontends(services: &mut [Entry]) {
-    let mut claimed = BTreeSet::new();
-    for service in services.iter_mut() {
-        let (family, protocol) = (service.family, service.protocol);
-        service.frontends.retain(|f| {
-            let address = if f.kind == FrontendKind::NodePort {
-                None
-            } else {
-                f.address
-            };
-            claimed.insert((family, address, protocol, f.port))
-        });
-    }
 }
 
 fn sorted<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {

@@ -1,264 +1,104 @@
 //! `knc lint`: configurations that are valid but probably not what their
-//! author meant. Each check is one function with a stable code, reporting
-//! warnings located at the field that explains them.
+//! author meant. Each check is one file in [`crate::checks`] with its code
+//! and documentation; this module runs them over one [`Context`]: the
+//! model, the inventory of what else the inputs hold, and lowering's
+//! decisions. Checks read model values and their provenance; none walks
+//! the YAML again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::Service;
+use super::{Cluster, Inventory, Origin, Service};
+use crate::front::{Diagnostic, Document, Loaded};
+use crate::lower::Decision;
 
-use super::Cluster;
-use crate::front::{Code, Diagnostic, Document, Loaded, Object};
+pub(crate) use crate::kinds::endpoint_slice::SERVICE_NAME_LABEL;
 
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
-/// Every lint warning for inputs that validated cleanly into `cluster`.
-pub fn lint(loaded: &Loaded, cluster: &Cluster) -> Vec<Diagnostic> {
-    let index = Index::new(loaded);
+/// Every lint warning for inputs that converted without errors into
+/// `cluster` and `inventory`. `decisions` are lowering's, for the same
+/// cluster: lint reports what compiling does rather than deciding it again.
+pub fn lint(
+    loaded: &Loaded,
+    cluster: &Cluster,
+    inventory: &Inventory,
+    decisions: &[Decision],
+) -> Vec<Diagnostic> {
+    let cx = Context::new(loaded, cluster, inventory, decisions);
     let mut out = Vec::new();
-    service_without_endpoints(&index, &mut out);
-    orphan_endpoints(&index, &mut out);
-    unmatched_port(&index, cluster, &mut out);
-    nodeport_out_of_range(&index, &mut out);
-    contested_address(&index, &mut out);
+    for check in crate::checks::RULES.iter().filter_map(|r| r.lint) {
+        check(&cx, &mut out);
+    }
     out
 }
 
-/// The documents by what they are, keyed `namespace/name`.
-struct Index<'a> {
-    services: BTreeMap<String, (&'a Document, &'a Service)>,
+/// What every lint check reads.
+pub struct Context<'a> {
+    /// The loaded documents, only to point at a field of a model value's
+    /// origin.
+    loaded: &'a Loaded,
+    pub cluster: &'a Cluster,
+    pub inventory: &'a Inventory,
+    /// The model's Services that lowering compiles rules for.
+    pub compiled: Vec<&'a Service>,
     /// Service keys that some EndpointSlice or Endpoints object serves.
-    served: BTreeSet<String>,
-    /// EndpointSlices and Endpoints with the Service key they name.
-    endpoint_objects: Vec<(&'a Document, Option<String>, &'static str)>,
+    pub served: BTreeSet<&'a str>,
+    /// The key of every Service in the inputs.
+    pub services: BTreeSet<String>,
+    /// What lowering decided (see [`crate::lower::decisions`]).
+    pub decisions: &'a [Decision],
 }
 
-fn key(namespace: Option<&String>, name: &str) -> String {
-    format!("{}/{name}", namespace.map_or("default", String::as_str))
-}
-
-impl<'a> Index<'a> {
-    fn new(loaded: &'a Loaded) -> Self {
-        let mut index = Index {
-            services: BTreeMap::new(),
-            served: BTreeSet::new(),
-            endpoint_objects: Vec::new(),
-        };
-        for doc in &loaded.documents {
-            match &doc.object {
-                Object::Service(svc) => {
-                    if let Some(name) = &svc.metadata.name {
-                        index
-                            .services
-                            .insert(key(svc.metadata.namespace.as_ref(), name), (doc, svc));
-                    }
-                }
-                Object::EndpointSlice(slice) => {
-                    let label = slice
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(SERVICE_NAME_LABEL));
-                    let service = label.map(|n| key(slice.metadata.namespace.as_ref(), n));
-                    index.served.extend(service.clone());
-                    index.endpoint_objects.push((doc, service, "EndpointSlice"));
-                }
-                Object::Endpoints(eps) => {
-                    let service = eps
-                        .metadata
-                        .name
-                        .as_ref()
-                        .map(|n| key(eps.metadata.namespace.as_ref(), n));
-                    index.served.extend(service.clone());
-                    index.endpoint_objects.push((doc, service, "Endpoints"));
-                }
-                _ => {}
-            }
-        }
-        index
-    }
-
-    /// Services that get rules: not headless, not ExternalName.
-    fn proxied(&self) -> impl Iterator<Item = (&String, &'a Document, &'a Service)> {
-        self.services.iter().filter_map(|(key, (doc, svc))| {
-            let spec = svc.spec.as_ref()?;
-            let headless = spec.cluster_ip.as_deref() == Some("None");
-            let external_name = spec.type_.as_deref() == Some("ExternalName");
-            (!headless && !external_name).then_some((key, *doc, *svc))
-        })
-    }
-}
-
-/// ## What it does
-/// Flags a Service for which the inputs hold no EndpointSlice (labelled
-/// `kubernetes.io/service-name`) and no Endpoints object.
-///
-/// ## Why is this bad?
-/// Without endpoints every connection to the Service is refused. In a
-/// GitOps repository this usually means the endpoint objects were not
-/// exported (`kubectl get endpointslices`) next to the Services.
-fn service_without_endpoints(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    for (key, doc, _) in index.proxied() {
-        if !index.served.contains(key) {
-            out.push(doc.warning_at(
-                Code::ServiceWithoutEndpoints,
-                "metadata.name",
-                format!("Service `{key}` has no EndpointSlice or Endpoints in the inputs"),
-                "every connection to it will be refused",
-            ));
-        }
-    }
-}
-
-/// ## What it does
-/// Flags EndpointSlices whose `kubernetes.io/service-name` label is missing
-/// or names no Service in the inputs, and Endpoints named like no Service.
-///
-/// ## Why is this bad?
-/// Such endpoints are never used; often the label has a typo or the Service
-/// lives in another namespace.
-fn orphan_endpoints(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    for (doc, service, kind) in &index.endpoint_objects {
-        let (path, message) = match service {
-            None if *kind == "EndpointSlice" => (
-                "metadata.labels",
-                format!("EndpointSlice has no `{SERVICE_NAME_LABEL}` label, so it belongs to no Service"),
-            ),
-            None => continue,
-            Some(service) if index.services.contains_key(service) => continue,
-            Some(service) if *kind == "EndpointSlice" => (
-                "metadata.labels",
-                format!("EndpointSlice belongs to Service `{service}`, which is not in the inputs"),
-            ),
-            Some(service) => (
-                "metadata.name",
-                format!("Endpoints `{service}` match no Service in the inputs"),
-            ),
-        };
-        out.push(doc.warning_at(
-            Code::OrphanEndpoints,
-            path,
-            message,
-            "these endpoints are never used",
-        ));
-    }
-}
-
-/// ## What it does
-/// Flags a Service port that has endpoints but none of them declares a
-/// matching port (named like the Service port, or like a named
-/// `targetPort`).
-///
-/// ## Why is this bad?
-/// The port's traffic is refused although the Service has endpoints; the
-/// port names in the Service and its EndpointSlices disagree.
-fn unmatched_port(index: &Index<'_>, cluster: &Cluster, out: &mut Vec<Diagnostic>) {
-    for service in &cluster.services {
-        if service.endpoints.is_empty() {
-            continue;
-        }
-        let Some((doc, svc)) = index.services.get(&service.key()) else {
-            continue;
-        };
-        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
-        for port in &service.ports {
-            if service
+impl<'a> Context<'a> {
+    fn new(
+        loaded: &'a Loaded,
+        cluster: &'a Cluster,
+        inventory: &'a Inventory,
+        decisions: &'a [Decision],
+    ) -> Self {
+        let nothing: BTreeSet<String> = decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::NothingCompiled { service, .. } => Some(service.key()),
+                Decision::FrontendLost { .. } => None,
+            })
+            .collect();
+        Context {
+            loaded,
+            cluster,
+            inventory,
+            compiled: cluster
+                .services
+                .iter()
+                .filter(|s| !nothing.contains(&s.key()))
+                .collect(),
+            services: cluster
+                .services
+                .iter()
+                .map(Service::key)
+                .chain(inventory.other_services.iter().cloned())
+                .collect(),
+            served: inventory
                 .endpoints
                 .iter()
-                .any(|ep| ep.port_for(port).is_some())
-            {
-                continue;
-            }
-            let position = ports
-                .and_then(|ports| {
-                    ports
-                        .iter()
-                        .position(|p| p.name.as_deref().unwrap_or_default() == port.name)
-                })
-                .unwrap_or(0);
-            let shown = if port.name.is_empty() {
-                port.port.to_string()
-            } else {
-                port.name.clone()
-            };
-            out.push(doc.warning_at(
-                Code::UnmatchedPort,
-                &format!("spec.ports[{position}].name"),
-                format!(
-                    "no endpoint of Service `{}` has a port matching `{shown}`",
-                    service.key()
-                ),
-                "connections to this port will be refused",
-            ));
+                .filter_map(|e| e.service.as_deref())
+                .collect(),
+            decisions,
         }
     }
-}
 
-/// The API server's default `--service-node-port-range`.
-const NODEPORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
-
-/// ## What it does
-/// Flags a `nodePort` outside 30000–32767.
-///
-/// ## Why is this bad?
-/// A default API server rejects it; a cluster that accepts it has a custom
-/// range, and the port may collide with services running on the nodes.
-fn nodeport_out_of_range(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    for (key, doc, svc) in index.proxied() {
-        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
-        for (i, port) in ports.into_iter().flatten().enumerate() {
-            match port.node_port {
-                Some(n) if n != 0 && !NODEPORT_RANGE.contains(&n) => out.push(doc.warning_at(
-                    Code::NodePortOutOfRange,
-                    &format!("spec.ports[{i}].nodePort"),
-                    format!("nodePort `{n}` of Service `{key}` is outside the default range 30000-32767"),
-                    "outside the API server's default range",
-                )),
-                _ => {}
-            }
-        }
+    /// The document a model value came from, to point at one of its fields.
+    pub fn document(&self, origin: &Origin) -> &'a Document {
+        origin.in_loaded(self.loaded)
     }
-}
 
-/// ## What it does
-/// Flags an external IP or LoadBalancer IP and port that two Services claim
-/// for the same protocol.
-///
-/// ## Why is this bad?
-/// Only one can receive the traffic: knc gives the address to the first
-/// Service in namespace/name order and drops it from the others.
-fn contested_address(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    let mut claims: BTreeMap<(String, i32, String), &String> = BTreeMap::new();
-    for (key, doc, svc) in index.proxied() {
-        let Some(spec) = &svc.spec else { continue };
-        let ingress: Vec<&String> = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.as_ref())
-            .collect();
-        let addresses = spec.external_ips.iter().flatten().chain(ingress);
-        for address in addresses {
-            for port in spec.ports.iter().flatten() {
-                let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
-                let claim = (address.clone(), port.port, protocol.clone());
-                match claims.get(&claim) {
-                    Some(first) => out.push(doc.warning_at(
-                        Code::ContestedAddress,
-                        "metadata.name",
-                        format!(
-                            "Service `{key}` claims {address}:{}/{protocol}, which Service `{first}` claims too",
-                            port.port
-                        ),
-                        "only one Service receives this traffic",
-                    )),
-                    None => {
-                        claims.insert(claim, key);
-                    }
-                }
-            }
-        }
+    /// A warning at the field `path` of the object `origin` points at.
+    pub fn warning(
+        &self,
+        origin: &Origin,
+        code: crate::front::Code,
+        path: &str,
+        message: String,
+        label: &str,
+    ) -> Diagnostic {
+        self.document(origin).warning_at(code, path, message, label)
     }
 }

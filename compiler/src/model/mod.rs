@@ -2,22 +2,21 @@
 //! the proxy configuration, in plain types that lowering can read without
 //! knowing about YAML or k8s-openapi's optional-everything shapes.
 //!
-//! Building the model never fails: validation ([`validate`]) has already
-//! reported bad values, and anything still unusable is skipped here.
+//! The model is built by [`crate::kinds::convert`], one conversion per
+//! kind, which parses every field once and reports the values that fail.
 
 pub mod addr;
-pub mod build;
 pub mod lint;
-pub mod validate;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::front::{Document, Loaded};
 use crate::ir::Protocol;
 
-pub use build::build;
+pub use crate::names::object_key;
 
 /// Everything lowering needs, independent of input order.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +28,28 @@ pub struct Cluster {
     /// Settings read from KubeProxyConfiguration objects (flags override
     /// these when lowering).
     pub proxy_config: ProxyConfig,
+}
+
+/// What the inputs hold besides what gets rules, for lint: the Services
+/// that get none (headless, ExternalName), and every
+/// EndpointSlice and Endpoints object with the Service it names.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// `namespace/name` of the Services that are not in the cluster
+    /// (headless, ExternalName).
+    pub other_services: std::collections::BTreeSet<String>,
+    pub endpoints: Vec<EndpointsObject>,
+}
+
+/// An EndpointSlice or Endpoints object, as lint sees it.
+#[derive(Debug, Clone)]
+pub struct EndpointsObject {
+    pub origin: Origin,
+    /// `EndpointSlice` or `Endpoints`.
+    pub kind: &'static str,
+    /// `namespace/name` of the Service it belongs to: a slice's
+    /// `kubernetes.io/service-name` label, an Endpoints object's own name.
+    pub service: Option<String>,
 }
 
 /// kube-proxy settings found in the inputs.
@@ -73,13 +94,34 @@ pub enum ServiceType {
     LoadBalancer,
 }
 
+/// Where a model object came from: the index of its document in
+/// [`crate::front::Loaded::documents`], so that later stages (lowering's
+/// decisions, lint) can point at the object or one of its fields without
+/// going back to the YAML. Resolving it costs nothing until a diagnostic
+/// needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub document: usize,
+}
+
+impl Origin {
+    /// The document this origin points at.
+    pub fn in_loaded<'a>(&self, loaded: &'a Loaded) -> &'a Document {
+        &loaded.documents[self.document]
+    }
+}
+
 /// A Service with its endpoints.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub namespace: String,
     pub name: String,
+    /// The document the Service was read from.
+    pub origin: Origin,
     pub service_type: ServiceType,
-    /// `spec.clusterIPs` (or `spec.clusterIP`), one per family.
+    /// `spec.clusterIPs` (or `spec.clusterIP`), one per family. Empty when
+    /// none is allocated yet (a manifest as kept in Git): such a Service is
+    /// in the model so that lowering can say it compiles nothing for it.
     pub cluster_ips: Vec<IpAddr>,
     pub external_ips: Vec<IpAddr>,
     /// `status.loadBalancer.ingress[].ip`, except `ipMode: Proxy`.
@@ -99,6 +141,8 @@ pub struct Service {
 /// One `spec.ports[]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServicePort {
+    /// Its index in `spec.ports`, to point at it.
+    pub index: usize,
     pub name: String,
     pub protocol: Protocol,
     pub port: u16,
@@ -138,7 +182,7 @@ pub struct EndpointPort {
 impl Service {
     /// `namespace/name`.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        object_key(&self.namespace, &self.name)
     }
 }
 

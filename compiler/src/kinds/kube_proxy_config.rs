@@ -1,6 +1,70 @@
-//! KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1), the parts knc reads.
+//! KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1): the parts
+//! knc reads, the fields it knows and ignores, and the one conversion into
+//! the model's [`ProxyConfig`].
 
+use super::{KindDef, Located};
+use crate::front::fields::fields_of;
+use crate::model::{NodePortAddress, ProxyConfig};
 use serde::{Deserialize, Serialize};
+
+pub const DEF: KindDef = kind_def!(
+    "kubeproxy.config.k8s.io/v1alpha1", KubeProxyConfiguration => KubeProxyConfiguration,
+    named: false, namespaced: false, ignored: is_unused_field
+);
+
+fn known_fields(shape: &str) -> &'static [&'static str] {
+    match shape {
+        "" => fields_of::<KubeProxyConfiguration>(),
+        "nftables" | "iptables" => fields_of::<ModeConfig>(),
+        _ => &[],
+    }
+}
+
+/// Later configuration objects override earlier ones field by field; with
+/// one object (the normal case) order does not matter.
+pub(super) fn convert(
+    at: &mut Located<'_>,
+    config: &KubeProxyConfiguration,
+    into: &mut ProxyConfig,
+) {
+    if let Some(cidrs) = &config.cluster_cidr {
+        into.cluster_cidrs = cidrs
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .filter_map(|cidr| at.cidr(|| "clusterCIDR".into(), "clusterCIDR", cidr))
+            .collect();
+    }
+    if let Some(entries) = &config.node_port_addresses {
+        let mut addresses = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            if entry == "primary" {
+                addresses.push(NodePortAddress::Primary);
+            } else if let Some(net) = at.cidr(
+                || format!("nodePortAddresses[{i}]"),
+                "nodePortAddresses entry",
+                entry,
+            ) {
+                addresses.push(NodePortAddress::Cidr(net));
+            }
+        }
+        into.nodeport_addresses = addresses;
+    }
+    if let Some(mode) = config.mode.as_ref().filter(|m| !m.is_empty()) {
+        at.one_of(
+            || "mode".into(),
+            "mode",
+            mode,
+            &["iptables", "ipvs", "nftables", "kernelspace"],
+        );
+    }
+    if let Some(m) = config.nftables.as_ref().and_then(|m| m.masquerade_all) {
+        into.masquerade_all_nftables = Some(m);
+    }
+    if let Some(m) = config.iptables.as_ref().and_then(|m| m.masquerade_all) {
+        into.masquerade_all_iptables = Some(m);
+    }
+}
 
 /// The fields of kube-proxy's configuration file that change the ruleset.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -7,69 +7,39 @@
 
 use std::sync::Arc;
 
-use super::source::{SourceFile, Span};
+use crate::source::{SourceFile, Span};
 
-/// Stable diagnostic codes. Tools and docs refer to these strings, so a code
-/// never changes meaning once released.
+/// Stable diagnostic codes. Tools and docs refer to their strings, so a
+/// code never changes meaning once released. Each code's string, severity
+/// and documentation live in its file under [`crate::checks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
-    /// The bytes are not valid YAML or JSON.
     Syntax,
-    /// A document is not a mapping with `apiVersion` and `kind`.
     NotAnObject,
-    /// A field has the wrong type or shape for its kind (serde's verdict).
     Schema,
-    /// A field this kind does not have (often a typo); a warning.
     UnknownField,
-    /// A port number outside 1..=65535 (or 0..=65535 where 0 means unset).
     PortRange,
-    /// An IP address or CIDR that does not parse.
     InvalidAddress,
-    /// A protocol other than TCP, UDP or SCTP.
     InvalidProtocol,
-    /// A required field is missing.
     MissingField,
-    /// The same object (kind, namespace, name) defined twice.
     DuplicateObject,
-    /// Two Services claim the same NodePort for the same protocol.
     NodePortConflict,
-    /// A value outside what the field allows (an enum string, a timeout).
-    InvalidValue,
-    /// A file could not be read (reported by the binary).
+    InvalidEnumValue,
+    InvalidPortName,
+    AffinityTimeoutRange,
     Io,
-    /// Lint: a Service with no EndpointSlice or Endpoints in the inputs.
     ServiceWithoutEndpoints,
-    /// Lint: an EndpointSlice or Endpoints object that belongs to no Service.
     OrphanEndpoints,
-    /// Lint: a Service port that none of the Service's endpoints carries.
     UnmatchedPort,
-    /// Lint: a NodePort outside the API server's default range.
     NodePortOutOfRange,
-    /// Lint: an address and port that two Services claim.
     ContestedAddress,
+    UnallocatedClusterIp,
 }
 
 impl Code {
+    /// The stable string: `knc::port-range`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Code::Syntax => "knc::syntax",
-            Code::NotAnObject => "knc::not-an-object",
-            Code::Schema => "knc::schema",
-            Code::UnknownField => "knc::unknown-field",
-            Code::PortRange => "knc::port-range",
-            Code::InvalidAddress => "knc::invalid-address",
-            Code::InvalidProtocol => "knc::invalid-protocol",
-            Code::MissingField => "knc::missing-field",
-            Code::DuplicateObject => "knc::duplicate-object",
-            Code::NodePortConflict => "knc::nodeport-conflict",
-            Code::InvalidValue => "knc::invalid-value",
-            Code::Io => "knc::io",
-            Code::ServiceWithoutEndpoints => "knc::service-without-endpoints",
-            Code::OrphanEndpoints => "knc::orphan-endpoints",
-            Code::UnmatchedPort => "knc::unmatched-port",
-            Code::NodePortOutOfRange => "knc::nodeport-out-of-range",
-            Code::ContestedAddress => "knc::contested-address",
-        }
+        crate::checks::rule(self).name
     }
 }
 

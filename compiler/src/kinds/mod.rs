@@ -1,0 +1,581 @@
+//! One file per Kubernetes kind knc reads, each with the one conversion
+//! from a loaded object to model values ("parse, don't validate"): every
+//! field is parsed once, a value that fails becomes a diagnostic located at
+//! the field, and the conversion returns what it could build.
+//!
+//! [`convert`] runs every object through its kind's conversion, checks what
+//! spans objects (duplicates, NodePort conflicts), and joins the result into
+//! the [`Cluster`]: Services with their endpoints, nodes, proxy settings.
+//!
+//! Adding a kind: a file here with its conversion, a variant of
+//! [`crate::front::Object`] with its `apiVersion`/`kind` in the loader, and
+//! its arm in [`convert`].
+
+/// A kind's [`KindDef`], in a kind file that has a `known_fields`
+/// function: `kind_def!("v1", core::Service => Service, named: true,
+/// namespaced: true, ignored: super::no_ignored_field)`. The variant of
+/// [`Object`] names the kind.
+macro_rules! kind_def {
+    ($api_version:literal, $ty:ty => $variant:ident, named: $named:literal, namespaced: $namespaced:literal, ignored: $ignored:expr) => {
+        $crate::kinds::KindDef {
+            api_version: $api_version,
+            kind: stringify!($variant),
+            named: $named,
+            namespaced: $namespaced,
+            known_fields,
+            ignored_field: $ignored,
+            load: |typed, value, loaded| {
+                typed
+                    .typed::<$ty>(value, loaded)
+                    .map(|o| $crate::kinds::Object::$variant(Box::new(o)))
+            },
+        }
+    };
+}
+
+pub mod endpoint_slice;
+pub mod endpoints;
+pub mod kube_proxy_config;
+mod located;
+pub mod node;
+pub mod service;
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+pub(crate) use located::Located;
+
+use crate::front::load::Typed;
+use crate::front::{Code, Diagnostic, Document, Loaded};
+use crate::ir::Protocol;
+use crate::model::{Cluster, EndpointsObject, Inventory, ProxyConfig};
+use crate::names::{namespaced, object_key, DEFAULT_NAMESPACE};
+use kube_proxy_config::KubeProxyConfiguration;
+
+/// What the loader knows about a kind: its `apiVersion` and `kind`, the
+/// fields it has (for typo suggestions), and how to deserialize it. Each
+/// kind's file has one, registered in [`KINDS`].
+pub struct KindDef {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    /// Whether objects of the kind have a `metadata.name`.
+    pub named: bool,
+    /// Whether objects of the kind live in a namespace.
+    pub namespaced: bool,
+    /// Field names at a path shape (`spec.ports[]`, `` for the top).
+    pub known_fields: fn(&str) -> &'static [&'static str],
+    /// Fields the kind has that knc ignores without a warning.
+    pub ignored_field: fn(&str) -> bool,
+    /// Deserializes a document of the kind into an [`Object`].
+    pub load: fn(&Typed<'_>, &Value, &mut Loaded) -> Option<Object>,
+}
+
+impl KindDef {
+    /// How messages name an object of this kind: `namespace/name` for
+    /// namespaced kinds, `name` for cluster-scoped ones.
+    pub fn display_name(&self, namespace: Option<&str>, name: &str) -> String {
+        if self.namespaced {
+            namespaced(namespace, name)
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// An object of this kind as messages name it: ``Service
+    /// `default/web` ``, or the kind alone for unnamed kinds (there is one
+    /// KubeProxyConfiguration per cluster, and it is rarely named).
+    pub fn describe(&self, display_name: &str) -> String {
+        if self.named {
+            format!("{} `{display_name}`", self.kind)
+        } else {
+            self.kind.to_owned()
+        }
+    }
+}
+
+/// Every kind knc keeps; documents of other kinds are counted and skipped.
+pub const KINDS: &[&KindDef] = &[
+    &service::DEF,
+    &endpoints::DEF,
+    &endpoint_slice::DEF,
+    &node::DEF,
+    &kube_proxy_config::DEF,
+];
+
+/// The kind with this `apiVersion` and `kind`, if knc keeps it.
+pub fn find(api_version: &str, kind: &str) -> Option<&'static KindDef> {
+    KINDS
+        .iter()
+        .copied()
+        .find(|k| k.api_version == api_version && k.kind == kind)
+}
+
+/// The kept kind called `kind`.
+pub fn named(kind: &str) -> Option<&'static KindDef> {
+    KINDS.iter().copied().find(|k| k.kind == kind)
+}
+
+/// For kinds without fields to ignore.
+pub(crate) fn no_ignored_field(_: &str) -> bool {
+    false
+}
+
+/// A kept Kubernetes object, typed.
+#[derive(Debug, Clone)]
+pub enum Object {
+    Service(Box<Service>),
+    Endpoints(Box<Endpoints>),
+    EndpointSlice(Box<EndpointSlice>),
+    Node(Box<Node>),
+    KubeProxyConfiguration(Box<KubeProxyConfiguration>),
+}
+
+impl Object {
+    /// The object's metadata; `None` for KubeProxyConfiguration, which has
+    /// none.
+    pub fn metadata(&self) -> Option<&ObjectMeta> {
+        match self {
+            Object::Service(o) => Some(&o.metadata),
+            Object::Endpoints(o) => Some(&o.metadata),
+            Object::EndpointSlice(o) => Some(&o.metadata),
+            Object::Node(o) => Some(&o.metadata),
+            Object::KubeProxyConfiguration(_) => None,
+        }
+    }
+
+    /// The kind's definition.
+    pub fn def(&self) -> &'static KindDef {
+        match self {
+            Object::Service(_) => &service::DEF,
+            Object::Endpoints(_) => &endpoints::DEF,
+            Object::EndpointSlice(_) => &endpoint_slice::DEF,
+            Object::Node(_) => &node::DEF,
+            Object::KubeProxyConfiguration(_) => &kube_proxy_config::DEF,
+        }
+    }
+
+    /// The kind as written in manifests.
+    pub fn kind(&self) -> &'static str {
+        self.def().kind
+    }
+}
+
+/// The model built from loaded objects, and every problem found on the
+/// way. The model is only meaningful when no diagnostic is an error.
+#[derive(Debug)]
+pub struct Converted {
+    pub cluster: Cluster,
+    /// What lint needs besides the cluster.
+    pub inventory: Inventory,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Converts every loaded object, once. Order of the documents does not
+/// matter to the model: everything is keyed and sorted.
+pub fn convert(loaded: &Loaded) -> Converted {
+    let mut diagnostics = Vec::new();
+    let mut services = BTreeMap::new();
+    let mut slices: BTreeMap<(String, String), Vec<endpoint_slice::Converted>> = BTreeMap::new();
+    let mut legacy = BTreeMap::new();
+    let mut nodes = BTreeMap::new();
+    let mut proxy_config = ProxyConfig::default();
+    let mut nodeport_claims = Vec::new();
+    let mut inventory = Inventory::default();
+
+    for (index, doc) in loaded.documents.iter().enumerate() {
+        let mut at = Located::new(index, doc, &mut diagnostics);
+        missing_name(&mut at);
+        match &doc.object {
+            Object::Service(svc) => {
+                let converted = service::convert(&mut at, svc);
+                nodeport_claims.extend(converted.nodeport_claims.into_iter().map(|c| (index, c)));
+                match (converted.service, &svc.metadata.name) {
+                    (Some(service), _) => {
+                        services.insert((service.namespace.clone(), service.name.clone()), service);
+                    }
+                    (None, Some(name)) => {
+                        let key = namespaced(svc.metadata.namespace.as_deref(), name);
+                        inventory.other_services.insert(key);
+                    }
+                    (None, None) => {}
+                }
+            }
+            Object::EndpointSlice(slice) => {
+                let converted = endpoint_slice::convert(&mut at, slice);
+                inventory
+                    .endpoints
+                    .push(endpoints_object(&at, &converted.service));
+                if let Some(service) = converted.service.clone() {
+                    slices.entry(service).or_default().push(converted);
+                }
+            }
+            Object::Endpoints(eps) => {
+                let converted = endpoints::convert(&mut at, eps);
+                inventory
+                    .endpoints
+                    .push(endpoints_object(&at, &converted.service));
+                if let Some(service) = converted.service {
+                    legacy.insert(service, converted.endpoints);
+                }
+            }
+            Object::Node(node) => {
+                if let Some(node) = node::convert(&mut at, node) {
+                    nodes.insert(node.name.clone(), node);
+                }
+            }
+            Object::KubeProxyConfiguration(config) => {
+                kube_proxy_config::convert(&mut at, config, &mut proxy_config)
+            }
+        }
+    }
+    duplicate_objects(&loaded.documents, &mut diagnostics);
+    nodeport_conflicts(&loaded.documents, &nodeport_claims, &mut diagnostics);
+
+    for (key, service) in services.iter_mut() {
+        service.endpoints = match slices.get_mut(key) {
+            // One slice (the usual case): its endpoints as they are.
+            Some(found) if found.len() == 1 => std::mem::take(&mut found[0].endpoints),
+            Some(found) => {
+                // Slices of one Service in a stable order, whatever the input order.
+                found.sort_by(|a, b| a.name.cmp(&b.name));
+                found
+                    .iter_mut()
+                    .flat_map(|s| std::mem::take(&mut s.endpoints))
+                    .collect()
+            }
+            None => legacy.remove(key).unwrap_or_default(),
+        };
+    }
+    Converted {
+        cluster: Cluster {
+            services: services.into_values().collect(),
+            nodes,
+            proxy_config,
+        },
+        inventory,
+        diagnostics,
+    }
+}
+
+/// An EndpointSlice or Endpoints object for the inventory.
+fn endpoints_object(at: &Located<'_>, service: &Option<(String, String)>) -> EndpointsObject {
+    EndpointsObject {
+        origin: at.origin(),
+        kind: at.doc.object.kind(),
+        service: service.as_ref().map(|(ns, name)| object_key(ns, name)),
+    }
+}
+
+/// The namespace of a namespaced object.
+pub(crate) fn namespace_of(meta: &ObjectMeta) -> String {
+    meta.namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+/// The object as messages name it: ``Service `default/web` ``, or just the
+/// kind for the (unnamed, one per cluster) KubeProxyConfiguration.
+pub(crate) fn describe(doc: &Document) -> String {
+    doc.object.def().describe(&display_name(doc))
+}
+
+/// `namespace/name` for namespaced kinds, `name` for cluster-scoped ones.
+fn display_name(doc: &Document) -> String {
+    let meta = doc.object.metadata();
+    let name = meta.and_then(|m| m.name.as_deref()).unwrap_or("<unnamed>");
+    let namespace = meta.and_then(|m| m.namespace.as_deref());
+    doc.object.def().display_name(namespace, name)
+}
+
+/// Every named kind has a `metadata.name`: names join Services to their
+/// endpoints and select the node to compile for.
+fn missing_name(at: &mut Located<'_>) {
+    let Some(meta) = at.doc.object.metadata() else {
+        return;
+    };
+    if meta.name.as_deref().is_some_and(|n| !n.is_empty()) {
+        return;
+    }
+    let message = format!("{} has no `metadata.name`", at.doc.object.kind());
+    at.error(
+        Code::MissingField,
+        "metadata.name",
+        message,
+        "`name` is required",
+    );
+}
+
+/// No (kind, namespace, name) twice across all inputs.
+fn duplicate_objects(docs: &[Document], out: &mut Vec<Diagnostic>) {
+    // (kind, namespace of namespaced kinds, name), borrowed from the objects.
+    type Key<'a> = (&'static str, Option<&'a str>, Option<&'a str>);
+    let mut seen: HashMap<Key<'_>, &Document> = HashMap::new();
+    for doc in docs {
+        let meta = doc.object.metadata();
+        let name = meta.and_then(|m| m.name.as_deref());
+        if name.is_some_and(str::is_empty) || (name.is_none() && meta.is_some()) {
+            continue; // missing_name reports it
+        }
+        let def = doc.object.def();
+        let namespace = def.namespaced.then(|| {
+            meta.and_then(|m| m.namespace.as_deref())
+                .unwrap_or(DEFAULT_NAMESPACE)
+        });
+        let Some(first) = seen.get(&(def.kind, namespace, name)) else {
+            seen.insert((def.kind, namespace, name), doc);
+            continue;
+        };
+        let message = format!("{} is defined more than once", describe(doc));
+        let help = format!(
+            "first defined at {}; remove one of them",
+            first.position("metadata.name")
+        );
+        out.push(
+            doc.error_at(
+                Code::DuplicateObject,
+                "metadata.name",
+                message,
+                "defined again here",
+            )
+            .with_help(help),
+        );
+    }
+}
+
+/// No two Service ports claim one NodePort and protocol.
+fn nodeport_conflicts(
+    docs: &[Document],
+    claims: &[(usize, service::NodePortClaim)],
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut claimed: HashMap<(u16, Protocol), &(usize, service::NodePortClaim)> = HashMap::new();
+    for entry in claims {
+        let (index, claim) = entry;
+        let key = (claim.node_port, claim.protocol);
+        let Some(&&(first, ref first_claim)) = claimed.get(&key) else {
+            claimed.insert(key, entry);
+            continue;
+        };
+        let (doc, first) = (&docs[*index], &docs[first]);
+        let message = format!(
+            "nodePort `{}/{}` of Service `{}` is already used by Service `{}`",
+            claim.node_port,
+            crate::names::protocol_name(claim.protocol),
+            display_name(doc),
+            display_name(first)
+        );
+        let help = format!("first claimed at {}", first.position(&first_claim.path()));
+        out.push(
+            doc.error_at(
+                Code::NodePortConflict,
+                &claim.path(),
+                message,
+                "already in use",
+            )
+            .with_help(help),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::front::{load, SourceFile};
+    use crate::model::addr::{parse_cidr, parse_ip};
+    use std::net::IpAddr;
+
+    /// Codes and `line:column` of every diagnostic for these files.
+    fn check(files: &[(&str, &str)]) -> Vec<(Code, String)> {
+        let files: Vec<_> = files.iter().map(|(n, t)| SourceFile::new(*n, *t)).collect();
+        let loaded = load(&files);
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "load: {:?}",
+            loaded.diagnostics
+        );
+        let mut diags = convert(&loaded).diagnostics;
+        diags.sort_by_key(Diagnostic::sort_key);
+        diags
+            .iter()
+            .map(|d| (d.code, d.position().unwrap_or_default()))
+            .collect()
+    }
+
+    fn one(text: &str) -> Vec<(Code, String)> {
+        check(&[("t.yaml", text)])
+    }
+
+    fn service(spec: &str) -> String {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n{spec}")
+    }
+
+    #[test]
+    fn port_out_of_range() {
+        let diags = one(&service(
+            "  ports:\n  - port: 70000\n    nodePort: -1\n    targetPort: 0\n",
+        ));
+        assert_eq!(
+            diags,
+            vec![
+                (Code::PortRange, "t.yaml:7:11".into()),
+                (Code::PortRange, "t.yaml:8:15".into()),
+                (Code::PortRange, "t.yaml:9:17".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn port_missing() {
+        assert_eq!(
+            one(&service("  ports:\n  - name: http\n")),
+            vec![(Code::MissingField, "t.yaml:7:5".into())]
+        );
+    }
+
+    #[test]
+    fn target_port_names() {
+        let diags = one(&service("  ports:\n  - port: 80\n    targetPort: \"8080\"\n  - port: 81\n    targetPort: http-alt\n"));
+        assert_eq!(diags, vec![(Code::InvalidPortName, "t.yaml:8:17".into())]);
+    }
+
+    #[test]
+    fn protocols() {
+        let diags = one(&service(
+            "  ports:\n  - port: 80\n    protocol: tcp\n  - port: 81\n    protocol: SCTP\n",
+        ));
+        assert_eq!(diags, vec![(Code::InvalidProtocol, "t.yaml:8:15".into())]);
+    }
+
+    #[test]
+    fn service_addresses_and_sloppy_ipv4() {
+        let spec = "  clusterIP: 010.0.0.1\n  clusterIPs: [010.0.0.1, 'fd00::1', None]\n  externalIPs: [1.2.3.4, 1.2.3.256]\n  loadBalancerIP: nope\n  loadBalancerSourceRanges: [10.0.0.0/33]\n";
+        let diags = one(&service(spec));
+        assert_eq!(
+            diags,
+            vec![
+                (Code::InvalidAddress, "t.yaml:8:26".into()),
+                (Code::InvalidAddress, "t.yaml:9:19".into()),
+                (Code::InvalidAddress, "t.yaml:10:30".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn ingress_ip_and_mode() {
+        let text = service("  type: LoadBalancer\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: 1.2.3\n      ipMode: proxy\n");
+        assert_eq!(
+            one(&text),
+            vec![
+                (Code::InvalidAddress, "t.yaml:10:11".into()),
+                (Code::InvalidEnumValue, "t.yaml:11:15".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn enums_and_timeout() {
+        let spec = "  type: Nodeport\n  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 86401\n  externalTrafficPolicy: local\n  internalTrafficPolicy: Local\n";
+        assert_eq!(
+            one(&service(spec)),
+            vec![
+                (Code::InvalidEnumValue, "t.yaml:6:9".into()),
+                (Code::AffinityTimeoutRange, "t.yaml:10:23".into()),
+                (Code::InvalidEnumValue, "t.yaml:11:26".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_name_is_reported() {
+        assert_eq!(
+            one("apiVersion: v1\nkind: Node\nmetadata:\n  labels: {}\n"),
+            vec![(Code::MissingField, "t.yaml:4:3".into())]
+        );
+    }
+
+    #[test]
+    fn endpoint_slices() {
+        let text = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: IPv4\nendpoints:\n- addresses: [10.0.0.1, 'fd00::1', 10.0.0]\nports:\n- port: 0\n  protocol: ICMP\n";
+        assert_eq!(
+            one(text),
+            vec![
+                (Code::InvalidAddress, "t.yaml:6:25".into()),
+                (Code::InvalidAddress, "t.yaml:6:36".into()),
+                (Code::PortRange, "t.yaml:8:9".into()),
+                (Code::InvalidProtocol, "t.yaml:9:13".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn legacy_endpoints() {
+        let text = "apiVersion: v1\nkind: Endpoints\nmetadata: {name: e}\nsubsets:\n- addresses: [{ip: 10.0.0.x}]\n  ports: [{port: 65536}]\n";
+        assert_eq!(
+            one(text),
+            vec![
+                (Code::InvalidAddress, "t.yaml:5:20".into()),
+                (Code::PortRange, "t.yaml:6:18".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn node_addresses_and_pod_cidrs() {
+        let text = "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec:\n  podCIDR: 10.244.0.0\nstatus:\n  addresses:\n  - {type: Hostname, address: n1}\n  - {type: InternalIP, address: n1}\n";
+        assert_eq!(
+            one(text),
+            vec![
+                (Code::InvalidAddress, "t.yaml:5:12".into()),
+                (Code::InvalidAddress, "t.yaml:9:33".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn proxy_config() {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftabels\nclusterCIDR: 10.244.0.0/16,fd00::/300\nnodePortAddresses: [primary, 1.2.3.4]\n";
+        assert_eq!(
+            one(text),
+            vec![
+                (Code::InvalidEnumValue, "t.yaml:3:7".into()),
+                (Code::InvalidAddress, "t.yaml:4:14".into()),
+                (Code::InvalidAddress, "t.yaml:5:30".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_point_at_the_second() {
+        let a = service("  ports: [{port: 80}]\n");
+        let diags = check(&[("a.yaml", &a), ("b.yaml", &a)]);
+        assert_eq!(diags, vec![(Code::DuplicateObject, "b.yaml:4:9".into())]);
+    }
+
+    #[test]
+    fn nodeport_conflicts_across_services() {
+        let a = service("  type: NodePort\n  ports: [{port: 80, nodePort: 30080}]\n");
+        let b = a.replace("name: web", "name: api");
+        let c = a
+            .replace("name: web", "name: dns")
+            .replace("port: 80,", "port: 53, protocol: UDP,");
+        let diags = check(&[("a.yaml", &a), ("b.yaml", &b), ("c.yaml", &c)]);
+        assert_eq!(diags, vec![(Code::NodePortConflict, "b.yaml:7:32".into())]);
+    }
+
+    #[test]
+    fn sloppy_parsers() {
+        assert_eq!(
+            parse_ip("010.001.0.1"),
+            Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 0, 1)))
+        );
+        assert_eq!(parse_ip("1.2.3.4.5"), None);
+        assert_eq!(parse_ip("1.2.3.-4"), None);
+        assert_eq!(parse_cidr("10.0.0.1/8").map(|c| c.prefix_len()), Some(8));
+        assert_eq!(parse_cidr("fd00::/129"), None);
+        assert_eq!(parse_cidr("10.0.0.0/"), None);
+    }
+}
