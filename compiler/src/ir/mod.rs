@@ -169,11 +169,12 @@ pub struct Entry {
 impl Entry {
     /// `namespace/name:port` as kube-proxy names a service port.
     pub fn display_name(&self) -> String {
-        if self.port_name.is_empty() {
-            format!("{}/{}", self.namespace, self.name)
-        } else {
-            format!("{}/{}:{}", self.namespace, self.name, self.port_name)
+        let mut name = crate::names::object_key(&self.namespace, &self.name);
+        if !self.port_name.is_empty() {
+            name.push(':');
+            name.push_str(&self.port_name);
         }
+        name
     }
 }
 
