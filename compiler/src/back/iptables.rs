@@ -68,7 +68,6 @@
 //! Session affinity uses `xt_recent`, whose lists keep 100 addresses by
 //! default (module parameter `ip_list_tot`), like kube-proxy's.
 
-mod digits;
 mod dispatch;
 mod names;
 
@@ -80,7 +79,7 @@ use std::sync::OnceLock;
 use ipnet::IpNet;
 
 use crate::ir::{Backend, Entry, Family, FrontendKind, Protocol, Route, Ruleset, SetKind};
-use digits::{push_decimal, push_ipv4};
+use crate::text::{push_decimal, push_ipv4};
 use dispatch::{Leaves, Tree};
 use names::{comment, identity, push_comment, Name, Namer, Seeded, NAME_MAX};
 

@@ -97,10 +97,7 @@ pub(super) fn nothing_compiled(cluster: &Cluster) -> Vec<Decision> {
 /// NodePort reused); the first in IR order keeps it, so the result is
 /// deterministic and every frontend key is unique for the emitters. Every
 /// frontend dropped is one [`Decision::FrontendLost`].
-pub(super) fn drop_claimed_frontends(
-    services: &mut [Entry],
-    cluster: &Cluster,
-) -> Vec<Decision> {
+pub(super) fn drop_claimed_frontends(services: &mut [Entry], cluster: &Cluster) -> Vec<Decision> {
     type Key = (Family, Option<IpAddr>, Protocol, u16);
     let mut claimed: BTreeMap<Key, usize> = BTreeMap::new();
     let mut lost = Vec::new();

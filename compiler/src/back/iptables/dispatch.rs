@@ -16,9 +16,9 @@
 //! addresses outside every prefix usually leaves after a rule or two. The
 //! price is chains: about n / 10 of them, each a few rules.
 
-use super::digits::push_decimal;
 use super::names::Namer;
 use super::{ChainId, Table};
+use crate::text::push_decimal;
 
 /// Most rules a chain holds before it is split.
 const LEAF_MAX: usize = 16;

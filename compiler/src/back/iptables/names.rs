@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 
-use super::digits::push_decimal;
+use crate::text::push_decimal;
 
 /// Longest chain name iptables accepts (`XT_EXTENSION_MAXNAMELEN` - 1).
 pub(crate) const NAME_MAX: usize = 28;

@@ -63,7 +63,7 @@ use crate::ir::{
     Backend, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing,
     Ruleset, SetKind,
 };
-use crate::text::push_decimal;
+use crate::text::{push_decimal, push_ipv4};
 
 pub use fake::Fake;
 pub use model::{Element, Object, ObjectKind, Table, TableFamily, Tables};
@@ -624,14 +624,7 @@ impl<'a> FamilyEmitter<'a> {
 /// `Ipv4Addr` formatting was the largest cost of emitting a big ruleset.
 fn push_ip(out: &mut String, ip: &IpAddr) {
     match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_decimal(out, u64::from(octet));
-            }
-        }
+        IpAddr::V4(v4) => push_ipv4(out, *v4),
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }
