@@ -226,16 +226,7 @@ mod tests {
     }
 
     fn ruleset(services: Vec<Entry>) -> Ruleset {
-        Ruleset {
-            version: knc_compiler::ir::VERSION,
-            node: None,
-            cluster_cidrs: vec![],
-            service_cidrs: vec![],
-            cluster_ips: vec![],
-            node_addresses: vec![],
-            nodeport_scope: knc_compiler::ir::NodePortScope::AnyLocal,
-            services,
-        }
+        Ruleset::with_services(None, services)
     }
 
     #[test]

@@ -253,7 +253,7 @@ fn answer(health: &ServiceHealth) -> Reply {
 mod tests {
     use super::*;
     use crate::http::test_client::{get, request};
-    use knc_compiler::ir::{Backend, BackendSets, Entry, Family, NodePortScope, Protocol, Ruleset};
+    use knc_compiler::ir::{Backend, BackendSets, Entry, Family, Protocol, Ruleset};
 
     fn localhost() -> IpAddr {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -405,15 +405,9 @@ mod tests {
     fn desired_counts_distinct_local_addresses_per_service() {
         let v4 = |port| vec![backend("10.1.0.5", port), backend("10.1.0.6", port)];
         let v6 = |port| vec![backend("fd00::5", port), backend("fd00::6", port)];
-        let ruleset = Ruleset {
-            version: knc_compiler::ir::VERSION,
-            node: Some("node-a".into()),
-            cluster_cidrs: Vec::new(),
-            service_cidrs: Vec::new(),
-            cluster_ips: Vec::new(),
-            node_addresses: Vec::new(),
-            nodeport_scope: NodePortScope::AnyLocal,
-            services: vec![
+        let ruleset = Ruleset::with_services(
+            Some("node-a".into()),
+            vec![
                 // Dual-stack, two ports: four entries, four distinct addresses.
                 entry(Family::Ipv4, "shop", "web", "http", Some(32000), v4(8080)),
                 entry(Family::Ipv4, "shop", "web", "https", Some(32000), v4(8443)),
@@ -424,7 +418,7 @@ mod tests {
                 // ETP Cluster: no health check.
                 entry(Family::Ipv4, "shop", "api", "", None, v4(80)),
             ],
-        };
+        );
         assert_eq!(
             desired(&ruleset),
             BTreeMap::from([
@@ -436,19 +430,13 @@ mod tests {
 
     #[test]
     fn desired_keeps_the_first_claim_on_a_port() {
-        let ruleset = Ruleset {
-            version: knc_compiler::ir::VERSION,
-            node: None,
-            cluster_cidrs: Vec::new(),
-            service_cidrs: Vec::new(),
-            cluster_ips: Vec::new(),
-            node_addresses: Vec::new(),
-            nodeport_scope: NodePortScope::AnyLocal,
-            services: vec![
+        let ruleset = Ruleset::with_services(
+            None,
+            vec![
                 entry(Family::Ipv4, "a", "one", "", Some(32000), Vec::new()),
                 entry(Family::Ipv4, "b", "two", "", Some(32000), Vec::new()),
             ],
-        };
+        );
         assert_eq!(
             desired(&ruleset),
             BTreeMap::from([(32000, health("a", "one", 0))])

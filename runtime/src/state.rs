@@ -297,16 +297,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::lock(dir.path(), "t", LOCK_WAIT).unwrap();
         assert_eq!(state.record(), None);
-        let ruleset = knc_compiler::compile::compile(
-            &[],
-            vec![],
-            &Default::default(),
-            &knc_compiler::compile::NodeChoice::Agnostic,
-        )
-        .unwrap()
-        .into_single();
-        let record = Record::new(Backend::Nft, ruleset, Some(7));
-        state.save(&record).unwrap();
+        let record = saved(&state);
         assert_eq!(state.record(), Some(record));
         state.forget().unwrap();
         assert_eq!(state.record(), None);

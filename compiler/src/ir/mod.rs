@@ -101,6 +101,24 @@ pub struct Ruleset {
     pub services: Vec<Entry>,
 }
 
+impl Ruleset {
+    /// A ruleset of this version holding only `services` for `node`: no
+    /// CIDRs, no node addresses, NodePorts on any local address. For tests
+    /// and tools that build IR by hand.
+    pub fn with_services(node: Option<String>, services: Vec<Entry>) -> Ruleset {
+        Ruleset {
+            version: VERSION,
+            node,
+            cluster_cidrs: Vec::new(),
+            service_cidrs: Vec::new(),
+            cluster_ips: Vec::new(),
+            node_addresses: Vec::new(),
+            nodeport_scope: NodePortScope::AnyLocal,
+            services,
+        }
+    }
+}
+
 /// Which destination addresses NodePorts accept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "cidrs")]
