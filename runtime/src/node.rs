@@ -43,6 +43,8 @@ pub struct Node {
     /// The input (by hash) last synced and the generation it left, for
     /// [`Node::quiet`].
     last: Option<(u64, u32)>,
+    /// What this process last applied (nft), so rounds need not read it back.
+    applied: Option<crate::sync::Applied>,
 }
 
 impl Node {
@@ -57,6 +59,7 @@ impl Node {
             backend,
             kernel,
             last: None,
+            applied: None,
         })
     }
 
@@ -70,6 +73,7 @@ impl Node {
                 dir: state_dir.to_path_buf(),
             },
             last: None,
+            applied: None,
         }
     }
 
@@ -94,12 +98,19 @@ impl Node {
     /// Forgets what was synced (after a failed round).
     pub fn forget(&mut self) {
         self.last = None;
+        self.applied = None;
     }
 
     /// Brings the kernel to `ruleset` (see [`crate::sync`]).
     pub fn sync(&mut self, ruleset: &Ruleset, dry_run: bool) -> Result<Synced, SyncError> {
         match self.backend {
-            Backend::Nft => sync_nft(&mut self.kernel, &self.state, ruleset, dry_run),
+            Backend::Nft => sync_nft(
+                &mut self.kernel,
+                &self.state,
+                &mut self.applied,
+                ruleset,
+                dry_run,
+            ),
             Backend::Iptables => crate::iptables::sync_iptables(&self.state, ruleset, dry_run),
         }
     }

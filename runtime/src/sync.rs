@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use knc_compiler::back::nft::{tables, Transaction, TransactionKind};
+use knc_compiler::back::nft::{tables, Tables, Transaction, TransactionKind};
 use knc_compiler::ir::Ruleset;
 
 use crate::nft::{expected, Kernel};
@@ -76,29 +76,39 @@ pub enum SyncError {
 pub fn sync_nft(
     kernel: &mut dyn Kernel,
     state: &StateDir,
+    memory: &mut Option<Applied>,
     new: &Ruleset,
     dry_run: bool,
 ) -> Result<Synced, SyncError> {
-    let record = state.record().filter(|r| r.backend == Backend::Nft);
+    // What knc last applied: kept in memory by a long-running reconcile
+    // (this process holds the lock, so only it writes the record), read
+    // from the state directory otherwise.
+    let applied = match memory.take() {
+        Some(applied) => Some(applied),
+        None => state
+            .record()
+            .filter(|r| r.backend == Backend::Nft)
+            .map(Applied::from_record),
+    };
     let generation = kernel.generation().map_err(SyncError::Generation)?;
     let new_tables = tables(new);
     let mut drift = None;
-    let mut trusted = None;
-    if let Some(record) = &record {
-        let old_tables = tables(&record.ruleset);
-        if record.generation == Some(generation) {
-            trusted = Some(old_tables);
+    let mut trusted = false;
+    if let Some(applied) = &applied {
+        if applied.record.generation == Some(generation) {
+            trusted = true;
         } else {
             let live = kernel.live()?;
-            let applied = expected(&old_tables);
-            if live == applied {
-                trusted = Some(old_tables);
+            let expected = expected(&applied.tables);
+            if live == expected {
+                trusted = true;
             } else {
-                drift = Some(applied.differences(&live));
+                drift = Some(expected.differences(&live));
             }
         }
     }
-    let transaction = Transaction::between(trusted.as_ref(), &new_tables);
+    let old_tables = applied.as_ref().filter(|_| trusted).map(|a| &a.tables);
+    let transaction = Transaction::between(old_tables, &new_tables);
     let unchanged = transaction.kind() == TransactionKind::Incremental && transaction.is_empty();
     let mut synced = Synced {
         change: match transaction.kind() {
@@ -113,19 +123,22 @@ pub fn sync_nft(
         },
         drift,
         transaction: transaction.render(),
-        previous: record.as_ref().map(|r| r.ruleset.clone()),
+        previous: applied.as_ref().map(|a| a.record.ruleset.clone()),
         kernel_time: Duration::ZERO,
         generation: Some(generation),
     };
     if dry_run {
+        *memory = applied;
         return Ok(synced);
     }
     if unchanged {
         // Same rules; remember the generation so the next round is cheap.
-        if record.as_ref().and_then(|r| r.generation) != Some(generation) {
-            let record = Record::new(Backend::Nft, new.clone(), Some(generation));
-            state.save(&record).map_err(SyncError::Record)?;
+        let mut applied = applied.expect("an unchanged update has a previous ruleset");
+        if applied.record.generation != Some(generation) {
+            applied.record = Record::new(Backend::Nft, new.clone(), Some(generation));
+            state.save(&applied.record).map_err(SyncError::Record)?;
         }
+        *memory = Some(applied);
         return Ok(synced);
     }
     let start = Instant::now();
@@ -138,10 +151,28 @@ pub fn sync_nft(
     // ours no longer: leave it unknown, and the next round compares.
     let ours = (after == before.wrapping_add(1)).then_some(after);
     synced.generation = ours;
-    state
-        .save(&Record::new(Backend::Nft, new.clone(), ours))
-        .map_err(SyncError::Record)?;
+    let record = Record::new(Backend::Nft, new.clone(), ours);
+    state.save(&record).map_err(SyncError::Record)?;
+    *memory = Some(Applied {
+        record,
+        tables: new_tables,
+    });
     Ok(synced)
+}
+
+/// What knc last applied, with its model: kept between reconcile rounds so
+/// that a round neither reads the record back nor rebuilds the model.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub record: Record,
+    pub tables: Tables,
+}
+
+impl Applied {
+    fn from_record(record: Record) -> Applied {
+        let tables = tables(&record.ruleset);
+        Applied { record, tables }
+    }
 }
 
 #[cfg(test)]
@@ -179,14 +210,14 @@ mod tests {
         let (_dir, state) = state();
         let mut kernel = FakeKernel::default();
         let one = ruleset(&["10.244.1.1", "10.244.1.2"]);
-        let first = sync_nft(&mut kernel, &state, &one, false).unwrap();
+        let first = sync_nft(&mut kernel, &state, &mut None, &one, false).unwrap();
         assert_eq!(first.change, Change::Full);
         let two = ruleset(&["10.244.1.1", "10.244.1.3"]);
-        let second = sync_nft(&mut kernel, &state, &two, false).unwrap();
+        let second = sync_nft(&mut kernel, &state, &mut None, &two, false).unwrap();
         assert_eq!(second.change, Change::Incremental);
         assert!(second.commands <= 4, "{}", second.transaction);
         assert_eq!(kernel.fake.tables(), tables(&two).normalised());
-        let third = sync_nft(&mut kernel, &state, &two, false).unwrap();
+        let third = sync_nft(&mut kernel, &state, &mut None, &two, false).unwrap();
         assert_eq!(third.change, Change::Unchanged);
         assert_eq!(kernel.applied.len(), 2);
     }
@@ -196,9 +227,9 @@ mod tests {
         let (_dir, state) = state();
         let mut kernel = FakeKernel::default();
         let one = ruleset(&["10.244.1.1"]);
-        sync_nft(&mut kernel, &state, &one, false).unwrap();
+        sync_nft(&mut kernel, &state, &mut None, &one, false).unwrap();
         kernel.touched();
-        let again = sync_nft(&mut kernel, &state, &one, false).unwrap();
+        let again = sync_nft(&mut kernel, &state, &mut None, &one, false).unwrap();
         assert_eq!(again.change, Change::Unchanged);
         assert!(again.drift.is_none());
         assert_eq!(
@@ -214,7 +245,7 @@ mod tests {
         let one = ruleset(&["10.244.1.1", "10.244.1.2"]);
         for damage in 0..3 {
             let mut kernel = FakeKernel::default();
-            sync_nft(&mut kernel, &state, &one, false).unwrap();
+            sync_nft(&mut kernel, &state, &mut None, &one, false).unwrap();
             match damage {
                 0 => {
                     let key = kernel.fake.tables().tables[0].elements["frontends"][0]
@@ -230,7 +261,7 @@ mod tests {
                 _ => kernel.fake.delete_table(TableFamily::Ip),
             }
             kernel.touched();
-            let repaired = sync_nft(&mut kernel, &state, &one, false).unwrap();
+            let repaired = sync_nft(&mut kernel, &state, &mut None, &one, false).unwrap();
             assert_eq!(repaired.change, Change::Full, "damage {damage}");
             assert!(repaired.drift.is_some(), "damage {damage}");
             assert_eq!(
@@ -242,10 +273,33 @@ mod tests {
     }
 
     #[test]
+    fn a_long_running_sync_keeps_what_it_applied_in_memory() {
+        let (dir, state) = state();
+        let mut kernel = FakeKernel::default();
+        let mut memory = None;
+        let one = ruleset(&["10.244.1.1", "10.244.1.2"]);
+        sync_nft(&mut kernel, &state, &mut memory, &one, false).unwrap();
+        // The record is not read back: its loss does not cost a full replace.
+        std::fs::remove_file(dir.path().join("applied.json")).unwrap();
+        let two = ruleset(&["10.244.1.1", "10.244.1.3"]);
+        let second = sync_nft(&mut kernel, &state, &mut memory, &two, false).unwrap();
+        assert_eq!(second.change, Change::Incremental);
+        assert_eq!(memory.as_ref().unwrap().record.ruleset, two);
+        assert_eq!(kernel.fake.tables(), tables(&two).normalised());
+    }
+
+    #[test]
     fn dry_run_changes_nothing() {
         let (_dir, state) = state();
         let mut kernel = FakeKernel::default();
-        let synced = sync_nft(&mut kernel, &state, &ruleset(&["10.244.1.1"]), true).unwrap();
+        let synced = sync_nft(
+            &mut kernel,
+            &state,
+            &mut None,
+            &ruleset(&["10.244.1.1"]),
+            true,
+        )
+        .unwrap();
         assert_eq!(synced.change, Change::Full);
         assert!(synced.transaction.contains("table ip knc"));
         assert!(kernel.applied.is_empty());
