@@ -369,7 +369,9 @@ pub struct SettingsArgs {
     #[arg(long = "nodeport-addresses", value_name = "CIDR|primary", value_parser = parse_nodeport_address, value_delimiter = ',')]
     pub nodeport_addresses: Vec<NodePortAddress>,
 
-    /// Masquerade all Service traffic.
+    /// Masquerade all traffic to Service ClusterIPs, pods' too (kube-proxy's
+    /// masqueradeAll). NodePort, external and LoadBalancer IP traffic keeps
+    /// the masquerade its traffic policy gives.
     #[arg(long)]
     pub masquerade_all: bool,
 }

@@ -372,6 +372,41 @@ fn explain_follows_one_connection() {
     );
 }
 
+/// `--masquerade-all` masquerades pods reaching the ClusterIP, while an
+/// external client of an `externalTrafficPolicy: Local` NodePort keeps its
+/// address: what `tests/kernel/matrix.rs` sees with real packets.
+#[test]
+fn explain_masquerade_all_covers_the_cluster_ip_only() {
+    let explain = |to: &str, from: &str| {
+        let out = knc(
+            &[
+                "explain",
+                "fixtures/flag-masquerade-all-etp-local",
+                "--node",
+                "node1",
+                "--masquerade-all",
+                "--to",
+                to,
+                "--from",
+                from,
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        stdout(&out)
+    };
+    let text = explain("10.96.1.10:80", "10.244.2.9");
+    assert!(
+        text.contains("From 10.244.2.9, a pod: masqueraded"),
+        "{text}"
+    );
+    let text = explain("172.30.0.1:30010", "192.0.2.1");
+    assert!(
+        text.contains("outside the cluster: source kept, sent to one of 1 node-local backend"),
+        "{text}"
+    );
+}
+
 #[test]
 fn explain_rejects_a_malformed_target() {
     let out = knc(

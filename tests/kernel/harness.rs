@@ -588,6 +588,12 @@ impl Topology {
     /// inserted on a family's first load and reinserted after (see the
     /// module doc).
     pub fn compile(&mut self, manifests: &str) -> Compiled {
+        self.compile_flags(manifests, &[])
+    }
+
+    /// Like [`Topology::compile`], with extra `knc compile` settings (e.g.
+    /// `--masquerade-all`) for every loader.
+    pub fn compile_flags(&mut self, manifests: &str, flags: &[&str]) -> Compiled {
         let texts = self
             .loaders()
             .iter()
@@ -597,19 +603,15 @@ impl Topology {
                 } else {
                     "insert"
                 };
-                let text = match loader {
-                    Loader::Nft => self.compile_with(manifests, &[]),
-                    Loader::Iptables | Loader::Ip6tables => {
-                        let format = match loader {
-                            Loader::Iptables => "iptables",
-                            _ => "ip6tables",
-                        };
-                        self.compile_with(
-                            manifests,
-                            &["--format", format, "--iptables-hooks", hooks],
-                        )
-                    }
-                };
+                let mut args = flags.to_vec();
+                if let Loader::Iptables | Loader::Ip6tables = loader {
+                    let format = match loader {
+                        Loader::Iptables => "iptables",
+                        _ => "ip6tables",
+                    };
+                    args.extend(["--format", format, "--iptables-hooks", hooks]);
+                }
+                let text = self.compile_with(manifests, &args);
                 (loader, text)
             })
             .collect();
@@ -696,7 +698,12 @@ impl Topology {
 
     /// Compiles `manifests` and loads the result into node1; returns it.
     pub fn load_manifests(&mut self, manifests: &str) -> Compiled {
-        let compiled = self.compile(manifests);
+        self.load_manifests_flags(manifests, &[])
+    }
+
+    /// Like [`Topology::load_manifests`], compiled with extra settings.
+    pub fn load_manifests_flags(&mut self, manifests: &str, flags: &[&str]) -> Compiled {
+        let compiled = self.compile_flags(manifests, flags);
         self.load(&compiled);
         compiled
     }

@@ -11,6 +11,9 @@
 //! masquerade rewrites it to [`NODE1`], so masquerading is visible in node
 //! rows too. The table is kube-proxy's "base" case (a cluster CIDR known,
 //! no masquerade-all); its comments mark where the result is not obvious.
+//! [`MASQUERADE_ALL`] is the `externalTrafficPolicy: Local` variant again
+//! under `--masquerade-all`, which in kube-proxy masquerades traffic to the
+//! ClusterIP only.
 //!
 //! One topology per Service variant and back end (the tests run in
 //! parallel), nine rows each.
@@ -120,6 +123,27 @@ const MATRIX: &[(Svc, Src, Dst, Answer, Seen)] = &[
     (ItpLocal, External, LoadBalancer, Both,  Masq),
 ];
 
+/// The `EtpLocal` rows under `--masquerade-all`. kube-proxy's
+/// masqueradeAll is one rule matching the ClusterIP (and port) in the
+/// Service's internal chain (pkg/proxy/nftables/proxier.go): every source
+/// reaching the ClusterIP is masqueraded, pods too; traffic to the NodePort
+/// and the LoadBalancer IP keeps the masquerade its traffic policy gives.
+#[rustfmt::skip]
+const MASQUERADE_ALL: &[(Svc, Src, Dst, Answer, Seen)] = &[
+    // The one change: pods are masqueraded to a ClusterIP.
+    (EtpLocal, Pod,      ClusterIp,    Both,  Masq),
+    // Not to external destinations: the short-circuit stays unmasqueraded.
+    (EtpLocal, Pod,      NodePort,     Both,  Own),
+    (EtpLocal, Pod,      LoadBalancer, Both,  Own),
+    (EtpLocal, Node,     ClusterIp,    Both,  Masq),
+    (EtpLocal, Node,     NodePort,     Both,  Masq),
+    (EtpLocal, Node,     LoadBalancer, Both,  Masq),
+    (EtpLocal, External, ClusterIp,    Both,  Masq),
+    // externalTrafficPolicy: Local keeps the client's address.
+    (EtpLocal, External, NodePort,     Local, Own),
+    (EtpLocal, External, LoadBalancer, Local, Own),
+];
+
 /// Addresses of each variant's Service: (ClusterIP, NodePort, LB IP).
 fn addresses(svc: Svc) -> (&'static str, u16, &'static str) {
     match svc {
@@ -144,8 +168,16 @@ fn service(svc: Svc) -> String {
         .yaml()
 }
 
-fn run(backend: Backend, svc: Svc, id: &str) {
-    let rows: Vec<_> = MATRIX.iter().filter(|r| r.0 == svc).collect();
+/// Probes the rows of `table` for `svc`, with the Service compiled with
+/// the `knc compile` settings `flags`.
+fn run(
+    backend: Backend,
+    svc: Svc,
+    id: &str,
+    table: &[(Svc, Src, Dst, Answer, Seen)],
+    flags: &[&str],
+) {
+    let rows: Vec<_> = table.iter().filter(|r| r.0 == svc).collect();
     assert_eq!(rows.len(), 9, "every source × destination, once");
     let mut topo = Topology::build_for(
         backend,
@@ -156,10 +188,13 @@ fn run(backend: Backend, svc: Svc, id: &str) {
             Pod::new("mx-cli", "10.244.1.2"),
         ],
     );
-    topo.load_manifests(&cluster(&[
-        &service(svc),
-        &http_slice("mx", &[ep("10.244.1.1"), ep("10.244.2.1")]),
-    ]));
+    topo.load_manifests_flags(
+        &cluster(&[
+            &service(svc),
+            &http_slice("mx", &[ep("10.244.1.1"), ep("10.244.2.1")]),
+        ]),
+        flags,
+    );
     let (cluster_ip, node_port, lb_ip) = addresses(svc);
     let mut failures = Vec::new();
     for &&(_, src, dst, answer, seen) in &rows {
@@ -195,7 +230,7 @@ fn run(backend: Backend, svc: Svc, id: &str) {
             });
         if !all_answered || probes.pods() != want_pods || !sources_ok {
             failures.push(format!(
-                "{backend:?} {svc:?} {src:?} -> {dst:?}: want {answer:?} {want_pods:?} seeing {seen:?} \
+                "{backend:?} {svc:?} {flags:?} {src:?} -> {dst:?}: want {answer:?} {want_pods:?} seeing {seen:?} \
                  (own {own}); got pods {:?} sources {sources:?}\n{probes:?}",
                 probes.pods()
             ));
@@ -213,19 +248,31 @@ fn run(backend: Backend, svc: Svc, id: &str) {
 backend_tests!(matrix_plain);
 fn matrix_plain(backend: Backend) {
     require_kernel!("matrix_plain");
-    run(backend, Plain, "mxpl");
+    run(backend, Plain, "mxpl", MATRIX, &[]);
 }
 
 backend_tests!(matrix_external_policy_local);
 fn matrix_external_policy_local(backend: Backend) {
     require_kernel!("matrix_external_policy_local");
-    run(backend, EtpLocal, "mxetp");
+    run(backend, EtpLocal, "mxetp", MATRIX, &[]);
 }
 
 backend_tests!(matrix_internal_policy_local);
 fn matrix_internal_policy_local(backend: Backend) {
     require_kernel!("matrix_internal_policy_local");
-    run(backend, ItpLocal, "mxitp");
+    run(backend, ItpLocal, "mxitp", MATRIX, &[]);
+}
+
+backend_tests!(matrix_masquerade_all_external_policy_local);
+fn matrix_masquerade_all_external_policy_local(backend: Backend) {
+    require_kernel!("matrix_masquerade_all_external_policy_local");
+    run(
+        backend,
+        EtpLocal,
+        "mxma",
+        MASQUERADE_ALL,
+        &["--masquerade-all"],
+    );
 }
 
 /// The table itself is not vacuous: it holds both kinds of source and

@@ -220,10 +220,7 @@ impl<'a> Context<'a> {
         };
         let fate = |set: SetKind, masquerade: bool| {
             if !backends.get(set).is_empty() {
-                Route::Forward {
-                    set,
-                    masquerade: masquerade || self.masquerade_all,
-                }
+                Route::Forward { set, masquerade }
             } else if chosen.has_any {
                 Route::Drop
             } else {
@@ -239,10 +236,15 @@ impl<'a> Context<'a> {
         };
         // Off-cluster sources (and the node itself) are masqueraded to a
         // ClusterIP only when pods can be told apart by a cluster CIDR.
+        // masqueradeAll masquerades every source to the ClusterIP, pods
+        // too; it is kube-proxy's one rule matching the cluster IP itself,
+        // so NodePort, external and LoadBalancer traffic keep the
+        // masquerade their traffic policy gives.
+        let all = self.masquerade_all;
         let internal = Routing {
-            node: fate(internal_set, cidr_known),
-            pods: fate(internal_set, false),
-            external: fate(internal_set, cidr_known),
+            node: fate(internal_set, all || cidr_known),
+            pods: fate(internal_set, all),
+            external: fate(internal_set, all || cidr_known),
         };
         let external = if svc.external_policy_local {
             let local = fate(SetKind::Local, false);
@@ -398,5 +400,56 @@ mod tests {
         assert_eq!(crate::ir::validate(&ruleset), Ok(()));
         assert_eq!(ruleset.services.len(), 1);
         assert_eq!(ruleset.services[0].frontends[0].port, 80);
+    }
+
+    /// masqueradeAll, as in kube-proxy, masquerades every source reaching
+    /// the ClusterIP and leaves the NodePort to its traffic policy: an
+    /// external client of an `externalTrafficPolicy: Local` NodePort keeps
+    /// its address.
+    #[test]
+    fn masquerade_all_covers_the_cluster_ip_only() {
+        use crate::ir::{FrontendKind, Route};
+        let text = "apiVersion: v1\nkind: Node\nmetadata: {name: node1}\n\
+                    spec: {podCIDR: 10.244.1.0/24}\n\
+                    status: {addresses: [{type: InternalIP, address: 172.30.0.1}]}\n---\n\
+                    apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: default}\n\
+                    spec:\n  type: NodePort\n  clusterIP: 10.96.0.1\n\
+                    \x20 externalTrafficPolicy: Local\n\
+                    \x20 ports:\n  - {name: http, port: 80, nodePort: 30080}\n---\n\
+                    apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+                    metadata: {name: a-1, namespace: default, labels: {kubernetes.io/service-name: a}}\n\
+                    addressType: IPv4\nports: [{name: http, port: 8080}]\n\
+                    endpoints: [{addresses: [10.244.1.1], nodeName: node1}]\n";
+        let analysis = crate::analyse(&[SourceFile::new("in.yaml", text)]);
+        assert!(!analysis.has_errors(), "{:#?}", analysis.diagnostics);
+        let cluster = analysis.cluster.unwrap();
+        let options = super::Options {
+            node: Some("node1".into()),
+            masquerade_all: true,
+            ..Default::default()
+        };
+        let ruleset = super::lower(&cluster, &options).unwrap();
+        let frontend = |kind| {
+            ruleset.services[0]
+                .frontends
+                .iter()
+                .find(|f| f.kind == kind)
+                .unwrap()
+                .routing
+        };
+        let masqueraded = |route: Route| {
+            matches!(
+                route,
+                Route::Forward {
+                    masquerade: true,
+                    ..
+                }
+            )
+        };
+        let cluster_ip = frontend(FrontendKind::ClusterIp);
+        assert!(masqueraded(cluster_ip.pods) && masqueraded(cluster_ip.external));
+        let node_port = frontend(FrontendKind::NodePort);
+        assert!(!masqueraded(node_port.pods) && !masqueraded(node_port.external));
+        assert!(masqueraded(node_port.node));
     }
 }
