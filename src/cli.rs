@@ -361,6 +361,7 @@ pub struct SettingsArgs {
     pub cluster_cidrs: Vec<IpNet>,
 
     /// Service CIDR (repeat for dual stack): unallocated addresses inside are dropped.
+    /// Added to the `spec.cidrs` of the inputs' ServiceCIDR objects.
     #[arg(long = "service-cidr", value_name = "CIDR", value_parser = parse_cidr_flag, value_delimiter = ',')]
     pub service_cidrs: Vec<IpNet>,
 

@@ -271,6 +271,9 @@ pub struct Topology {
     /// `--noflush` load of that family must reinsert them, not insert them
     /// again).
     hooked: [bool; 2],
+    /// Compiles pass the suite's `--service-cidr` flags (off for tests
+    /// whose service CIDRs come from ServiceCIDR objects alone).
+    service_cidr_flags: bool,
 }
 
 fn sysctl(key: &str, value: &'static str) -> (String, &'static str) {
@@ -346,6 +349,7 @@ impl Topology {
             dir: tempfile::tempdir().expect("tempdir"),
             backend,
             hooked: [false; 2],
+            service_cidr_flags: true,
         };
         for pod in pods {
             assert!(
@@ -618,21 +622,37 @@ impl Topology {
         Compiled { texts }
     }
 
+    /// From now on, compiles pass no `--service-cidr` flag: the service
+    /// CIDRs are the inputs' ServiceCIDR objects alone.
+    pub fn without_service_cidr_flags(&mut self) {
+        self.service_cidr_flags = false;
+    }
+
     /// Compiles `manifests` for node1 with extra `knc compile` arguments.
     pub fn compile_with(&mut self, manifests: &str, args: &[&str]) -> String {
         self.compiles += 1;
         let dir: PathBuf = self.dir.path().join(format!("manifests-{}", self.compiles));
         std::fs::create_dir(&dir).expect("manifest dir");
         std::fs::write(dir.join("cluster.yaml"), manifests).expect("write manifests");
+        let service_cidrs: &[&str] = if self.service_cidr_flags {
+            &["--service-cidr", "10.96.0.0/16"]
+        } else {
+            &[]
+        };
+        let service_cidrs6: &[&str] = if self.service_cidr_flags {
+            &["--service-cidr", "fd00:10:96::/112"]
+        } else {
+            &[]
+        };
         let out = Command::new(env!("CARGO_BIN_EXE_knc"))
             .arg("compile")
             .arg(&dir)
             .args(["--node", "node1"])
             .args(["--cluster-cidr", "10.244.0.0/16"])
-            .args(["--service-cidr", "10.96.0.0/16"])
+            .args(service_cidrs)
             .args(args)
             .args(["--cluster-cidr", "fd00:10:244::/56"])
-            .args(["--service-cidr", "fd00:10:96::/112"])
+            .args(service_cidrs6)
             .output()
             .expect("run knc");
         assert!(

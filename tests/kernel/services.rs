@@ -551,3 +551,34 @@ fn iptables_noflush_leaves_other_rules_alone() {
     topo.tcp(From::Client, "10.96.0.120:80", 3)
         .assert_pods(&["ot-b"]);
 }
+
+/// The ServiceCIDR the test below allocates from.
+const EXTRA_SERVICE_CIDR: &str = "apiVersion: networking.k8s.io/v1
+kind: ServiceCIDR
+metadata:
+  name: extra
+spec:
+  cidrs: [10.100.0.0/16]
+";
+
+// A ServiceCIDR object is a source of service CIDRs, as `--service-cidr`
+// is (none is passed here): an unallocated address inside is dropped, the
+// Service's ClusterIP inside answers. 10.100.0.99 is also made a local
+// address of node1, so without the drop node1's own stack would answer
+// (a TCP reset: refused) instead of the probe timing out.
+backend_tests!(service_cidr_object_drops_unallocated_addresses);
+fn service_cidr_object_drops_unallocated_addresses(backend: Backend) {
+    require_kernel!("service_cidr_object_drops_unallocated_addresses");
+    let mut topo = Topology::build_for(backend, "scidr", &[Pod::web("sc-a", "10.244.1.1")]);
+    topo.node1()
+        .exec("ip", &["addr", "add", "10.100.0.99/32", "dev", "cl"]);
+    topo.without_service_cidr_flags();
+    topo.load_manifests(&cluster(&[
+        EXTRA_SERVICE_CIDR,
+        &http_service("sc", "10.100.0.10"),
+        &http_slice("sc", &[ep("10.244.1.1")]),
+    ]));
+    topo.tcp(From::Client, "10.100.0.10:80", 3)
+        .assert_pods(&["sc-a"]);
+    topo.tcp(From::Client, "10.100.0.99:80", 1).assert_timeout();
+}

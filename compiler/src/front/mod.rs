@@ -3,8 +3,9 @@
 //!
 //! Accepted: multi-document YAML, JSON, and `kind: List` (as `kubectl get -o
 //! yaml` prints it). Kept kinds: Service, Endpoints, EndpointSlice
-//! (discovery.k8s.io/v1), Node and KubeProxyConfiguration
-//! (kubeproxy.config.k8s.io/v1alpha1). Anything else is counted and skipped.
+//! (discovery.k8s.io/v1), Node, ServiceCIDR (networking.k8s.io/v1) and
+//! KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1). Anything else is
+//! counted and skipped.
 //! Problems are collected, never thrown: one bad document does not hide the
 //! problems in the next.
 

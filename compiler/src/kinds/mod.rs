@@ -39,11 +39,13 @@ pub mod kube_proxy_config;
 mod located;
 pub mod node;
 pub mod service;
+pub mod service_cidr;
 
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
@@ -104,6 +106,7 @@ pub const KINDS: &[&KindDef] = &[
     &endpoint_slice::DEF,
     &node::DEF,
     &kube_proxy_config::DEF,
+    &service_cidr::DEF,
 ];
 
 /// The kind with this `apiVersion` and `kind`, if knc keeps it.
@@ -132,6 +135,7 @@ pub enum Object {
     EndpointSlice(Box<EndpointSlice>),
     Node(Box<Node>),
     KubeProxyConfiguration(Box<KubeProxyConfiguration>),
+    ServiceCIDR(Box<ServiceCIDR>),
 }
 
 impl Object {
@@ -144,6 +148,7 @@ impl Object {
             Object::EndpointSlice(o) => Some(&o.metadata),
             Object::Node(o) => Some(&o.metadata),
             Object::KubeProxyConfiguration(_) => None,
+            Object::ServiceCIDR(o) => Some(&o.metadata),
         }
     }
 
@@ -155,6 +160,7 @@ impl Object {
             Object::EndpointSlice(_) => &endpoint_slice::DEF,
             Object::Node(_) => &node::DEF,
             Object::KubeProxyConfiguration(_) => &kube_proxy_config::DEF,
+            Object::ServiceCIDR(_) => &service_cidr::DEF,
         }
     }
 
@@ -183,6 +189,7 @@ pub fn convert(loaded: &Loaded) -> Converted {
     let mut legacy = BTreeMap::new();
     let mut nodes = BTreeMap::new();
     let mut proxy_config = ProxyConfig::default();
+    let mut service_cidrs = Vec::new();
     let mut nodeport_claims = Vec::new();
     let mut inventory = Inventory::default();
 
@@ -230,6 +237,9 @@ pub fn convert(loaded: &Loaded) -> Converted {
             Object::KubeProxyConfiguration(config) => {
                 kube_proxy_config::convert(&mut at, config, &mut proxy_config)
             }
+            Object::ServiceCIDR(object) => {
+                service_cidrs.extend(service_cidr::convert(&mut at, object));
+            }
         }
     }
     duplicate_objects(&loaded.documents, &mut diagnostics);
@@ -255,6 +265,7 @@ pub fn convert(loaded: &Loaded) -> Converted {
             services: services.into_values().collect(),
             nodes,
             proxy_config,
+            service_cidrs,
         },
         inventory,
         diagnostics,
@@ -426,6 +437,22 @@ mod tests {
                 (Code::PortRange, "t.yaml:9:17".into()),
             ]
         );
+    }
+
+    #[test]
+    fn service_cidr_objects() {
+        let text = "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata:\n  name: extra\nspec:\n  cidrs: [10.100.0.0/16, 10.1.0.0/33, 'fd00:100::/112']\n";
+        assert_eq!(
+            one(text),
+            vec![(Code::InvalidAddress, "t.yaml:6:26".into())]
+        );
+        let files = [SourceFile::new("t.yaml", text)];
+        let cidrs = convert(&load(&files)).cluster.service_cidrs;
+        let want: Vec<_> = ["10.100.0.0/16", "fd00:100::/112"]
+            .iter()
+            .map(|c| parse_cidr(c).unwrap())
+            .collect();
+        assert_eq!(cidrs, want);
     }
 
     #[test]

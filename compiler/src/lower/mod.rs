@@ -99,7 +99,7 @@ pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowe
         version: crate::ir::VERSION,
         node: node.map(|n| n.name.clone()),
         cluster_cidrs: context.cluster_cidrs.clone(),
-        service_cidrs: sorted(options.service_cidrs.iter().copied()),
+        service_cidrs: service_cidrs(cluster, options),
         cluster_ips: cluster_ips.into_iter().collect(),
         node_addresses: context.node_addresses.clone(),
         nodeport_scope: context.nodeport_scope.clone(),
@@ -110,6 +110,23 @@ pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowe
         panic!("{}", broken_promises(&violations));
     }
     Ok(Lowered { ruleset, decisions })
+}
+
+/// The service CIDRs: `--service-cidr`'s and every ServiceCIDR object's,
+/// together. The flag stands for the API server's
+/// `--service-cluster-ip-range`, from which it creates the default
+/// ServiceCIDR (`kubernetes`); objects added later extend it, so knc takes
+/// the union whichever the inputs hold. Overlapping and adjacent ranges
+/// (a ServiceCIDR extending the default one is common) are merged: nft
+/// refuses overlapping elements in an interval set.
+fn service_cidrs(cluster: &Cluster, options: &Options) -> Vec<IpNet> {
+    let all: Vec<IpNet> = options
+        .service_cidrs
+        .iter()
+        .chain(&cluster.service_cidrs)
+        .copied()
+        .collect();
+    sorted(IpNet::aggregate(&all))
 }
 
 /// Lowering broke the IR's contract: a bug in knc, never in the input.
@@ -451,5 +468,31 @@ mod tests {
         let node_port = frontend(FrontendKind::NodePort);
         assert!(!masqueraded(node_port.pods) && !masqueraded(node_port.external));
         assert!(masqueraded(node_port.node));
+    }
+
+    /// `--service-cidr` and ServiceCIDR objects together, overlapping
+    /// ranges merged (nft refuses overlapping interval elements).
+    #[test]
+    fn service_cidrs_are_the_union_of_flags_and_objects() {
+        let text = "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: a}\n\
+                    spec:\n  cidrs: [10.96.0.0/12, 'fd00:10:96::/112']\n---\n\
+                    apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: b}\n\
+                    spec:\n  cidrs: [10.200.0.0/16]\n";
+        let analysis = crate::analyse(&[SourceFile::new("in.yaml", text)]);
+        let cluster = analysis.cluster.expect("valid");
+        let options = super::Options {
+            service_cidrs: vec![
+                "10.96.0.0/16".parse().unwrap(),
+                "10.201.0.0/16".parse().unwrap(),
+            ],
+            ..Default::default()
+        };
+        let ruleset = super::lower(&cluster, &options).unwrap();
+        let got: Vec<String> = ruleset
+            .service_cidrs
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(got, ["10.96.0.0/12", "10.200.0.0/15", "fd00:10:96::/112"]);
     }
 }

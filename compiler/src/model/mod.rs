@@ -28,6 +28,9 @@ pub struct Cluster {
     /// Settings read from KubeProxyConfiguration objects (flags override
     /// these when lowering).
     pub proxy_config: ProxyConfig,
+    /// `spec.cidrs` of every ServiceCIDR object, in input order (lowering
+    /// joins them with `--service-cidr`).
+    pub service_cidrs: Vec<IpNet>,
 }
 
 /// What the inputs hold besides what gets rules, for lint: the Services
