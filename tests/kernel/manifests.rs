@@ -79,8 +79,9 @@ pub struct Ep {
     ip: &'static str,
     node: &'static str,
     ready: bool,
-    /// `serving` and `terminating`, written only when set.
-    draining: Option<(bool, bool)>,
+    /// `serving` (absent when `None`) and `terminating`, written only when
+    /// set.
+    draining: Option<(Option<bool>, bool)>,
     zone: Option<&'static str>,
 }
 
@@ -114,7 +115,17 @@ impl Ep {
     pub fn terminating(self) -> Ep {
         Ep {
             ready: false,
-            draining: Some((true, true)),
+            draining: Some((Some(true), true)),
+            ..self
+        }
+    }
+
+    /// Terminating with no `serving` condition written (`ready: false,
+    /// terminating: true`), as a controller that predates it writes.
+    pub fn terminating_serving_unset(self) -> Ep {
+        Ep {
+            ready: false,
+            draining: Some((None, true)),
             ..self
         }
     }
@@ -122,7 +133,7 @@ impl Ep {
     /// Terminating and no longer serving (after [`Ep::terminating`]).
     pub fn not_serving(self) -> Ep {
         Ep {
-            draining: Some((false, true)),
+            draining: Some((Some(false), true)),
             ..self
         }
     }
@@ -193,7 +204,10 @@ ports:
             e.ip, e.ready
         );
         if let Some((serving, terminating)) = e.draining {
-            y += &format!("    serving: {serving}\n    terminating: {terminating}\n");
+            if let Some(serving) = serving {
+                y += &format!("    serving: {serving}\n");
+            }
+            y += &format!("    terminating: {terminating}\n");
         }
         y += &format!("  nodeName: {}\n", e.node);
         if let Some(zone) = e.zone {

@@ -1,6 +1,7 @@
 //! Which endpoints a Service port uses, as kube-proxy's CategorizeEndpoints
 //! decides it.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::net::IpAddr;
 
 use crate::ir::Family;
@@ -24,14 +25,26 @@ impl Candidate {
     }
 }
 
-/// The endpoints of `svc` that carry `port`, in `family`.
+/// The endpoints of `svc` that carry `port`, in `family`, one per address
+/// and target port.
+///
+/// The same address and port may appear more than once: an endpoint moving
+/// between slices, or a pod IP reused by a new pod while the old one is
+/// still terminating. kube-proxy keeps one endpoint for them
+/// (`EndpointSliceCache.addEndpoints`): a later copy replaces the one kept
+/// unless it is terminating, so a non-terminating copy's conditions win
+/// over a terminating one's whatever the order. It stays where the first
+/// copy was.
 pub fn candidates(
     svc: &model::Service,
     port: &model::ServicePort,
     family: Family,
     node: Option<&str>,
 ) -> Vec<Candidate> {
-    svc.endpoints
+    let mut out: Vec<Candidate> = Vec::new();
+    let mut at: HashMap<(IpAddr, u16), usize> = HashMap::new();
+    let copies = svc
+        .endpoints
         .iter()
         .filter(|ep| Family::of(&ep.address) == family)
         .filter_map(|ep| {
@@ -44,8 +57,18 @@ pub fn candidates(
                 terminating: ep.terminating,
                 zone_hints: ep.zone_hints.clone(),
             })
-        })
-        .collect()
+        });
+    for copy in copies {
+        match at.entry((copy.address, copy.port)) {
+            Entry::Vacant(slot) => {
+                slot.insert(out.len());
+                out.push(copy);
+            }
+            Entry::Occupied(slot) if !copy.terminating => out[*slot.get()] = copy,
+            Entry::Occupied(_) => {}
+        }
+    }
+    out
 }
 
 /// The cluster-wide and node-local sets, and whether any endpoint at all is
@@ -98,4 +121,90 @@ fn can_use_topology(candidates: &[Candidate], zone: &str) -> bool {
             .iter()
             .all(|c| c.zone_hints.as_ref().is_some_and(|z| !z.is_empty()))
         && ready.iter().any(|c| hinted_for(c, zone))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::front::SourceFile;
+    use crate::ir::Family;
+
+    /// The candidates of the one port of the one Service in `yaml`, as
+    /// `(address, ready, serving, terminating)`.
+    fn conditions(yaml: &str) -> Vec<(String, bool, bool, bool)> {
+        let analysis = crate::analyse(&[SourceFile::new("in.yaml", yaml)]);
+        let cluster = analysis.cluster.expect("a valid cluster");
+        let svc = &cluster.services[0];
+        super::candidates(svc, &svc.ports[0], Family::Ipv4, Some("node1"))
+            .into_iter()
+            .map(|c| (c.address.to_string(), c.ready, c.serving, c.terminating))
+            .collect()
+    }
+
+    const SERVICE: &str =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: default}\n\
+        spec:\n  clusterIP: 10.96.0.1\n  ports:\n  - {port: 80, targetPort: 8080}\n";
+
+    fn slice(name: &str, endpoints: &str) -> String {
+        format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: {name}, namespace: default, labels: {{kubernetes.io/service-name: s}}}}\n\
+             addressType: IPv4\nports: [{{port: 8080}}]\nendpoints:\n{endpoints}"
+        )
+    }
+
+    #[test]
+    fn absent_serving_means_serving_whatever_ready_says() {
+        let yaml = SERVICE.to_owned()
+            + &slice(
+                "s-1",
+                "- {addresses: [10.244.1.1], conditions: {ready: false, terminating: true}}\n\
+                 - {addresses: [10.244.1.2], conditions: {ready: false}}\n\
+                 - {addresses: [10.244.1.3]}\n",
+            );
+        assert_eq!(
+            conditions(&yaml),
+            [
+                ("10.244.1.1".into(), false, true, true),
+                ("10.244.1.2".into(), false, true, false),
+                ("10.244.1.3".into(), true, true, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_endpoint_per_address_and_port_the_non_terminating_copy_wins() {
+        let terminating = "conditions: {ready: false, serving: true, terminating: true}";
+        let starting = "conditions: {ready: false, serving: false}";
+        // The terminating copy first (slice names order the slices), then
+        // last: the starting pod's conditions either way.
+        for (a, b) in [(terminating, starting), (starting, terminating)] {
+            let yaml = SERVICE.to_owned()
+                + &slice("s-a", &format!("- {{addresses: [10.244.1.1], {a}}}\n"))
+                + &slice("s-b", &format!("- {{addresses: [10.244.1.1], {b}}}\n"));
+            assert_eq!(
+                conditions(&yaml),
+                [("10.244.1.1".into(), false, false, false)],
+                "{a} then {b}"
+            );
+        }
+        // Two terminating copies: the first is kept. Two ready ones: one.
+        let yaml = SERVICE.to_owned()
+            + &slice(
+                "s-a",
+                "- {addresses: [10.244.1.1], conditions: {ready: false, serving: true, terminating: true}}\n\
+                 - {addresses: [10.244.1.2]}\n",
+            )
+            + &slice(
+                "s-b",
+                "- {addresses: [10.244.1.1], conditions: {ready: false, serving: false, terminating: true}}\n\
+                 - {addresses: [10.244.1.2]}\n",
+            );
+        assert_eq!(
+            conditions(&yaml),
+            [
+                ("10.244.1.1".into(), false, true, true),
+                ("10.244.1.2".into(), true, true, false),
+            ]
+        );
+    }
 }
