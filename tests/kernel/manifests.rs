@@ -83,6 +83,8 @@ pub struct Ep {
     /// set.
     draining: Option<(Option<bool>, bool)>,
     zone: Option<&'static str>,
+    /// A node hint (`hints.forNodes`), as PreferSameNode writes.
+    for_node: Option<&'static str>,
 }
 
 /// A ready endpoint; its node follows from its address (10.244.N.x or
@@ -99,6 +101,7 @@ pub fn ep(ip: &'static str) -> Ep {
         ready: true,
         draining: None,
         zone: None,
+        for_node: None,
     }
 }
 
@@ -142,6 +145,15 @@ impl Ep {
     pub fn for_zone(self, zone: &'static str) -> Ep {
         Ep {
             zone: Some(zone),
+            ..self
+        }
+    }
+
+    /// With a node hint `forNodes: [node]` (`trafficDistribution:
+    /// PreferSameNode`).
+    pub fn for_node(self, node: &'static str) -> Ep {
+        Ep {
+            for_node: Some(node),
             ..self
         }
     }
@@ -210,8 +222,14 @@ ports:
             y += &format!("    terminating: {terminating}\n");
         }
         y += &format!("  nodeName: {}\n", e.node);
+        if e.zone.is_some() || e.for_node.is_some() {
+            y += "  hints:\n";
+        }
         if let Some(zone) = e.zone {
-            y += &format!("  hints:\n    forZones:\n    - name: {zone}\n");
+            y += &format!("    forZones:\n    - name: {zone}\n");
+        }
+        if let Some(node) = e.for_node {
+            y += &format!("    forNodes:\n    - name: {node}\n");
         }
     }
     y

@@ -1,5 +1,5 @@
 //! Which endpoints a connection may reach, probed with real packets:
-//! topology hints, the ready / serving-terminating fallback decided
+//! topology hints (zone and node), the ready / serving-terminating fallback decided
 //! separately for the cluster-wide and node-local sets, endpoint
 //! conditions as kube-proxy reads them (absent `serving`, one endpoint per
 //! repeated address), and
@@ -64,6 +64,85 @@ fn topology_hints_for_this_zone(backend: Backend) {
             .assert_pods(&["z-1a", "z-2a", "z-2b"]);
         topo.tcp(from, "10.96.10.3:80", SPREAD * 2)
             .assert_pods(&["z-1a", "z-2a", "z-2b"]);
+    }
+}
+
+backend_tests!(node_hints_for_this_node);
+fn node_hints_for_this_node(backend: Backend) {
+    require_kernel!("node_hints_for_this_node");
+    let mut topo = Topology::build_for(
+        backend,
+        "nodehint",
+        &[
+            Pod::web("n-1a", "10.244.1.1"),
+            Pod::web("n-2a", "10.244.2.1"),
+            Pod::web("n-2b", "10.244.2.2"),
+            Pod::new("n-cli", "10.244.1.3"),
+        ],
+    );
+    let plain = nodes();
+    let nodes = plain.replacen(
+        "  name: node1\n",
+        "  name: node1\n  labels:\n    topology.kubernetes.io/zone: zone-a\n",
+        1,
+    );
+    assert_ne!(nodes, plain, "zone label not added");
+    // As PreferSameNode writes them: each endpoint hinted for its own node
+    // and its zone (10.244.2.1 is on node2 in zone-a).
+    let same = [
+        ep("10.244.1.1").for_node("node1").for_zone("zone-a"),
+        ep("10.244.2.1").for_node("node2").for_zone("zone-a"),
+        ep("10.244.2.2").for_node("node2").for_zone("zone-b"),
+    ];
+    topo.load_manifests(&cluster_with(
+        &nodes,
+        &[
+            // Every ready endpoint has a node hint, one for node1: only it
+            // (node hints before zone hints).
+            &http_service("samenode", "10.96.10.30"),
+            &http_slice("samenode", &same),
+            // One ready endpoint without a node hint: node hints are
+            // ignored, and there are no zone hints.
+            &http_service("partial", "10.96.10.31"),
+            &http_slice(
+                "partial",
+                &[
+                    ep("10.244.1.1").for_node("node1"),
+                    ep("10.244.2.1").for_node("node2"),
+                    ep("10.244.2.2"),
+                ],
+            ),
+            // Node hints, none for node1: zone hints as before.
+            &http_service("zones", "10.96.10.32"),
+            &http_slice(
+                "zones",
+                &[
+                    ep("10.244.1.1").for_node("node2").for_zone("zone-a"),
+                    ep("10.244.2.1").for_node("node2").for_zone("zone-a"),
+                    ep("10.244.2.2").for_node("node2").for_zone("zone-b"),
+                ],
+            ),
+            // Node hints, none for node1, no zone hints: every endpoint.
+            &http_service("elsewhere", "10.96.10.33"),
+            &http_slice(
+                "elsewhere",
+                &[
+                    ep("10.244.1.1").for_node("node2"),
+                    ep("10.244.2.1").for_node("node2"),
+                    ep("10.244.2.2").for_node("node2"),
+                ],
+            ),
+        ],
+    ));
+    for from in [From::Pod("n-cli"), From::Client] {
+        topo.tcp(from, "10.96.10.30:80", SPREAD)
+            .assert_pods(&["n-1a"]);
+        topo.tcp(from, "10.96.10.31:80", SPREAD * 2)
+            .assert_pods(&["n-1a", "n-2a", "n-2b"]);
+        topo.tcp(from, "10.96.10.32:80", SPREAD)
+            .assert_pods(&["n-1a", "n-2a"]);
+        topo.tcp(from, "10.96.10.33:80", SPREAD * 2)
+            .assert_pods(&["n-1a", "n-2a", "n-2b"]);
     }
 }
 

@@ -92,6 +92,11 @@ pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) ->
                 .as_ref()
                 .and_then(|h| h.for_zones.as_ref())
                 .map(|zones| zones.iter().map(|z| z.name.clone()).collect()),
+            node_hints: endpoint
+                .hints
+                .as_ref()
+                .and_then(|h| h.for_nodes.as_ref())
+                .map(|nodes| nodes.iter().map(|n| n.name.clone()).collect()),
             ready: conditions.ready.unwrap_or(true),
             serving: conditions.serving.unwrap_or(true),
             terminating: conditions.terminating.unwrap_or(false),

@@ -17,6 +17,7 @@ pub struct Candidate {
     pub serving: bool,
     pub terminating: bool,
     pub zone_hints: Option<Vec<String>>,
+    pub node_hints: Option<Vec<String>>,
 }
 
 impl Candidate {
@@ -56,6 +57,7 @@ pub fn candidates(
                 serving: ep.serving,
                 terminating: ep.terminating,
                 zone_hints: ep.zone_hints.clone(),
+                node_hints: ep.node_hints.clone(),
             })
         });
     for copy in copies {
@@ -81,13 +83,13 @@ pub struct Chosen {
 
 /// Ready endpoints; when there are none, serving and terminating ones.
 /// Decided separately for the cluster-wide set (with topology hints) and the
-/// node-local set.
-pub fn categorize(candidates: &[Candidate], zone: Option<&str>) -> Chosen {
-    let topology_zone = zone.filter(|z| can_use_topology(candidates, z));
+/// node-local set. `node` and `zone` are this node's name and zone label.
+pub fn categorize(candidates: &[Candidate], node: Option<&str>, zone: Option<&str>) -> Chosen {
+    let topology = Topology::from_hints(candidates, node, zone);
     let pick = |keep: &dyn Fn(&Candidate) -> bool| -> Vec<Candidate> {
         candidates.iter().filter(|c| keep(c)).cloned().collect()
     };
-    let mut cluster = pick(&|c| c.ready && topology_zone.is_none_or(|z| hinted_for(c, z)));
+    let mut cluster = pick(&|c| c.ready && topology.admits(c));
     if cluster.is_empty() {
         cluster = pick(&|c| c.serving_terminating());
     }
@@ -105,22 +107,54 @@ pub fn categorize(candidates: &[Candidate], zone: Option<&str>) -> Chosen {
     }
 }
 
-fn hinted_for(c: &Candidate, zone: &str) -> bool {
-    c.zone_hints
-        .as_ref()
-        .is_some_and(|zones| zones.iter().any(|z| z == zone))
+/// Which hints restrict the cluster-wide set, as kube-proxy's
+/// `topologyModeFromHints` decides it.
+enum Topology<'a> {
+    /// No hints apply: every ready endpoint.
+    All,
+    /// `PreferSameNode`: the ready endpoints hinted for this node.
+    SameNode(&'a str),
+    /// `PreferSameZone` (and topology-aware routing): the ready endpoints
+    /// hinted for this node's zone.
+    SameZone(&'a str),
 }
 
-/// Topology hints apply only when every ready endpoint has zone hints and
-/// at least one is hinted for this node's zone.
-fn can_use_topology(candidates: &[Candidate], zone: &str) -> bool {
-    let ready: Vec<&Candidate> = candidates.iter().filter(|c| c.ready).collect();
-    !zone.is_empty()
-        && !ready.is_empty()
-        && ready
-            .iter()
-            .all(|c| c.zone_hints.as_ref().is_some_and(|z| !z.is_empty()))
-        && ready.iter().any(|c| hinted_for(c, zone))
+impl<'a> Topology<'a> {
+    /// Node hints when every ready endpoint has some and one names this
+    /// node; failing that, zone hints when every ready endpoint has some
+    /// and one names this node's zone; failing that, none.
+    fn from_hints(candidates: &[Candidate], node: Option<&'a str>, zone: Option<&'a str>) -> Self {
+        let ready: Vec<&Candidate> = candidates.iter().filter(|c| c.ready).collect();
+        let usable = |hints: fn(&Candidate) -> &Option<Vec<String>>, name: &str| {
+            !name.is_empty()
+                && !ready.is_empty()
+                && ready
+                    .iter()
+                    .all(|c| hints(c).as_ref().is_some_and(|h| !h.is_empty()))
+                && ready.iter().any(|c| hinted(hints(c), name))
+        };
+        if let Some(node) = node.filter(|n| usable(|c| &c.node_hints, n)) {
+            Topology::SameNode(node)
+        } else if let Some(zone) = zone.filter(|z| usable(|c| &c.zone_hints, z)) {
+            Topology::SameZone(zone)
+        } else {
+            Topology::All
+        }
+    }
+
+    fn admits(&self, c: &Candidate) -> bool {
+        match self {
+            Topology::All => true,
+            Topology::SameNode(node) => hinted(&c.node_hints, node),
+            Topology::SameZone(zone) => hinted(&c.zone_hints, zone),
+        }
+    }
+}
+
+fn hinted(hints: &Option<Vec<String>>, name: &str) -> bool {
+    hints
+        .as_ref()
+        .is_some_and(|names| names.iter().any(|n| n == name))
 }
 
 #[cfg(test)]
