@@ -79,9 +79,12 @@ pub struct Ep {
     ip: &'static str,
     node: &'static str,
     ready: bool,
-    /// `serving` and `terminating`, written only when set.
-    draining: Option<(bool, bool)>,
+    /// `serving` (absent when `None`) and `terminating`, written only when
+    /// set.
+    draining: Option<(Option<bool>, bool)>,
     zone: Option<&'static str>,
+    /// A node hint (`hints.forNodes`), as PreferSameNode writes.
+    for_node: Option<&'static str>,
 }
 
 /// A ready endpoint; its node follows from its address (10.244.N.x or
@@ -98,6 +101,7 @@ pub fn ep(ip: &'static str) -> Ep {
         ready: true,
         draining: None,
         zone: None,
+        for_node: None,
     }
 }
 
@@ -114,7 +118,17 @@ impl Ep {
     pub fn terminating(self) -> Ep {
         Ep {
             ready: false,
-            draining: Some((true, true)),
+            draining: Some((Some(true), true)),
+            ..self
+        }
+    }
+
+    /// Terminating with no `serving` condition written (`ready: false,
+    /// terminating: true`), as a controller that predates it writes.
+    pub fn terminating_serving_unset(self) -> Ep {
+        Ep {
+            ready: false,
+            draining: Some((None, true)),
             ..self
         }
     }
@@ -122,7 +136,7 @@ impl Ep {
     /// Terminating and no longer serving (after [`Ep::terminating`]).
     pub fn not_serving(self) -> Ep {
         Ep {
-            draining: Some((false, true)),
+            draining: Some((Some(false), true)),
             ..self
         }
     }
@@ -131,6 +145,15 @@ impl Ep {
     pub fn for_zone(self, zone: &'static str) -> Ep {
         Ep {
             zone: Some(zone),
+            ..self
+        }
+    }
+
+    /// With a node hint `forNodes: [node]` (`trafficDistribution:
+    /// PreferSameNode`).
+    pub fn for_node(self, node: &'static str) -> Ep {
+        Ep {
+            for_node: Some(node),
             ..self
         }
     }
@@ -193,11 +216,20 @@ ports:
             e.ip, e.ready
         );
         if let Some((serving, terminating)) = e.draining {
-            y += &format!("    serving: {serving}\n    terminating: {terminating}\n");
+            if let Some(serving) = serving {
+                y += &format!("    serving: {serving}\n");
+            }
+            y += &format!("    terminating: {terminating}\n");
         }
         y += &format!("  nodeName: {}\n", e.node);
+        if e.zone.is_some() || e.for_node.is_some() {
+            y += "  hints:\n";
+        }
         if let Some(zone) = e.zone {
-            y += &format!("  hints:\n    forZones:\n    - name: {zone}\n");
+            y += &format!("    forZones:\n    - name: {zone}\n");
+        }
+        if let Some(node) = e.for_node {
+            y += &format!("    forNodes:\n    - name: {node}\n");
         }
     }
     y

@@ -1,11 +1,14 @@
 //! Which endpoints a connection may reach, probed with real packets:
-//! topology hints, the ready / serving-terminating fallback decided
-//! separately for the cluster-wide and node-local sets, and
+//! topology hints (zone and node), the ready / serving-terminating fallback decided
+//! separately for the cluster-wide and node-local sets, endpoint
+//! conditions as kube-proxy reads them (absent `serving`, one endpoint per
+//! repeated address), and
 //! loadBalancerSourceRanges as seen from node1 itself and from pods.
 
 use crate::harness::{Backend, From, Pod, Topology, CLIENT, SPREAD};
 use crate::manifests::{
-    cluster, cluster_with, ep, http_service, http_slice, lb_with_source_ranges, nodes, ServiceYaml,
+    cluster, cluster_with, ep, http_service, http_slice, lb_with_source_ranges, nodes, slice,
+    ServiceYaml, HTTP,
 };
 use crate::{backend_tests, require_kernel};
 
@@ -64,6 +67,85 @@ fn topology_hints_for_this_zone(backend: Backend) {
     }
 }
 
+backend_tests!(node_hints_for_this_node);
+fn node_hints_for_this_node(backend: Backend) {
+    require_kernel!("node_hints_for_this_node");
+    let mut topo = Topology::build_for(
+        backend,
+        "nodehint",
+        &[
+            Pod::web("n-1a", "10.244.1.1"),
+            Pod::web("n-2a", "10.244.2.1"),
+            Pod::web("n-2b", "10.244.2.2"),
+            Pod::new("n-cli", "10.244.1.3"),
+        ],
+    );
+    let plain = nodes();
+    let nodes = plain.replacen(
+        "  name: node1\n",
+        "  name: node1\n  labels:\n    topology.kubernetes.io/zone: zone-a\n",
+        1,
+    );
+    assert_ne!(nodes, plain, "zone label not added");
+    // As PreferSameNode writes them: each endpoint hinted for its own node
+    // and its zone (10.244.2.1 is on node2 in zone-a).
+    let same = [
+        ep("10.244.1.1").for_node("node1").for_zone("zone-a"),
+        ep("10.244.2.1").for_node("node2").for_zone("zone-a"),
+        ep("10.244.2.2").for_node("node2").for_zone("zone-b"),
+    ];
+    topo.load_manifests(&cluster_with(
+        &nodes,
+        &[
+            // Every ready endpoint has a node hint, one for node1: only it
+            // (node hints before zone hints).
+            &http_service("samenode", "10.96.10.30"),
+            &http_slice("samenode", &same),
+            // One ready endpoint without a node hint: node hints are
+            // ignored, and there are no zone hints.
+            &http_service("partial", "10.96.10.31"),
+            &http_slice(
+                "partial",
+                &[
+                    ep("10.244.1.1").for_node("node1"),
+                    ep("10.244.2.1").for_node("node2"),
+                    ep("10.244.2.2"),
+                ],
+            ),
+            // Node hints, none for node1: zone hints as before.
+            &http_service("zones", "10.96.10.32"),
+            &http_slice(
+                "zones",
+                &[
+                    ep("10.244.1.1").for_node("node2").for_zone("zone-a"),
+                    ep("10.244.2.1").for_node("node2").for_zone("zone-a"),
+                    ep("10.244.2.2").for_node("node2").for_zone("zone-b"),
+                ],
+            ),
+            // Node hints, none for node1, no zone hints: every endpoint.
+            &http_service("elsewhere", "10.96.10.33"),
+            &http_slice(
+                "elsewhere",
+                &[
+                    ep("10.244.1.1").for_node("node2"),
+                    ep("10.244.2.1").for_node("node2"),
+                    ep("10.244.2.2").for_node("node2"),
+                ],
+            ),
+        ],
+    ));
+    for from in [From::Pod("n-cli"), From::Client] {
+        topo.tcp(from, "10.96.10.30:80", SPREAD)
+            .assert_pods(&["n-1a"]);
+        topo.tcp(from, "10.96.10.31:80", SPREAD * 2)
+            .assert_pods(&["n-1a", "n-2a", "n-2b"]);
+        topo.tcp(from, "10.96.10.32:80", SPREAD)
+            .assert_pods(&["n-1a", "n-2a"]);
+        topo.tcp(from, "10.96.10.33:80", SPREAD * 2)
+            .assert_pods(&["n-1a", "n-2a", "n-2b"]);
+    }
+}
+
 backend_tests!(fallback_to_terminating_is_decided_per_set);
 fn fallback_to_terminating_is_decided_per_set(backend: Backend) {
     require_kernel!("fallback_to_terminating_is_decided_per_set");
@@ -107,6 +189,65 @@ fn fallback_to_terminating_is_decided_per_set(backend: Backend) {
     // A pod short-circuits to the cluster-wide set.
     topo.tcp(From::Pod("s-cli"), "172.30.0.1:31010", SPREAD)
         .assert_pods(&["s-ready"]);
+}
+
+backend_tests!(endpoint_conditions_as_kube_proxy_reads_them);
+fn endpoint_conditions_as_kube_proxy_reads_them(backend: Backend) {
+    require_kernel!("endpoint_conditions_as_kube_proxy_reads_them");
+    let mut topo = Topology::build_for(
+        backend,
+        "conds",
+        &[
+            Pod::web("c-drain", "10.244.1.1"),
+            Pod::web("c-reused", "10.244.1.2"),
+            Pod::web("c-other", "10.244.2.1"),
+            Pod::new("c-cli", "10.244.1.4"),
+        ],
+    );
+    // 10.244.1.2: an old pod's terminating (still serving) entry and a new,
+    // not yet ready pod's entry with the same address, in two slices.
+    let old = ep("10.244.1.2").terminating();
+    let new = ep("10.244.1.2").not_ready();
+    topo.load_manifests(&cluster(&[
+        // A draining pod whose controller writes no `serving`: absent means
+        // serving, so it is the fallback (the other pod is not ready).
+        &http_service("unset", "10.96.10.20"),
+        &http_slice(
+            "unset",
+            &[
+                ep("10.244.1.1").terminating_serving_unset(),
+                ep("10.244.2.1").not_ready(),
+            ],
+        ),
+        // The reused address is one endpoint with the new pod's
+        // conditions, whichever slice comes first: only the other
+        // draining pod serves.
+        &http_service("reused", "10.96.10.21"),
+        &slice("reused", "a", HTTP, &[old, ep("10.244.2.1").terminating()]),
+        &slice("reused", "b", HTTP, &[new]),
+        &http_service("reused-rev", "10.96.10.22"),
+        &slice("reused-rev", "a", HTTP, &[new]),
+        &slice(
+            "reused-rev",
+            "b",
+            HTTP,
+            &[old, ep("10.244.2.1").terminating()],
+        ),
+        // Nothing else: no usable endpoint at all, so connections are
+        // refused rather than sent to the pod that is not ready.
+        &http_service("replaced", "10.96.10.23"),
+        &slice("replaced", "a", HTTP, &[old]),
+        &slice("replaced", "b", HTTP, &[new]),
+    ]));
+    for from in [From::Pod("c-cli"), From::Client] {
+        topo.tcp(from, "10.96.10.20:80", SPREAD)
+            .assert_pods(&["c-drain"]);
+        topo.tcp(from, "10.96.10.21:80", SPREAD)
+            .assert_pods(&["c-other"]);
+        topo.tcp(from, "10.96.10.22:80", SPREAD)
+            .assert_pods(&["c-other"]);
+    }
+    topo.assert_tcp_refused(&[From::Pod("c-cli"), From::Client], "10.96.10.23:80", 3);
 }
 
 backend_tests!(source_ranges_seen_from_node_and_pods);

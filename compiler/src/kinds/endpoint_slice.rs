@@ -79,8 +79,10 @@ pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) ->
         }
         // kube-proxy uses only the first address of an endpoint.
         let Some(address) = first else { continue };
+        // As kube-proxy reads them: an absent `ready` or `serving` is true,
+        // an absent `terminating` false (each on its own: an absent
+        // `serving` does not follow `ready`).
         let conditions = endpoint.conditions.clone().unwrap_or_default();
-        let ready = conditions.ready.unwrap_or(true);
         endpoints.push(Endpoint {
             address,
             node_name: endpoint.node_name.clone(),
@@ -90,8 +92,13 @@ pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) ->
                 .as_ref()
                 .and_then(|h| h.for_zones.as_ref())
                 .map(|zones| zones.iter().map(|z| z.name.clone()).collect()),
-            ready,
-            serving: conditions.serving.unwrap_or(ready),
+            node_hints: endpoint
+                .hints
+                .as_ref()
+                .and_then(|h| h.for_nodes.as_ref())
+                .map(|nodes| nodes.iter().map(|n| n.name.clone()).collect()),
+            ready: conditions.ready.unwrap_or(true),
+            serving: conditions.serving.unwrap_or(true),
             terminating: conditions.terminating.unwrap_or(false),
             ports: ports.clone(),
         });

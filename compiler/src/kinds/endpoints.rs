@@ -70,6 +70,7 @@ pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Converted 
                     node_name: address.node_name.clone(),
                     zone: None,
                     zone_hints: None,
+                    node_hints: None,
                     ready,
                     serving: ready,
                     terminating: false,

@@ -230,7 +230,7 @@ impl<'a> Context<'a> {
         let node_name = self.node.map(|n| n.name.as_str());
         let zone = self.node.and_then(|n| n.zone.as_deref());
         let candidates = endpoints::candidates(svc, port, family, node_name);
-        let chosen = endpoints::categorize(&candidates, zone);
+        let chosen = endpoints::categorize(&candidates, node_name, zone);
         let backends = BackendSets {
             cluster: to_backends(&chosen.cluster),
             local: to_backends(&chosen.local),

@@ -168,6 +168,9 @@ pub struct Endpoint {
     pub zone: Option<String>,
     /// `hints.forZones`, if the endpoint has hints.
     pub zone_hints: Option<Vec<String>>,
+    /// `hints.forNodes` (written for `trafficDistribution: PreferSameNode`),
+    /// if the endpoint has node hints.
+    pub node_hints: Option<Vec<String>>,
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
