@@ -366,7 +366,8 @@ pub struct SettingsArgs {
     pub service_cidrs: Vec<IpNet>,
 
     /// Where NodePorts listen: CIDRs of local addresses, or `primary` for the
-    /// node's InternalIPs (the default).
+    /// node's primary IPs (per family its InternalIP, else its ExternalIP; the
+    /// default). A family with none listens on all its local addresses.
     #[arg(long = "nodeport-addresses", value_name = "CIDR|primary", value_parser = parse_nodeport_address, value_delimiter = ',')]
     pub nodeport_addresses: Vec<NodePortAddress>,
 

@@ -5,8 +5,7 @@ use std::fmt::{self, Write};
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Ruleset,
-    SetKind,
+    Backend, Entry, Family, Frontend, FrontendKind, Protocol, Route, Ruleset, SetKind,
 };
 
 /// A connection to explain: destination, protocol and optionally the source.
@@ -195,10 +194,7 @@ fn find<'a>(ruleset: &'a Ruleset, query: &Query) -> Option<(&'a Entry, &'a Front
 }
 
 fn nodeport_accepts(ruleset: &Ruleset, to: IpAddr) -> bool {
-    match &ruleset.nodeport_scope {
-        NodePortScope::AnyLocal => !to.is_loopback(),
-        NodePortScope::LocalIn(nets) => nets.iter().any(|n| n.contains(&to)),
-    }
+    ruleset.nodeport_scope.accepts(&to)
 }
 
 fn unmatched(ruleset: &Ruleset, query: &Query) -> String {
@@ -214,7 +210,7 @@ fn unmatched(ruleset: &Ruleset, query: &Query) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{BackendSets, Routing};
+    use crate::ir::{BackendSets, NodePortScope, Routing};
 
     fn ruleset() -> Ruleset {
         let forward = |set, masquerade| Route::Forward { set, masquerade };

@@ -768,16 +768,16 @@ impl<'a> Emitter<'a> {
 
     /// Matches for destinations in the NodePort scope.
     fn nodeport_guards(&self) -> Vec<String> {
-        use crate::ir::NodePortScope;
-        match &self.ruleset.nodeport_scope {
-            NodePortScope::AnyLocal => {
+        use crate::ir::FamilyScope;
+        match self.ruleset.nodeport_scope.for_family(self.family) {
+            FamilyScope::AnyLocal => {
                 let loopback = match self.family {
                     Family::Ipv4 => "127.0.0.0/8",
                     Family::Ipv6 => "::1/128",
                 };
                 vec![format!("! -d {loopback} -m addrtype --dst-type LOCAL")]
             }
-            NodePortScope::LocalIn(cidrs) => of_family(cidrs, self.family)
+            FamilyScope::In(cidrs) => cidrs
                 .iter()
                 .map(|c| format!("-d {c} -m addrtype --dst-type LOCAL"))
                 .collect(),

@@ -126,8 +126,47 @@ pub enum NodePortScope {
     /// Any address local to the node except loopback (node-agnostic output).
     AnyLocal,
     /// Addresses local to the node that lie inside one of these ranges (the
-    /// node's primary IPs as /32 and /128, or `--nodeport-addresses`).
+    /// node's primary IPs as /32 and /128, or `--nodeport-addresses`). A
+    /// match-all range (`0.0.0.0/0`, `::/0`) makes its family listen as
+    /// `AnyLocal` does: every local address of that family but loopback.
     LocalIn(Vec<IpNet>),
+}
+
+/// Where NodePorts of one family accept traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FamilyScope<'a> {
+    /// Any local address of the family except loopback.
+    AnyLocal,
+    /// Local addresses inside these ranges (no NodePort rule when empty).
+    In(Vec<&'a IpNet>),
+}
+
+impl NodePortScope {
+    /// The scope for `family`'s NodePorts.
+    pub fn for_family(&self, family: Family) -> FamilyScope<'_> {
+        match self {
+            NodePortScope::AnyLocal => FamilyScope::AnyLocal,
+            NodePortScope::LocalIn(nets) => {
+                let nets: Vec<&IpNet> = nets
+                    .iter()
+                    .filter(|n| Family::of(&n.addr()) == family)
+                    .collect();
+                if nets.iter().any(|n| n.prefix_len() == 0) {
+                    FamilyScope::AnyLocal
+                } else {
+                    FamilyScope::In(nets)
+                }
+            }
+        }
+    }
+
+    /// Whether a NodePort accepts traffic sent to `to` (a local address).
+    pub fn accepts(&self, to: &IpAddr) -> bool {
+        match self.for_family(Family::of(to)) {
+            FamilyScope::AnyLocal => !to.is_loopback(),
+            FamilyScope::In(nets) => nets.iter().any(|n| n.contains(to)),
+        }
+    }
 }
 
 /// IP family of an entry and of everything in it.
@@ -276,4 +315,27 @@ pub struct Backend {
     pub address: IpAddr,
     pub port: u16,
     pub weight: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A match-all range listens as `AnyLocal` does: never on loopback.
+    #[test]
+    fn match_all_scope_excludes_loopback() {
+        let scope = NodePortScope::LocalIn(vec![
+            "172.30.0.1/32".parse().unwrap(),
+            "::/0".parse().unwrap(),
+        ]);
+        assert_eq!(scope.for_family(Family::Ipv6), FamilyScope::AnyLocal);
+        assert!(scope.accepts(&"fd00::1".parse().unwrap()));
+        assert!(!scope.accepts(&"::1".parse().unwrap()));
+        assert!(scope.accepts(&"172.30.0.1".parse().unwrap()));
+        assert!(!scope.accepts(&"172.30.0.2".parse().unwrap()));
+        let all4 = NodePortScope::LocalIn(vec!["0.0.0.0/0".parse().unwrap()]);
+        assert!(!all4.accepts(&"127.0.0.1".parse().unwrap()));
+        assert!(all4.accepts(&"10.0.0.1".parse().unwrap()));
+        assert!(!all4.accepts(&"fd00::1".parse().unwrap()));
+    }
 }

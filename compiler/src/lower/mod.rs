@@ -376,7 +376,11 @@ fn to_backends(chosen: &[endpoints::Candidate]) -> Vec<Backend> {
 }
 
 /// Where NodePorts listen: the configured CIDRs and the node's primary IPs
-/// (one InternalIP per family); any local address when nothing is known.
+/// (per family its first InternalIP, else its first ExternalIP, as
+/// kube-proxy's `GetNodeHostIPs`); any local address when nothing is known.
+/// A family left without a range listens on every local address of that
+/// family, as kube-proxy's `NewNodePortAddresses` adds `0.0.0.0/0` or
+/// `::/0` for it.
 fn nodeport_scope(node: Option<&model::Node>, addresses: &[NodePortAddress]) -> NodePortScope {
     let mut nets = BTreeSet::new();
     let primary_wanted = addresses.is_empty() || addresses.contains(&NodePortAddress::Primary);
@@ -388,17 +392,26 @@ fn nodeport_scope(node: Option<&model::Node>, addresses: &[NodePortAddress]) -> 
     if primary_wanted {
         if let Some(node) = node {
             for family in [Family::Ipv4, Family::Ipv6] {
-                if let Some(ip) = node.internal_ips.iter().find(|ip| Family::of(ip) == family) {
+                let of_family = |ip: &&IpAddr| Family::of(ip) == family;
+                let primary = node.internal_ips.iter().find(of_family);
+                if let Some(ip) = primary.or_else(|| node.external_ips.iter().find(of_family)) {
                     nets.insert(IpNet::from(*ip));
                 }
             }
         }
     }
     if nets.is_empty() {
-        NodePortScope::AnyLocal
-    } else {
-        NodePortScope::LocalIn(nets.into_iter().collect())
+        return NodePortScope::AnyLocal;
     }
+    for family in [Family::Ipv4, Family::Ipv6] {
+        if !nets.iter().any(|n| Family::of(&n.addr()) == family) {
+            nets.insert(match family {
+                Family::Ipv4 => IpNet::V4(Default::default()),
+                Family::Ipv6 => IpNet::V6(Default::default()),
+            });
+        }
+    }
+    NodePortScope::LocalIn(nets.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -494,5 +507,44 @@ mod tests {
             .map(|c| c.to_string())
             .collect();
         assert_eq!(got, ["10.96.0.0/12", "10.200.0.0/15", "fd00:10:96::/112"]);
+    }
+
+    fn node(internal: &[&str], external: &[&str]) -> crate::model::Node {
+        crate::model::Node {
+            name: "node1".into(),
+            internal_ips: internal.iter().map(|ip| ip.parse().unwrap()).collect(),
+            external_ips: external.iter().map(|ip| ip.parse().unwrap()).collect(),
+            pod_cidrs: Vec::new(),
+            zone: None,
+        }
+    }
+
+    fn scope(node: Option<&crate::model::Node>, addresses: &[&str]) -> Vec<String> {
+        use crate::model::NodePortAddress;
+        let addresses: Vec<NodePortAddress> = addresses
+            .iter()
+            .map(|a| match *a {
+                "primary" => NodePortAddress::Primary,
+                cidr => NodePortAddress::Cidr(cidr.parse().unwrap()),
+            })
+            .collect();
+        match super::nodeport_scope(node, &addresses) {
+            crate::ir::NodePortScope::AnyLocal => vec!["any".into()],
+            crate::ir::NodePortScope::LocalIn(nets) => nets.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    /// A family without a configured range listens everywhere (kube-proxy's
+    /// `NewNodePortAddresses`); a Node without an InternalIP of a family
+    /// uses its ExternalIP (`GetNodeHostIPs`).
+    #[test]
+    fn nodeport_scope_per_family() {
+        let v4 = node(&["172.30.0.1"], &["203.0.113.1", "fd00::9"]);
+        assert_eq!(scope(Some(&v4), &[]), ["172.30.0.1/32", "fd00::9/128"]);
+        let only_v4 = node(&["172.30.0.1"], &[]);
+        assert_eq!(scope(Some(&only_v4), &[]), ["172.30.0.1/32", "::/0"]);
+        assert_eq!(scope(None, &["fd00::/8"]), ["0.0.0.0/0", "fd00::/8"]);
+        assert_eq!(scope(None, &[]), ["any"]);
+        assert_eq!(scope(Some(&node(&[], &[])), &[]), ["any"]);
     }
 }

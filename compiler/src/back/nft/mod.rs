@@ -60,8 +60,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing,
-    Ruleset, SetKind,
+    Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, Protocol, Route, Routing, Ruleset,
+    SetKind,
 };
 use crate::text::{push_decimal, push_ipv4};
 
@@ -297,8 +297,8 @@ impl<'a> FamilyEmitter<'a> {
             push_ip(&mut text, ip);
             self.push("cluster-ips", Element::new(text));
         }
-        if let NodePortScope::LocalIn(nets) = &ruleset.nodeport_scope {
-            for net in nets.iter().filter(|n| of_family(&n.addr())) {
+        if let FamilyScope::In(nets) = ruleset.nodeport_scope.for_family(family) {
+            for net in nets {
                 self.push("nodeport-cidrs", Element::new(net.to_string()));
             }
         }
@@ -503,13 +503,13 @@ impl<'a> FamilyEmitter<'a> {
             format!("{a} daddr . meta l4proto . th dport @firewalled {a} daddr . meta l4proto . th dport . {a} saddr != @allowed-sources drop"),
             format!("{a} daddr . meta l4proto . th dport vmap @frontends"),
         ];
-        match &self.ruleset.nodeport_scope {
-            NodePortScope::AnyLocal => services.push(format!(
+        match self.ruleset.nodeport_scope.for_family(self.family) {
+            FamilyScope::AnyLocal => services.push(format!(
                 "fib daddr type local {a} daddr != {} meta l4proto . th dport vmap @nodeports",
                 s.loopback
             )),
-            NodePortScope::LocalIn(nets) => {
-                if nets.iter().any(|n| Family::of(&n.addr()) == self.family) {
+            FamilyScope::In(nets) => {
+                if !nets.is_empty() {
                     services.push(format!(
                         "fib daddr type local {a} daddr @nodeport-cidrs meta l4proto . th dport vmap @nodeports"
                     ));
@@ -828,7 +828,7 @@ mod tests {
 
     #[test]
     fn tcp_is_refused_with_a_reset() {
-        use crate::ir::{Entry, Frontend, Protocol, Routing};
+        use crate::ir::{Entry, Frontend, NodePortScope, Protocol, Routing};
         let reject = Route::Reject;
         let ruleset = Ruleset {
             version: crate::ir::VERSION,
