@@ -175,3 +175,83 @@ fn ipv6_hairpin_lands_on_itself_masqueraded(backend: Backend) {
         .assert_sources_within(&NODE1_LOCAL6);
     assert!(!probes.sources().contains(&topo.pod_ip6("h6-a")));
 }
+
+/// The dual-stack Nodes with no IPv6 InternalIP; `ipv6_external` instead
+/// lists node1's IPv6 Kubernetes address as an ExternalIP.
+fn nodes_without_ipv6_internal_ip(ipv6_external: bool) -> String {
+    let nodes = crate::manifests::nodes_dual()
+        .replace("  - type: InternalIP\n    address: fd00:172:30::1\n", "")
+        .replace("  - type: InternalIP\n    address: fd00:172:30::2\n", "");
+    if ipv6_external {
+        nodes.replace(
+            "    address: 172.30.0.1\n",
+            "    address: 172.30.0.1\n  - type: ExternalIP\n    address: fd00:172:30::1\n",
+        )
+    } else {
+        nodes
+    }
+}
+
+fn dual_nodeport_yaml() -> String {
+    ServiceYaml::cluster_ip("npdual", "10.96.9.1")
+        .dual_stack("fd00:10:96::9:1")
+        .http()
+        .node_port(30901)
+        .yaml()
+}
+
+backend_tests!(ipv6_nodeport_listens_everywhere_without_ipv6_node_address);
+fn ipv6_nodeport_listens_everywhere_without_ipv6_node_address(backend: Backend) {
+    require_kernel!("ipv6_nodeport_listens_everywhere_without_ipv6_node_address");
+    // The Node lists only its IPv4 InternalIP: as kube-proxy, IPv6 NodePorts
+    // then listen on every local IPv6 address of node1 (`::/0`), IPv4 ones
+    // on the InternalIP only.
+    let mut topo = Topology::build_dual_for(
+        backend,
+        "v6npall",
+        &[Pod::web("a-4", "10.244.1.1"), Pod::web("a-6", "10.244.1.2")],
+    );
+    topo.load_manifests(&crate::manifests::cluster_with(
+        &nodes_without_ipv6_internal_ip(false),
+        &[
+            &dual_nodeport_yaml(),
+            &slice("npdual", "v4", HTTP, &[ep("10.244.1.1")]),
+            &slice6("npdual", "v6", HTTP, &[ep("fd00:10:244:1::2")]),
+        ],
+    ));
+    topo.tcp(From::Client, "[fd00:172:30::1]:30901", 3)
+        .assert_pods(&["a-6"])
+        .assert_sources_within(&NODE1_LOCAL6);
+    topo.tcp(From::Client, "[fd00:172:30:1::1]:30901", 3)
+        .assert_pods(&["a-6"])
+        .assert_sources_within(&NODE1_LOCAL6);
+    topo.tcp(From::Client, "172.30.0.1:30901", 3)
+        .assert_pods(&["a-4"])
+        .assert_sources_within(&NODE1_LOCAL);
+    // IPv4 keeps its scope: node1's other IPv4 address is not a NodePort
+    // address, and node1 has no socket there.
+    topo.tcp(From::Client, "172.30.1.1:30901", 1)
+        .assert_refused_within(FAST);
+}
+
+backend_tests!(ipv6_nodeport_on_node_external_ip_without_internal_ip);
+fn ipv6_nodeport_on_node_external_ip_without_internal_ip(backend: Backend) {
+    require_kernel!("ipv6_nodeport_on_node_external_ip_without_internal_ip");
+    // No IPv6 InternalIP but an IPv6 ExternalIP: that is node1's primary
+    // IPv6 address (kube-proxy's GetNodeHostIPs), the only one IPv6
+    // NodePorts listen on.
+    let mut topo = Topology::build_dual_for(backend, "v6npext", &[Pod::web("x-6", "10.244.1.2")]);
+    topo.load_manifests(&crate::manifests::cluster_with(
+        &nodes_without_ipv6_internal_ip(true),
+        &[
+            &dual_nodeport_yaml(),
+            &slice("npdual", "v4", HTTP, &[ep("10.244.1.2")]),
+            &slice6("npdual", "v6", HTTP, &[ep("fd00:10:244:1::2")]),
+        ],
+    ));
+    topo.tcp(From::Client, "[fd00:172:30::1]:30901", 3)
+        .assert_pods(&["x-6"])
+        .assert_sources_within(&NODE1_LOCAL6);
+    topo.tcp(From::Client, "[fd00:172:30:1::1]:30901", 1)
+        .assert_refused_within(FAST);
+}
