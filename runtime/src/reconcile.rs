@@ -66,13 +66,7 @@ pub fn run(mut node: Node, config: Config, on_invalid: &dyn Fn(&[Diagnostic])) -
         }
     };
     let metrics = Metrics::new();
-    let health = Arc::new(Mutex::new(Health {
-        interval: config.interval,
-        last_success: None,
-        last_success_unix: None,
-        last_sync_duration: Duration::ZERO,
-        last_error: None,
-    }));
+    let health = Arc::new(Mutex::new(Health::new(config.interval)));
     let _server = match config.metrics_addr {
         Some(addr) => match http::serve_metrics(addr, metrics.clone(), health.clone()) {
             Ok(server) => {
