@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use knc_compiler::compile::{parse_cidr_flag, parse_nodeport_address, IpNet, NodeChoice, Settings};
+use knc_compiler::compile::{
+    parse_cidr_flag, parse_detect_local_mode, parse_nodeport_address, IpNet, NodeChoice, Settings,
+};
 use knc_compiler::ir::Protocol;
 use knc_compiler::lower::ProxyMode;
-use knc_compiler::model::NodePortAddress;
+use knc_compiler::model::{DetectLocalMode, NodePortAddress};
 
 /// knc compiles Kubernetes Service networking (Services, EndpointSlices,
 /// Endpoints, Nodes) into netfilter rulesets, offline and deterministically.
@@ -376,6 +378,13 @@ pub struct SettingsArgs {
     /// the masquerade its traffic policy gives.
     #[arg(long)]
     pub masquerade_all: bool,
+
+    /// Which sources are pods (kube-proxy's detectLocalMode): `ClusterCIDR`,
+    /// those inside the cluster CIDRs (the default), or `NodeCIDR`, those
+    /// inside this node's own podCIDRs, so pods on other nodes are external
+    /// clients. Default: the KubeProxyConfiguration's detectLocalMode.
+    #[arg(long = "detect-local-mode", value_name = "ClusterCIDR|NodeCIDR", value_parser = parse_detect_local_mode)]
+    pub detect_local_mode: Option<DetectLocalMode>,
 }
 
 impl SettingsArgs {
@@ -387,6 +396,7 @@ impl SettingsArgs {
             nodeport_addresses: self.nodeport_addresses.clone(),
             masquerade_all: self.masquerade_all,
             mode,
+            detect_local_mode: self.detect_local_mode,
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::front::{Diagnostic, SourceFile};
 use crate::ir::Ruleset;
 use crate::lower::{self, LowerError, Options, ProxyMode};
 use crate::model::addr::parse_cidr;
-use crate::model::{Cluster, NodePortAddress};
+use crate::model::{Cluster, DetectLocalMode, NodePortAddress};
 
 pub use ipnet::IpNet;
 
@@ -29,6 +29,8 @@ pub struct Settings {
     /// Which kube-proxy mode's configuration (`nftables:` or `iptables:`)
     /// the inputs' KubeProxyConfiguration is read in.
     pub mode: ProxyMode,
+    /// `--detect-local-mode`; `None` when not given.
+    pub detect_local_mode: Option<DetectLocalMode>,
 }
 
 /// Which node or nodes to compile for.
@@ -139,6 +141,7 @@ pub fn options(settings: &Settings) -> Options {
         nodeport_addresses: settings.nodeport_addresses.clone(),
         masquerade_all: settings.masquerade_all,
         mode: settings.mode,
+        detect_local_mode: settings.detect_local_mode,
     }
 }
 
@@ -189,6 +192,21 @@ pub fn parse_nodeport_address(text: &str) -> Result<NodePortAddress, String> {
         other => parse_cidr(other)
             .map(NodePortAddress::Cidr)
             .ok_or_else(|| format!("`{other}` is neither a CIDR nor `primary`")),
+    }
+}
+
+/// Parses `--detect-local-mode`. kube-proxy's `BridgeInterface` and
+/// `InterfaceNamePrefix` are refused: knc does not implement them.
+pub fn parse_detect_local_mode(text: &str) -> Result<DetectLocalMode, String> {
+    match text.trim() {
+        "ClusterCIDR" => Ok(DetectLocalMode::ClusterCidr),
+        "NodeCIDR" => Ok(DetectLocalMode::NodeCidr),
+        "BridgeInterface" | "InterfaceNamePrefix" => Err(format!(
+            "`{text}` is not implemented by knc (only `ClusterCIDR` and `NodeCIDR` are)"
+        )),
+        other => Err(format!(
+            "`{other}` is not a local-detection mode (`ClusterCIDR` or `NodeCIDR`)"
+        )),
     }
 }
 

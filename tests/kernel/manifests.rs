@@ -149,6 +149,13 @@ impl Ep {
         }
     }
 
+    /// Listed in the slice as on `node` whatever its address says: a pod
+    /// that routes through node1 (so replies pass node1's connection
+    /// tracking) yet counts as another node's endpoint.
+    pub fn on_node(self, node: &'static str) -> Ep {
+        Ep { node, ..self }
+    }
+
     /// With a node hint `forNodes: [node]` (`trafficDistribution:
     /// PreferSameNode`).
     pub fn for_node(self, node: &'static str) -> Ep {

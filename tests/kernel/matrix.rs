@@ -297,3 +297,86 @@ fn matrix_table_covers_both_outcomes() {
     }
     assert_eq!(MATRIX.len(), 27);
 }
+
+/// `detectLocalMode: NodeCIDR` (kube-proxy's detector by the node's own
+/// podCIDRs, `cmd/kube-proxy/app/server_linux.go` `getLocalDetectors`):
+/// a pod on node2 (10.244.2.0/24, not node1's podCIDR) is an external
+/// client of node1. Reaching node1's `externalTrafficPolicy: Local`
+/// NodePort it gets only node1's endpoint, with its own address kept, and
+/// reaching the ClusterIP it is masqueraded, as an off-cluster source is.
+/// Under `ClusterCIDR` (the default) the same pod is the `pods` class:
+/// the NodePort short-circuits to both endpoints, and the ClusterIP keeps
+/// its address. A pod on node1 is a pod under both modes. The "node2"
+/// endpoint lives behind node1 (listed with `nodeName: node2`), so that
+/// replies to the node2 client pass node1's connection tracking.
+fn detect_local(backend: Backend, id: &str, flags: &[&str], node_cidr: bool) {
+    let mut topo = Topology::build_for(
+        backend,
+        id,
+        &[
+            Pod::web("mx-1", "10.244.1.1"),
+            Pod::web("mx-3", "10.244.1.3"),
+            Pod::new("mx-cli", "10.244.1.2"),
+            Pod::new("mx-cli2", "10.244.2.2"),
+        ],
+    );
+    topo.load_manifests_flags(
+        &cluster(&[
+            &service(EtpLocal),
+            &http_slice("mx", &[ep("10.244.1.1"), ep("10.244.1.3").on_node("node2")]),
+        ]),
+        flags,
+    );
+    let (cluster_ip, node_port, _) = addresses(EtpLocal);
+    let both: BTreeSet<String> = ["mx-1", "mx-3"].map(String::from).into();
+    let local: BTreeSet<String> = ["mx-1"].map(String::from).into();
+    let rows = [
+        ("mx-cli", format!("{NODE1}:{node_port}"), &both, true),
+        ("mx-cli", format!("{cluster_ip}:80"), &both, true),
+        (
+            "mx-cli2",
+            format!("{NODE1}:{node_port}"),
+            if node_cidr { &local } else { &both },
+            true,
+        ),
+        ("mx-cli2", format!("{cluster_ip}:80"), &both, !node_cidr),
+    ];
+    let mut failures = Vec::new();
+    for (client, target, want_pods, keeps_source) in rows {
+        let own = topo.pod_ip(client);
+        let probes = topo.tcp(From::Pod(client), &target, SPREAD);
+        let answered = probes
+            .attempts
+            .iter()
+            .all(|a| matches!(a.outcome, Outcome::Answered { .. }));
+        let sources = probes.sources();
+        let sources_ok = !sources.is_empty()
+            && sources.iter().all(|s| {
+                if keeps_source {
+                    *s == own
+                } else {
+                    *s != own && NODE1_LOCAL.contains(s)
+                }
+            });
+        if !answered || &probes.pods() != want_pods || !sources_ok {
+            failures.push(format!(
+                "{backend:?} {flags:?} {client} -> {target}: want {want_pods:?} keeping source \
+                 {keeps_source}; got pods {:?} sources {sources:?}\n{probes:?}",
+                probes.pods()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+backend_tests!(detect_local_node_cidr);
+fn detect_local_node_cidr(backend: Backend) {
+    require_kernel!("detect_local_node_cidr");
+    detect_local(backend, "dlnc", &["--detect-local-mode", "NodeCIDR"], true);
+}
+
+backend_tests!(detect_local_cluster_cidr);
+fn detect_local_cluster_cidr(backend: Backend) {
+    require_kernel!("detect_local_cluster_cidr");
+    detect_local(backend, "dlcc", &[], false);
+}

@@ -86,7 +86,9 @@ pub struct Ruleset {
     pub version: u32,
     /// The node compiled for; `None` for a node-agnostic ruleset.
     pub node: Option<String>,
-    /// Pod address ranges: sources inside are the `pods` class.
+    /// Pod address ranges: sources inside are the `pods` class. The
+    /// cluster CIDRs, or under `detectLocalMode: NodeCIDR` the node's own
+    /// pod CIDRs.
     pub cluster_cidrs: Vec<IpNet>,
     /// Service address ranges: unallocated addresses inside are dropped.
     pub service_cidrs: Vec<IpNet>,

@@ -4,7 +4,7 @@
 
 use super::{KindDef, Located};
 use crate::front::fields::fields_of;
-use crate::model::{NodePortAddress, ProxyConfig};
+use crate::model::{DetectLocalMode, NodePortAddress, ProxyConfig};
 use serde::{Deserialize, Serialize};
 
 pub const DEF: KindDef = kind_def!(
@@ -58,6 +58,26 @@ pub(super) fn convert(
             &["iptables", "ipvs", "nftables", "kernelspace"],
         );
     }
+    if let Some(mode) = config.detect_local_mode.as_ref().filter(|m| !m.is_empty()) {
+        // `BridgeInterface` and `InterfaceNamePrefix` (by input interface)
+        // are valid but not implemented: they read as `ClusterCIDR`, as
+        // README says.
+        match at.one_of(
+            || "detectLocalMode".into(),
+            "detectLocalMode",
+            mode,
+            &[
+                "ClusterCIDR",
+                "NodeCIDR",
+                "BridgeInterface",
+                "InterfaceNamePrefix",
+            ],
+        ) {
+            Some("NodeCIDR") => into.detect_local_mode = Some(DetectLocalMode::NodeCidr),
+            Some(_) => into.detect_local_mode = Some(DetectLocalMode::ClusterCidr),
+            None => {}
+        }
+    }
     if let Some(m) = config.nftables.as_ref().and_then(|m| m.masquerade_all) {
         into.masquerade_all_nftables = Some(m);
     }
@@ -83,6 +103,10 @@ pub struct KubeProxyConfiguration {
     /// `nftables` or `iptables` (kube-proxy's mode).
     #[serde(default)]
     pub mode: Option<String>,
+    /// How pods are told from external clients: `ClusterCIDR` (the
+    /// default), `NodeCIDR`, `BridgeInterface`, `InterfaceNamePrefix`.
+    #[serde(default)]
+    pub detect_local_mode: Option<String>,
     #[serde(default)]
     pub nftables: Option<ModeConfig>,
     #[serde(default)]
@@ -107,7 +131,6 @@ pub const UNUSED_FIELDS: &[&str] = &[
     "configSyncPeriod",
     "conntrack",
     "detectLocal",
-    "detectLocalMode",
     "enableProfiling",
     "featureGates",
     "healthzBindAddress",

@@ -18,7 +18,7 @@ use crate::ir::{
     Backend, BackendSets, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route,
     Routing, Ruleset, SetKind,
 };
-use crate::model::{self, Cluster, NodePortAddress};
+use crate::model::{self, Cluster, DetectLocalMode, NodePortAddress};
 
 pub use decisions::Decision;
 
@@ -42,6 +42,8 @@ pub struct Options {
     pub nodeport_addresses: Vec<NodePortAddress>,
     pub masquerade_all: bool,
     pub mode: ProxyMode,
+    /// `--detect-local-mode`; `None` when not given.
+    pub detect_local_mode: Option<DetectLocalMode>,
 }
 
 /// Why lowering cannot start.
@@ -165,9 +167,21 @@ struct Context<'a> {
 impl<'a> Context<'a> {
     fn new(cluster: &'a Cluster, node: Option<&'a model::Node>, options: &Options) -> Self {
         let config = &cluster.proxy_config;
-        // Flags win over KubeProxyConfiguration, which wins over the
-        // nodes' pod CIDRs.
-        let cluster_cidrs = if !options.cluster_cidrs.is_empty() {
+        // The ranges whose sources are the `pods` class. Under NodeCIDR
+        // (kube-proxy's detector by the node's own pod CIDRs) they are this
+        // node's podCIDRs, and none without a node or without podCIDRs:
+        // kube-proxy then tells no pods apart. Otherwise flags win over
+        // KubeProxyConfiguration, which wins over the nodes' pod CIDRs. The
+        // same ranges decide the `pods` class and which sources to a
+        // ClusterIP are masqueraded, as kube-proxy uses one detector for both.
+        let detect_local_mode = options
+            .detect_local_mode
+            .or(config.detect_local_mode)
+            .unwrap_or_default();
+        let cluster_cidrs = if detect_local_mode == DetectLocalMode::NodeCidr {
+            node.map(|n| sorted(n.pod_cidrs.iter().copied()))
+                .unwrap_or_default()
+        } else if !options.cluster_cidrs.is_empty() {
             sorted(options.cluster_cidrs.iter().copied())
         } else if !config.cluster_cidrs.is_empty() {
             sorted(config.cluster_cidrs.iter().copied())
@@ -417,6 +431,7 @@ fn nodeport_scope(node: Option<&model::Node>, addresses: &[NodePortAddress]) -> 
 #[cfg(test)]
 mod tests {
     use crate::front::SourceFile;
+    use crate::model::DetectLocalMode;
 
     /// Two unnamed TCP ports would make two entries with one key; the
     /// first port keeps it (and the IR stays valid).
@@ -481,6 +496,40 @@ mod tests {
         let node_port = frontend(FrontendKind::NodePort);
         assert!(!masqueraded(node_port.pods) && !masqueraded(node_port.external));
         assert!(masqueraded(node_port.node));
+    }
+
+    /// `detectLocalMode: NodeCIDR` makes the node's own podCIDRs the pods
+    /// class, whatever `clusterCIDR` says; the flag wins over the file.
+    #[test]
+    fn detect_local_mode_node_cidr_uses_the_nodes_pod_cidrs() {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n\
+                    clusterCIDR: 10.244.0.0/16\ndetectLocalMode: NodeCIDR\n---\n\
+                    apiVersion: v1\nkind: Node\nmetadata: {name: node1}\n\
+                    spec: {podCIDR: 10.244.1.0/24}\n---\n\
+                    apiVersion: v1\nkind: Node\nmetadata: {name: node2}\n\
+                    spec: {podCIDR: 10.244.2.0/24}\n";
+        let analysis = crate::analyse(&[SourceFile::new("in.yaml", text)]);
+        assert!(!analysis.has_errors(), "{:#?}", analysis.diagnostics);
+        let cluster = analysis.cluster.unwrap();
+        let cidrs = |node: Option<&str>, mode| {
+            let options = super::Options {
+                node: node.map(String::from),
+                detect_local_mode: mode,
+                ..Default::default()
+            };
+            let ruleset = super::lower(&cluster, &options).unwrap();
+            ruleset
+                .cluster_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cidrs(Some("node2"), None), ["10.244.2.0/24"]);
+        assert_eq!(
+            cidrs(Some("node2"), Some(DetectLocalMode::ClusterCidr)),
+            ["10.244.0.0/16"]
+        );
+        assert!(cidrs(None, None).is_empty(), "no node, no pods class");
     }
 
     /// `--service-cidr` and ServiceCIDR objects together, overlapping

@@ -65,6 +65,20 @@ pub struct ProxyConfig {
     pub masquerade_all_nftables: Option<bool>,
     /// `iptables.masqueradeAll`.
     pub masquerade_all_iptables: Option<bool>,
+    /// `detectLocalMode`.
+    pub detect_local_mode: Option<DetectLocalMode>,
+}
+
+/// How kube-proxy tells a Service's pod clients (the `pods` source class)
+/// from external ones: `detectLocalMode` / `--detect-local-mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DetectLocalMode {
+    /// Sources inside the cluster CIDRs (kube-proxy's default).
+    #[default]
+    ClusterCidr,
+    /// Sources inside this node's own pod CIDRs (`spec.podCIDRs`): a pod on
+    /// another node counts as an external client.
+    NodeCidr,
 }
 
 /// One `--nodeport-addresses` / `nodePortAddresses` entry.
