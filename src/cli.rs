@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use knc_compiler::compile::{
-    parse_cidr_flag, parse_detect_local_mode, parse_nodeport_address, IpNet, NodeChoice, Settings,
+    parse_cidr_flag, parse_detect_local_mode, parse_interface_name, parse_nodeport_address, IpNet,
+    NodeChoice, Settings,
 };
 use knc_compiler::ir::Protocol;
 use knc_compiler::lower::ProxyMode;
@@ -380,11 +381,30 @@ pub struct SettingsArgs {
     pub masquerade_all: bool,
 
     /// Which sources are pods (kube-proxy's detectLocalMode): `ClusterCIDR`,
-    /// those inside the cluster CIDRs (the default), or `NodeCIDR`, those
+    /// those inside the cluster CIDRs (the default); `NodeCIDR`, those
     /// inside this node's own podCIDRs, so pods on other nodes are external
-    /// clients. Default: the KubeProxyConfiguration's detectLocalMode.
-    #[arg(long = "detect-local-mode", value_name = "ClusterCIDR|NodeCIDR", value_parser = parse_detect_local_mode)]
+    /// clients; `InterfaceNamePrefix`, packets arriving on an interface
+    /// whose name starts with --pod-interface-name-prefix; `BridgeInterface`,
+    /// packets arriving on --pod-bridge-interface. Default: the
+    /// KubeProxyConfiguration's detectLocalMode.
+    #[arg(
+        long = "detect-local-mode",
+        value_name = "ClusterCIDR|NodeCIDR|InterfaceNamePrefix|BridgeInterface",
+        value_parser = parse_detect_local_mode
+    )]
     pub detect_local_mode: Option<DetectLocalMode>,
+
+    /// Pods' interface name prefix for `InterfaceNamePrefix` (such as
+    /// `cali`; 1 to 15 of `A-Z a-z 0-9 _ . -`). Default: the
+    /// KubeProxyConfiguration's detectLocal.interfaceNamePrefix.
+    #[arg(long = "pod-interface-name-prefix", value_name = "PREFIX", value_parser = parse_interface_name)]
+    pub pod_interface_name_prefix: Option<String>,
+
+    /// Pods' bridge interface for `BridgeInterface` (such as `cni0`; 1 to 15
+    /// of `A-Z a-z 0-9 _ . -`). Default: the KubeProxyConfiguration's
+    /// detectLocal.bridgeInterface.
+    #[arg(long = "pod-bridge-interface", value_name = "NAME", value_parser = parse_interface_name)]
+    pub pod_bridge_interface: Option<String>,
 }
 
 impl SettingsArgs {
@@ -397,6 +417,8 @@ impl SettingsArgs {
             masquerade_all: self.masquerade_all,
             mode,
             detect_local_mode: self.detect_local_mode,
+            pod_interface_name_prefix: self.pod_interface_name_prefix.clone(),
+            pod_bridge_interface: self.pod_bridge_interface.clone(),
         }
     }
 }

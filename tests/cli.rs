@@ -544,3 +544,23 @@ fn apply_needs_the_node() {
     assert_eq!(out.status.code(), Some(2));
     assert_stderr_has(&out, "--node <NAME>");
 }
+
+/// An interface name flag goes into rules as it is: a name that could
+/// change a rule's structure is a usage error, and nothing is compiled.
+#[test]
+fn an_interface_name_that_could_change_a_rule_is_refused() {
+    for flag in ["--pod-interface-name-prefix", "--pod-bridge-interface"] {
+        let out = knc(
+            &[
+                "compile",
+                "fixtures/detect-local-interface-prefix",
+                flag,
+                "cali\"; drop",
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{flag}: {}", stdout(&out));
+        assert_stderr_has(&out, "is not an interface name");
+    }
+}

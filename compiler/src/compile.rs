@@ -31,6 +31,10 @@ pub struct Settings {
     pub mode: ProxyMode,
     /// `--detect-local-mode`; `None` when not given.
     pub detect_local_mode: Option<DetectLocalMode>,
+    /// `--pod-interface-name-prefix`, checked by [`parse_interface_name`].
+    pub pod_interface_name_prefix: Option<String>,
+    /// `--pod-bridge-interface`, checked by [`parse_interface_name`].
+    pub pod_bridge_interface: Option<String>,
 }
 
 /// Which node or nodes to compile for.
@@ -142,6 +146,8 @@ pub fn options(settings: &Settings) -> Options {
         masquerade_all: settings.masquerade_all,
         mode: settings.mode,
         detect_local_mode: settings.detect_local_mode,
+        pod_interface_name_prefix: settings.pod_interface_name_prefix.clone(),
+        pod_bridge_interface: settings.pod_bridge_interface.clone(),
     }
 }
 
@@ -195,18 +201,30 @@ pub fn parse_nodeport_address(text: &str) -> Result<NodePortAddress, String> {
     }
 }
 
-/// Parses `--detect-local-mode`. kube-proxy's `BridgeInterface` and
-/// `InterfaceNamePrefix` are refused: knc does not implement them.
+/// Parses `--detect-local-mode`, kube-proxy's four modes.
 pub fn parse_detect_local_mode(text: &str) -> Result<DetectLocalMode, String> {
     match text.trim() {
         "ClusterCIDR" => Ok(DetectLocalMode::ClusterCidr),
         "NodeCIDR" => Ok(DetectLocalMode::NodeCidr),
-        "BridgeInterface" | "InterfaceNamePrefix" => Err(format!(
-            "`{text}` is not implemented by knc (only `ClusterCIDR` and `NodeCIDR` are)"
-        )),
+        "InterfaceNamePrefix" => Ok(DetectLocalMode::InterfaceNamePrefix),
+        "BridgeInterface" => Ok(DetectLocalMode::BridgeInterface),
         other => Err(format!(
-            "`{other}` is not a local-detection mode (`ClusterCIDR` or `NodeCIDR`)"
+            "`{other}` is not a local-detection mode (`ClusterCIDR`, `NodeCIDR`, \
+             `InterfaceNamePrefix` or `BridgeInterface`)"
         )),
+    }
+}
+
+/// Parses `--pod-interface-name-prefix` / `--pod-bridge-interface`: the
+/// name is written into rules as it is, so only 1 to 15 of
+/// `[A-Za-z0-9_.-]` ([`crate::ir::valid_interface_name`]) is accepted.
+pub fn parse_interface_name(text: &str) -> Result<String, String> {
+    if crate::ir::valid_interface_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not an interface name (1 to 15 letters, digits, `_`, `.` or `-`)"
+        ))
     }
 }
 
@@ -225,6 +243,35 @@ mod tests {
             Err(Failure::Usage(message)) => message,
             other => panic!("expected a usage error, got {other:?}"),
         }
+    }
+
+    /// Interface names from flags go into rules as they are: anything that
+    /// could change a rule's structure is refused.
+    #[test]
+    fn interface_name_flags_are_checked() {
+        assert_eq!(parse_interface_name("cali"), Ok("cali".to_string()));
+        assert_eq!(
+            parse_interface_name("br-1.10_x"),
+            Ok("br-1.10_x".to_string())
+        );
+        for bad in [
+            "cali\"; drop",
+            "",
+            "a b",
+            "cali*",
+            "0123456789abcdef",
+            "eth0\n",
+        ] {
+            assert!(parse_interface_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            parse_detect_local_mode("InterfaceNamePrefix"),
+            Ok(DetectLocalMode::InterfaceNamePrefix)
+        );
+        assert_eq!(
+            parse_detect_local_mode("BridgeInterface"),
+            Ok(DetectLocalMode::BridgeInterface)
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub enum Code {
     NodePortConflict,
     InvalidEnumValue,
     InvalidPortName,
+    InvalidInterfaceName,
     AffinityTimeoutRange,
     Io,
     ServiceWithoutEndpoints,

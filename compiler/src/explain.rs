@@ -5,7 +5,8 @@ use std::fmt::{self, Write};
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Entry, Family, Frontend, FrontendKind, Protocol, Route, Ruleset, SetKind,
+    Backend, Entry, Family, Frontend, FrontendKind, LocalDetector, Protocol, Route, Ruleset,
+    SetKind,
 };
 
 /// A connection to explain: destination, protocol and optionally the source.
@@ -26,16 +27,32 @@ pub enum SourceClass {
 }
 
 impl SourceClass {
-    fn describe(self) -> &'static str {
-        match self {
-            SourceClass::Node => "this node",
-            SourceClass::Pods => "a pod",
-            SourceClass::External => "outside the cluster",
+    /// The class as `ruleset`'s detector recognises it: under an interface
+    /// detector by the interface a packet arrives on, which no address
+    /// tells.
+    fn describe(self, ruleset: &Ruleset) -> String {
+        let interface = match &ruleset.local_detector {
+            LocalDetector::Cidrs => None,
+            LocalDetector::InterfacePrefix(prefix) => Some(format!("{prefix}*")),
+            LocalDetector::Interface(name) => Some(name.clone()),
+        };
+        match (self, interface) {
+            (SourceClass::Node, _) => "this node".into(),
+            (SourceClass::Pods, None) => "a pod".into(),
+            (SourceClass::External, None) => "outside the cluster".into(),
+            (SourceClass::Pods, Some(i)) => {
+                format!("a pod (arriving on an interface matching {i})")
+            }
+            (SourceClass::External, Some(i)) => {
+                format!("outside the cluster (arriving on an interface not matching {i})")
+            }
         }
     }
 }
 
-/// The source class of `from` in `ruleset`.
+/// The source class of `from` in `ruleset`. Under an interface detector
+/// an address other than the node's is [`SourceClass::External`] here;
+/// [`explain`] shows both classes it may be, as only the interface tells.
 pub fn classify(ruleset: &Ruleset, from: IpAddr) -> SourceClass {
     if ruleset.node_addresses.contains(&from) {
         SourceClass::Node
@@ -68,6 +85,11 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
         }
     );
     let classes: Vec<SourceClass> = match query.from {
+        Some(from)
+            if !ruleset.local_detector.is_cidrs() && !ruleset.node_addresses.contains(&from) =>
+        {
+            vec![SourceClass::Pods, SourceClass::External]
+        }
         Some(from) => vec![classify(ruleset, from)],
         None => vec![SourceClass::Node, SourceClass::Pods, SourceClass::External],
     };
@@ -99,8 +121,8 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
             SourceClass::External => frontend.routing.external,
         };
         let who = match query.from {
-            Some(from) => format!("From {from}, {}", class.describe()),
-            None => format!("From {}", class.describe()),
+            Some(from) => format!("From {from}, {}", class.describe(ruleset)),
+            None => format!("From {}", class.describe(ruleset)),
         };
         let _ = write!(out, "{who}: ");
         let _ = describe_route(&mut out, service, route);
@@ -223,6 +245,7 @@ mod tests {
             version: crate::ir::VERSION,
             node: Some("node1".into()),
             cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+            local_detector: crate::ir::LocalDetector::Cidrs,
             service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
             cluster_ips: vec!["10.96.0.1".parse().unwrap()],
             node_addresses: vec!["172.30.0.1".parse().unwrap()],
@@ -306,6 +329,30 @@ mod tests {
         );
         assert!(text.contains("10.244.1.1:8080"), "{text}");
         assert!(!text.contains("10.244.2.1"), "{text}");
+    }
+
+    /// Under an interface detector no address tells a pod: a source that
+    /// is not the node gets both answers, each saying which interfaces.
+    #[test]
+    fn an_interface_detector_is_explained_by_interface() {
+        let mut rs = ruleset();
+        rs.cluster_cidrs.clear();
+        rs.local_detector = LocalDetector::InterfacePrefix("cali".into());
+        assert_eq!(crate::ir::validate(&rs), Ok(()));
+        let text = explain(&rs, &query("172.30.0.1", 30080, Some("10.244.7.7")));
+        assert!(
+            text.contains("From 10.244.7.7, a pod (arriving on an interface matching cali*): "),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "From 10.244.7.7, outside the cluster (arriving on an interface not matching \
+                 cali*): source kept, sent to one of 1 node-local backend:"
+            ),
+            "{text}"
+        );
+        let text = explain(&rs, &query("172.30.0.1", 30080, Some("172.30.0.1")));
+        assert_eq!(text.matches("From ").count(), 1, "{text}");
     }
 
     #[test]

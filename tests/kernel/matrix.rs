@@ -380,3 +380,123 @@ fn detect_local_cluster_cidr(backend: Backend) {
     require_kernel!("detect_local_cluster_cidr");
     detect_local(backend, "dlcc", &[], false);
 }
+
+/// `detectLocalMode: InterfaceNamePrefix` (kube-proxy's detector by input
+/// interface, `pkg/proxy/util/localdetector.go`): packets arriving on an
+/// interface named `cali*` (the node-side veths of node1's pods) are the
+/// pods class; the external client arrives on `cl` and is external, and so
+/// is a pod on node2 (10.244.2.2, inside the cluster CIDR the harness
+/// passes), which arrives on `n2`: under a CIDR detector it would be a pod,
+/// so its rows hold only when the interface decides. A pod on node1
+/// reaching node1's `externalTrafficPolicy: Local` NodePort is
+/// short-circuited to every endpoint, source kept, and reaches the
+/// ClusterIP unmasqueraded; the client and the node2 pod get only node1's
+/// endpoint on the NodePort, source kept, and are masqueraded to the
+/// ClusterIP.
+fn detect_local_interface(backend: Backend, id: &str, flags: &[&str]) {
+    let mut topo = Topology::build_for(
+        backend,
+        id,
+        &[
+            Pod::web("mx-1", "10.244.1.1"),
+            Pod::web("mx-3", "10.244.1.3"),
+            Pod::new("mx-cli", "10.244.1.2"),
+            Pod::new("mx-cli2", "10.244.2.2"),
+        ],
+    );
+    topo.load_manifests_flags(
+        &cluster(&[
+            &service(EtpLocal),
+            &http_slice("mx", &[ep("10.244.1.1"), ep("10.244.1.3").on_node("node2")]),
+        ]),
+        flags,
+    );
+    let (cluster_ip, node_port, _) = addresses(EtpLocal);
+    let both: BTreeSet<String> = ["mx-1", "mx-3"].map(String::from).into();
+    let local: BTreeSet<String> = ["mx-1"].map(String::from).into();
+    let rows = [
+        (
+            From::Pod("mx-cli"),
+            format!("{NODE1}:{node_port}"),
+            &both,
+            true,
+        ),
+        (From::Pod("mx-cli"), format!("{cluster_ip}:80"), &both, true),
+        (
+            From::Pod("mx-cli2"),
+            format!("{NODE1}:{node_port}"),
+            &local,
+            true,
+        ),
+        (
+            From::Pod("mx-cli2"),
+            format!("{cluster_ip}:80"),
+            &both,
+            false,
+        ),
+        (From::Client, format!("{NODE1}:{node_port}"), &local, true),
+        (From::Client, format!("{cluster_ip}:80"), &both, false),
+    ];
+    let mut failures = Vec::new();
+    for (from, target, want_pods, keeps_source) in rows {
+        let (own, label) = match from {
+            From::Pod(name) => (topo.pod_ip(name), name.to_string()),
+            _ => (CLIENT, "client".to_string()),
+        };
+        let probes = topo.tcp(from, &target, SPREAD);
+        let answered = probes
+            .attempts
+            .iter()
+            .all(|a| matches!(a.outcome, Outcome::Answered { .. }));
+        let sources = probes.sources();
+        let sources_ok = !sources.is_empty()
+            && sources.iter().all(|s| {
+                if keeps_source {
+                    *s == own
+                } else {
+                    *s != own && NODE1_LOCAL.contains(s)
+                }
+            });
+        if !answered || &probes.pods() != want_pods || !sources_ok {
+            failures.push(format!(
+                "{backend:?} {flags:?} {label} -> {target}: want {want_pods:?} keeping source \
+                 {keeps_source}; got pods {:?} sources {sources:?}\n{probes:?}",
+                probes.pods()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+backend_tests!(detect_local_interface_prefix);
+fn detect_local_interface_prefix(backend: Backend) {
+    require_kernel!("detect_local_interface_prefix");
+    detect_local_interface(
+        backend,
+        "dlip",
+        &[
+            "--detect-local-mode",
+            "InterfaceNamePrefix",
+            "--pod-interface-name-prefix",
+            "cali",
+        ],
+    );
+}
+
+backend_tests!(detect_local_bridge_interface);
+/// `detectLocalMode: BridgeInterface` with the one interface `cali2`, the
+/// node-side veth of the client pod mx-cli (10.244.1.2): the same rows as
+/// under `InterfaceNamePrefix`, mx-cli a pod by that interface alone.
+fn detect_local_bridge_interface(backend: Backend) {
+    require_kernel!("detect_local_bridge_interface");
+    detect_local_interface(
+        backend,
+        "dlbi",
+        &[
+            "--detect-local-mode",
+            "BridgeInterface",
+            "--pod-bridge-interface",
+            "cali2",
+        ],
+    );
+}

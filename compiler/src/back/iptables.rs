@@ -78,7 +78,9 @@ use std::sync::OnceLock;
 
 use ipnet::IpNet;
 
-use crate::ir::{Backend, Entry, Family, FrontendKind, Protocol, Route, Ruleset, SetKind};
+use crate::ir::{
+    Backend, Entry, Family, FrontendKind, LocalDetector, Protocol, Route, Ruleset, SetKind,
+};
 use crate::text::{push_decimal, push_ipv4};
 use dispatch::{Leaves, Tree};
 use names::{comment, identity, push_comment, Name, Namer, Seeded, NAME_MAX};
@@ -789,7 +791,8 @@ impl<'a> Emitter<'a> {
     /// every source and no source ranges apply.
     fn frontend_target(&mut self, sp: &Entry, spid: &str, fe: &crate::ir::Frontend) -> Name {
         let r = fe.routing;
-        let pods_differ = r.pods != r.external && !self.pod_cidrs.is_empty();
+        let pods_differ = r.pods != r.external
+            && (!self.pod_cidrs.is_empty() || !self.ruleset.local_detector.is_cidrs());
         let node_differs = r.node != r.external || pods_differ;
         let simple = fe.allowed_sources.is_empty() && !node_differs && !pods_differ;
         if simple {
@@ -840,8 +843,20 @@ impl<'a> Emitter<'a> {
             self.route(sp, spid, chain, "-m addrtype --src-type LOCAL ", r.node);
         }
         if pods_differ {
-            for c in self.pod_cidrs.clone() {
-                self.route(sp, spid, chain, &format!("-s {c} "), r.pods);
+            // The pods class as the detector says; an interface name is
+            // 1 to 15 of [A-Za-z0-9_.-] (IR invariant), one shell-free word.
+            match &self.ruleset.local_detector {
+                LocalDetector::Cidrs => {
+                    for c in self.pod_cidrs.clone() {
+                        self.route(sp, spid, chain, &format!("-s {c} "), r.pods);
+                    }
+                }
+                LocalDetector::InterfacePrefix(prefix) => {
+                    self.route(sp, spid, chain, &format!("-i {prefix}+ "), r.pods);
+                }
+                LocalDetector::Interface(name) => {
+                    self.route(sp, spid, chain, &format!("-i {name} "), r.pods);
+                }
             }
         }
         self.route(sp, spid, chain, "", r.external);

@@ -13,6 +13,7 @@ mod contested_address;
 mod duplicate_object;
 mod invalid_address;
 mod invalid_enum_value;
+mod invalid_interface_name;
 mod invalid_port_name;
 mod invalid_protocol;
 mod io;
@@ -62,6 +63,7 @@ pub const RULES: &[&Rule] = &[
     &invalid_protocol::RULE,
     &invalid_enum_value::RULE,
     &invalid_port_name::RULE,
+    &invalid_interface_name::RULE,
     &affinity_timeout_range::RULE,
     &nodeport_conflict::RULE,
     &service_without_endpoints::RULE,
@@ -204,6 +206,7 @@ mod tests {
             Code::NodePortConflict,
             Code::InvalidEnumValue,
             Code::InvalidPortName,
+            Code::InvalidInterfaceName,
             Code::AffinityTimeoutRange,
             Code::Io,
             Code::ServiceWithoutEndpoints,
@@ -227,6 +230,7 @@ mod tests {
                 | Code::NodePortConflict
                 | Code::InvalidEnumValue
                 | Code::InvalidPortName
+                | Code::InvalidInterfaceName
                 | Code::AffinityTimeoutRange
                 | Code::Io
                 | Code::ServiceWithoutEndpoints

@@ -24,8 +24,10 @@
 //! * Each frontend says, per **source class**, what happens to a new
 //!   connection ([`Routing`]): forward to one of the two sets (masqueraded or
 //!   not), reject (ICMP unreachable / TCP reset), or drop. Source classes:
-//!   `pods` (source inside a cluster CIDR), `node` (source is an address of
-//!   this node), `external` (anything else). An emitter checks them in the
+//!   `pods` (as [`Ruleset::local_detector`] says: source inside a
+//!   [`Ruleset::cluster_cidrs`] range, or arrival on a pod interface),
+//!   `node` (source is an address of this node), `external` (anything
+//!   else). An emitter checks them in the
 //!   order node, pods, external.
 //!
 //! # Invariants lowering guarantees
@@ -45,9 +47,13 @@
 //!   (family, address, protocol, port), NodePorts counting as one address.
 //! * A `Forward` route never names an empty set; an empty set becomes
 //!   `Reject` (no endpoints at all) or `Drop` (no node-local endpoints).
-//! * When [`Ruleset::cluster_cidrs`] has nothing of an entry's family,
-//!   `pods` equals `external` for every frontend of that entry: without a
-//!   cluster CIDR pods cannot be told apart.
+//! * Under [`LocalDetector::Cidrs`], when [`Ruleset::cluster_cidrs`] has
+//!   nothing of an entry's family, `pods` equals `external` for every
+//!   frontend of that entry: without a cluster CIDR pods cannot be told
+//!   apart. Under an interface detector pods are told apart in both
+//!   families, and [`Ruleset::cluster_cidrs`] is empty.
+//! * An interface name in [`Ruleset::local_detector`] is 1 to 15 bytes of
+//!   `[A-Za-z0-9_.-]`, so emitters may write it into a rule as it is.
 //! * Weights are at least 1.
 //! * One family per entry: every frontend address, backend address and
 //!   allowed source of an entry is of the entry's family.
@@ -90,6 +96,11 @@ pub struct Ruleset {
     /// cluster CIDRs, or under `detectLocalMode: NodeCIDR` the node's own
     /// pod CIDRs.
     pub cluster_cidrs: Vec<IpNet>,
+    /// How the `pods` source class is recognised (kube-proxy's
+    /// `detectLocalMode`). Absent in serialised IR means
+    /// [`LocalDetector::Cidrs`], the only detector before this field.
+    #[serde(default, skip_serializing_if = "LocalDetector::is_cidrs")]
+    pub local_detector: LocalDetector,
     /// Service address ranges: unallocated addresses inside are dropped.
     pub service_cidrs: Vec<IpNet>,
     /// Active ClusterIPs: unknown ports on them are rejected.
@@ -112,6 +123,7 @@ impl Ruleset {
             version: VERSION,
             node,
             cluster_cidrs: Vec::new(),
+            local_detector: LocalDetector::Cidrs,
             service_cidrs: Vec::new(),
             cluster_ips: Vec::new(),
             node_addresses: Vec::new(),
@@ -119,6 +131,51 @@ impl Ruleset {
             services,
         }
     }
+}
+
+/// How the `pods` source class is recognised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "name")]
+pub enum LocalDetector {
+    /// Sources inside [`Ruleset::cluster_cidrs`] (`detectLocalMode`
+    /// `ClusterCIDR` or `NodeCIDR`).
+    #[default]
+    Cidrs,
+    /// Packets that arrived on an interface whose name starts with this
+    /// prefix (`InterfaceNamePrefix`): nft `iifname "PREFIX*"`, iptables
+    /// `-i PREFIX+`.
+    InterfacePrefix(String),
+    /// Packets that arrived on the interface of this name
+    /// (`BridgeInterface`).
+    Interface(String),
+}
+
+impl LocalDetector {
+    /// Whether this is [`LocalDetector::Cidrs`].
+    pub fn is_cidrs(&self) -> bool {
+        matches!(self, LocalDetector::Cidrs)
+    }
+
+    /// Whether the `pods` class can be told apart in `family`, given the
+    /// ruleset's cluster CIDRs.
+    pub fn knows_pods(&self, cluster_cidrs: &[IpNet], family: Family) -> bool {
+        match self {
+            LocalDetector::Cidrs => cluster_cidrs
+                .iter()
+                .any(|c| Family::of(&c.addr()) == family),
+            LocalDetector::InterfacePrefix(_) | LocalDetector::Interface(_) => true,
+        }
+    }
+}
+
+/// Whether `name` may name a network interface in the IR (and so be written
+/// into a rule as it is): 1 to 15 bytes of `[A-Za-z0-9_.-]`. Linux allows
+/// more, but nothing that needs quoting.
+pub fn valid_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// Which destination addresses NodePorts accept.

@@ -15,8 +15,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::{valid_interface_name, LocalDetector, Ruleset, SetKind, VERSION};
 use super::{Backend, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route};
-use super::{Ruleset, SetKind, VERSION};
 
 /// One promise of the IR's contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,9 +33,12 @@ pub enum Invariant {
     UniqueFrontendKey,
     /// A `Forward` route never names an empty backend set.
     NoEmptyForward,
-    /// Without a cluster CIDR of an entry's family, `pods` equals
-    /// `external` for every frontend of the entry.
+    /// Under the CIDR detector, without a cluster CIDR of an entry's
+    /// family, `pods` equals `external` for every frontend of the entry.
     PodsAreExternal,
+    /// An interface detector names a valid interface (1 to 15 bytes of
+    /// `[A-Za-z0-9_.-]`) and comes with no cluster CIDRs.
+    LocalDetector,
     /// Backend weights are at least 1.
     Weight,
     /// Every address in an entry (frontends, backends, allowed sources) is
@@ -47,12 +50,13 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in the order [`validate`] checks them.
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::Version,
         Invariant::Sorted,
         Invariant::UniqueFrontendKey,
         Invariant::NoEmptyForward,
         Invariant::PodsAreExternal,
+        Invariant::LocalDetector,
         Invariant::Weight,
         Invariant::OneFamily,
         Invariant::FrontendAddress,
@@ -69,6 +73,9 @@ impl Invariant {
             Invariant::NoEmptyForward => "a forward route never names an empty set",
             Invariant::PodsAreExternal => {
                 "pods equals external when no cluster CIDR is of the entry's family"
+            }
+            Invariant::LocalDetector => {
+                "an interface detector names a valid interface and has no cluster CIDRs"
             }
             Invariant::Weight => "weights are at least 1",
             Invariant::OneFamily => "everything in an entry is of the entry's family",
@@ -112,6 +119,23 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), Vec<Violation>> {
     }
     check.sorted_list("cluster_cidrs", &ruleset.cluster_cidrs);
     check.sorted_list("service_cidrs", &ruleset.service_cidrs);
+    match &ruleset.local_detector {
+        LocalDetector::Cidrs => {}
+        LocalDetector::InterfacePrefix(name) | LocalDetector::Interface(name) => {
+            if !valid_interface_name(name) {
+                check.ruleset(
+                    Invariant::LocalDetector,
+                    format!("interface name {name:?} is not 1 to 15 bytes of [A-Za-z0-9_.-]"),
+                );
+            }
+            if !ruleset.cluster_cidrs.is_empty() {
+                check.ruleset(
+                    Invariant::LocalDetector,
+                    "an interface detector with cluster CIDRs".to_string(),
+                );
+            }
+        }
+    }
     check.sorted_list("cluster_ips", &ruleset.cluster_ips);
     check.sorted_list("node_addresses", &ruleset.node_addresses);
     if let NodePortScope::LocalIn(nets) = &ruleset.nodeport_scope {
@@ -137,9 +161,8 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), Vec<Violation>> {
         }
         previous = Some(entry);
         let cidr_known = ruleset
-            .cluster_cidrs
-            .iter()
-            .any(|c| Family::of(&c.addr()) == entry.family);
+            .local_detector
+            .knows_pods(&ruleset.cluster_cidrs, entry.family);
         check.entry_alone(entry, cidr_known);
         for frontend in &entry.frontends {
             let key = frontend_key(entry, frontend);

@@ -16,6 +16,7 @@ fn known_fields(shape: &str) -> &'static [&'static str] {
     match shape {
         "" => fields_of::<KubeProxyConfiguration>(),
         "nftables" | "iptables" => fields_of::<ModeConfig>(),
+        "detectLocal" => fields_of::<DetectLocal>(),
         _ => &[],
     }
 }
@@ -59,9 +60,6 @@ pub(super) fn convert(
         );
     }
     if let Some(mode) = config.detect_local_mode.as_ref().filter(|m| !m.is_empty()) {
-        // `BridgeInterface` and `InterfaceNamePrefix` (by input interface)
-        // are valid but not implemented: they read as `ClusterCIDR`, as
-        // README says.
         match at.one_of(
             || "detectLocalMode".into(),
             "detectLocalMode",
@@ -74,8 +72,40 @@ pub(super) fn convert(
             ],
         ) {
             Some("NodeCIDR") => into.detect_local_mode = Some(DetectLocalMode::NodeCidr),
+            Some("BridgeInterface") => {
+                into.detect_local_mode = Some(DetectLocalMode::BridgeInterface)
+            }
+            Some("InterfaceNamePrefix") => {
+                into.detect_local_mode = Some(DetectLocalMode::InterfaceNamePrefix)
+            }
             Some(_) => into.detect_local_mode = Some(DetectLocalMode::ClusterCidr),
             None => {}
+        }
+    }
+    // Interface names go into rules as they are: anything but 1 to 15 of
+    // [A-Za-z0-9_.-] is refused here, located, and dropped.
+    if let Some(detect) = &config.detect_local {
+        if let Some(prefix) = detect
+            .interface_name_prefix
+            .as_ref()
+            .filter(|p| !p.is_empty())
+        {
+            if let Some(name) = at.interface_name(
+                || "detectLocal.interfaceNamePrefix".into(),
+                "detectLocal.interfaceNamePrefix",
+                prefix,
+            ) {
+                into.interface_name_prefix = Some(name);
+            }
+        }
+        if let Some(bridge) = detect.bridge_interface.as_ref().filter(|b| !b.is_empty()) {
+            if let Some(name) = at.interface_name(
+                || "detectLocal.bridgeInterface".into(),
+                "detectLocal.bridgeInterface",
+                bridge,
+            ) {
+                into.bridge_interface = Some(name);
+            }
         }
     }
     if let Some(m) = config.nftables.as_ref().and_then(|m| m.masquerade_all) {
@@ -107,10 +137,24 @@ pub struct KubeProxyConfiguration {
     /// default), `NodeCIDR`, `BridgeInterface`, `InterfaceNamePrefix`.
     #[serde(default)]
     pub detect_local_mode: Option<String>,
+    /// The interfaces of the interface detectors.
+    #[serde(default)]
+    pub detect_local: Option<DetectLocal>,
     #[serde(default)]
     pub nftables: Option<ModeConfig>,
     #[serde(default)]
     pub iptables: Option<ModeConfig>,
+}
+
+/// `detectLocal:`, the interfaces `BridgeInterface` and
+/// `InterfaceNamePrefix` read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectLocal {
+    #[serde(default)]
+    pub bridge_interface: Option<String>,
+    #[serde(default)]
+    pub interface_name_prefix: Option<String>,
 }
 
 /// Mode-specific settings (`nftables:` / `iptables:`).
@@ -130,7 +174,6 @@ pub const UNUSED_FIELDS: &[&str] = &[
     "clientConnection",
     "configSyncPeriod",
     "conntrack",
-    "detectLocal",
     "enableProfiling",
     "featureGates",
     "healthzBindAddress",

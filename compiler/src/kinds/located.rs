@@ -217,6 +217,30 @@ impl<'a> Located<'a> {
         None
     }
 
+    /// `name` as a network interface name or prefix that may be written
+    /// into a rule ([`crate::ir::valid_interface_name`]).
+    pub fn interface_name(
+        &mut self,
+        path: impl Fn() -> String,
+        field: &str,
+        name: &str,
+    ) -> Option<String> {
+        if crate::ir::valid_interface_name(name) {
+            return Some(name.to_owned());
+        }
+        let message = format!(
+            "{field} `{name}` of {} is not an interface name",
+            self.what()
+        );
+        self.error(
+            Code::InvalidInterfaceName,
+            &path(),
+            message,
+            "expected 1 to 15 letters, digits, `_`, `.` or `-`, such as `cali`",
+        );
+        None
+    }
+
     /// A session affinity timeout, if within 1..=86400 seconds.
     pub fn affinity_timeout(&mut self, path: impl Fn() -> String, timeout: i32) -> Option<u32> {
         if (1..=86400).contains(&timeout) {

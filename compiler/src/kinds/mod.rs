@@ -463,6 +463,27 @@ mod tests {
         );
     }
 
+    /// An interface name that would change a rule is refused where it is
+    /// written and never reaches the model.
+    #[test]
+    fn interface_names_are_checked() {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n\
+                    detectLocalMode: InterfaceNamePrefix\ndetectLocal:\n  \
+                    interfaceNamePrefix: 'cali\"; drop'\n  bridgeInterface: cni0\n";
+        assert_eq!(
+            one(text),
+            vec![(Code::InvalidInterfaceName, "t.yaml:5:24".into())]
+        );
+        // An error stops compilation; even the converted model keeps none
+        // of the bad name.
+        let analysis = crate::analyse(&[SourceFile::new("t.yaml", text)]);
+        assert!(analysis.has_errors() && analysis.cluster.is_none());
+        let loaded = load(&[SourceFile::new("t.yaml", text)]);
+        let config = convert(&loaded).cluster.proxy_config;
+        assert_eq!(config.interface_name_prefix, None);
+        assert_eq!(config.bridge_interface.as_deref(), Some("cni0"));
+    }
+
     #[test]
     fn target_port_names() {
         let diags = one(&service("  ports:\n  - port: 80\n    targetPort: \"8080\"\n  - port: 81\n    targetPort: http-alt\n"));

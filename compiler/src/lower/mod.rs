@@ -15,8 +15,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::ir::{
-    Backend, BackendSets, Entry, Family, Frontend, FrontendKind, NodePortScope, Protocol, Route,
-    Routing, Ruleset, SetKind,
+    Backend, BackendSets, Entry, Family, Frontend, FrontendKind, LocalDetector, NodePortScope,
+    Protocol, Route, Routing, Ruleset, SetKind,
 };
 use crate::model::{self, Cluster, DetectLocalMode, NodePortAddress};
 
@@ -44,6 +44,12 @@ pub struct Options {
     pub mode: ProxyMode,
     /// `--detect-local-mode`; `None` when not given.
     pub detect_local_mode: Option<DetectLocalMode>,
+    /// `--pod-interface-name-prefix` (a valid interface name); wins over
+    /// `detectLocal.interfaceNamePrefix`.
+    pub pod_interface_name_prefix: Option<String>,
+    /// `--pod-bridge-interface` (a valid interface name); wins over
+    /// `detectLocal.bridgeInterface`.
+    pub pod_bridge_interface: Option<String>,
 }
 
 /// Why lowering cannot start.
@@ -101,6 +107,7 @@ pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowe
         version: crate::ir::VERSION,
         node: node.map(|n| n.name.clone()),
         cluster_cidrs: context.cluster_cidrs.clone(),
+        local_detector: context.local_detector.clone(),
         service_cidrs: service_cidrs(cluster, options),
         cluster_ips: cluster_ips.into_iter().collect(),
         node_addresses: context.node_addresses.clone(),
@@ -159,6 +166,7 @@ fn sorted<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {
 struct Context<'a> {
     node: Option<&'a model::Node>,
     cluster_cidrs: Vec<IpNet>,
+    local_detector: LocalDetector,
     node_addresses: Vec<IpAddr>,
     nodeport_scope: NodePortScope,
     masquerade_all: bool,
@@ -178,7 +186,28 @@ impl<'a> Context<'a> {
             .detect_local_mode
             .or(config.detect_local_mode)
             .unwrap_or_default();
-        let cluster_cidrs = if detect_local_mode == DetectLocalMode::NodeCidr {
+        // Under the interface modes pods are what arrives on the named
+        // interface(s), flags winning over `detectLocal`, and no range is
+        // the pods class. Without a name kube-proxy refuses the
+        // configuration; knc (which reported a bad name already) tells no
+        // pods apart, as kube-proxy's no-op detector does.
+        let interface =
+            |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+        let local_detector = match detect_local_mode {
+            DetectLocalMode::InterfaceNamePrefix => interface(
+                &options.pod_interface_name_prefix,
+                &config.interface_name_prefix,
+            )
+            .map(LocalDetector::InterfacePrefix),
+            DetectLocalMode::BridgeInterface => {
+                interface(&options.pod_bridge_interface, &config.bridge_interface)
+                    .map(LocalDetector::Interface)
+            }
+            DetectLocalMode::ClusterCidr | DetectLocalMode::NodeCidr => Some(LocalDetector::Cidrs),
+        };
+        let cluster_cidrs = if !matches!(local_detector, Some(LocalDetector::Cidrs)) {
+            Vec::new()
+        } else if detect_local_mode == DetectLocalMode::NodeCidr {
             node.map(|n| sorted(n.pod_cidrs.iter().copied()))
                 .unwrap_or_default()
         } else if !options.cluster_cidrs.is_empty() {
@@ -210,16 +239,16 @@ impl<'a> Context<'a> {
         Context {
             node,
             cluster_cidrs,
+            local_detector: local_detector.unwrap_or(LocalDetector::Cidrs),
             node_addresses,
             nodeport_scope: nodeport_scope(node, nodeport_addresses),
             masquerade_all,
         }
     }
 
+    /// Whether the `pods` class can be told apart in `family`.
     fn has_cluster_cidr(&self, family: Family) -> bool {
-        self.cluster_cidrs
-            .iter()
-            .any(|c| Family::of(&c.addr()) == family)
+        self.local_detector.knows_pods(&self.cluster_cidrs, family)
     }
 
     /// One IR entry per port and family of the Service.
@@ -431,7 +460,9 @@ fn nodeport_scope(node: Option<&model::Node>, addresses: &[NodePortAddress]) -> 
 #[cfg(test)]
 mod tests {
     use crate::front::SourceFile;
+    use crate::ir::LocalDetector;
     use crate::model::DetectLocalMode;
+    use ipnet::IpNet;
 
     /// Two unnamed TCP ports would make two entries with one key; the
     /// first port keeps it (and the IR stays valid).
@@ -530,6 +561,59 @@ mod tests {
             ["10.244.0.0/16"]
         );
         assert!(cidrs(None, None).is_empty(), "no node, no pods class");
+    }
+
+    /// The interface modes read their name from `detectLocal`, flags
+    /// winning, and leave no range as the pods class; without a name no
+    /// pods are told apart.
+    #[test]
+    fn detect_local_interface_modes() {
+        let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n\
+                    clusterCIDR: 10.244.0.0/16\ndetectLocalMode: InterfaceNamePrefix\n\
+                    detectLocal: {interfaceNamePrefix: cali, bridgeInterface: cni0}\n";
+        let analysis = crate::analyse(&[SourceFile::new("in.yaml", text)]);
+        assert!(!analysis.has_errors(), "{:#?}", analysis.diagnostics);
+        let cluster = analysis.cluster.unwrap();
+        let lowered = |options: super::Options| super::lower(&cluster, &options).unwrap();
+        let file = lowered(super::Options::default());
+        assert_eq!(
+            file.local_detector,
+            LocalDetector::InterfacePrefix("cali".into())
+        );
+        assert!(file.cluster_cidrs.is_empty());
+        let flag = lowered(super::Options {
+            pod_interface_name_prefix: Some("veth".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            flag.local_detector,
+            LocalDetector::InterfacePrefix("veth".into())
+        );
+        let bridge = lowered(super::Options {
+            detect_local_mode: Some(DetectLocalMode::BridgeInterface),
+            ..Default::default()
+        });
+        assert_eq!(
+            bridge.local_detector,
+            LocalDetector::Interface("cni0".into())
+        );
+        let cidr = lowered(super::Options {
+            detect_local_mode: Some(DetectLocalMode::ClusterCidr),
+            ..Default::default()
+        });
+        assert_eq!(cidr.local_detector, LocalDetector::Cidrs);
+        assert_eq!(
+            cidr.cluster_cidrs,
+            vec!["10.244.0.0/16".parse::<IpNet>().unwrap()]
+        );
+
+        let unnamed =
+            "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n\
+                       clusterCIDR: 10.244.0.0/16\ndetectLocalMode: BridgeInterface\n";
+        let analysis = crate::analyse(&[SourceFile::new("in.yaml", unnamed)]);
+        let ruleset = super::lower(&analysis.cluster.unwrap(), &Default::default()).unwrap();
+        assert_eq!(ruleset.local_detector, LocalDetector::Cidrs);
+        assert!(ruleset.cluster_cidrs.is_empty(), "no name, no pods class");
     }
 
     /// `--service-cidr` and ServiceCIDR objects together, overlapping

@@ -67,6 +67,10 @@ pub struct ProxyConfig {
     pub masquerade_all_iptables: Option<bool>,
     /// `detectLocalMode`.
     pub detect_local_mode: Option<DetectLocalMode>,
+    /// `detectLocal.interfaceNamePrefix`, a valid interface name.
+    pub interface_name_prefix: Option<String>,
+    /// `detectLocal.bridgeInterface`, a valid interface name.
+    pub bridge_interface: Option<String>,
 }
 
 /// How kube-proxy tells a Service's pod clients (the `pods` source class)
@@ -79,6 +83,12 @@ pub enum DetectLocalMode {
     /// Sources inside this node's own pod CIDRs (`spec.podCIDRs`): a pod on
     /// another node counts as an external client.
     NodeCidr,
+    /// Packets arriving on an interface whose name starts with a prefix
+    /// (`detectLocal.interfaceNamePrefix`, `--pod-interface-name-prefix`).
+    InterfaceNamePrefix,
+    /// Packets arriving on one bridge interface
+    /// (`detectLocal.bridgeInterface`, `--pod-bridge-interface`).
+    BridgeInterface,
 }
 
 /// One `--nodeport-addresses` / `nodePortAddresses` entry.

@@ -63,6 +63,7 @@ fn ruleset(services: Vec<Entry>) -> Ruleset {
             "10.244.0.0/16".parse().unwrap(),
             "fd00:244::/48".parse().unwrap(),
         ],
+        local_detector: crate::ir::LocalDetector::Cidrs,
         service_cidrs: vec![
             "10.96.0.0/12".parse().unwrap(),
             "fd00:96::/108".parse().unwrap(),

@@ -60,8 +60,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, Protocol, Route, Routing, Ruleset,
-    SetKind,
+    Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, LocalDetector, Protocol, Route,
+    Routing, Ruleset, SetKind,
 };
 use crate::text::{push_decimal, push_ipv4};
 
@@ -555,10 +555,14 @@ impl<'a> FamilyEmitter<'a> {
             ));
         }
         if pods_differ {
-            rules.push(format!(
-                "{a} saddr @cluster-cidrs {}",
-                action(kind, routing.pods, pickers)
-            ));
+            // The pods class as the detector says; an interface name is
+            // 1 to 15 of [A-Za-z0-9_.-] (IR invariant), safe in quotes.
+            let pods = match &self.ruleset.local_detector {
+                LocalDetector::Cidrs => format!("{a} saddr @cluster-cidrs"),
+                LocalDetector::InterfacePrefix(prefix) => format!("iifname \"{prefix}*\""),
+                LocalDetector::Interface(name) => format!("iifname \"{name}\""),
+            };
+            rules.push(format!("{pods} {}", action(kind, routing.pods, pickers)));
         }
         rules.push(action(kind, routing.external, pickers));
         rules
@@ -834,6 +838,7 @@ mod tests {
             version: crate::ir::VERSION,
             node: None,
             cluster_cidrs: Vec::new(),
+            local_detector: crate::ir::LocalDetector::Cidrs,
             service_cidrs: Vec::new(),
             cluster_ips: vec!["fd00:10:96::1".parse().unwrap()],
             node_addresses: Vec::new(),

@@ -59,6 +59,7 @@ pub fn ruleset(services: Vec<Entry>) -> Ruleset {
         version: crate::ir::VERSION,
         node: Some("node1".into()),
         cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+        local_detector: crate::ir::LocalDetector::Cidrs,
         service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
         cluster_ips: services
             .iter()

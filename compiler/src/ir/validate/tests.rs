@@ -121,6 +121,7 @@ fn valid() -> Ruleset {
         version: VERSION,
         node: Some("node1".into()),
         cluster_cidrs: vec![net("10.244.0.0/16")],
+        local_detector: crate::ir::LocalDetector::Cidrs,
         service_cidrs: vec![net("10.96.0.0/16"), net("fd00:96::/112")],
         cluster_ips: vec![ip("10.96.0.1"), ip("10.96.0.2"), ip("fd00:96::1")],
         node_addresses: vec![ip("192.168.0.1")],
@@ -203,6 +204,23 @@ fn broken(invariant: Invariant) -> Vec<(&'static str, Ruleset)> {
                 r.services[A6].frontends[0].routing.external = CLUSTER_MASQUERADED
             });
         }
+        Invariant::LocalDetector => {
+            case("an interface name that would change a rule", &|r| {
+                r.cluster_cidrs.clear();
+                r.local_detector = LocalDetector::InterfacePrefix("cali\"; drop".into())
+            });
+            case("an empty interface name", &|r| {
+                r.cluster_cidrs.clear();
+                r.local_detector = LocalDetector::Interface(String::new())
+            });
+            case("an interface name of 16 bytes", &|r| {
+                r.cluster_cidrs.clear();
+                r.local_detector = LocalDetector::Interface("a".repeat(16))
+            });
+            case("an interface detector with cluster CIDRs", &|r| {
+                r.local_detector = LocalDetector::InterfacePrefix("cali".into())
+            });
+        }
         Invariant::Weight => {
             case("weight 0", &|r| {
                 r.services[A4].backends.cluster[1].weight = 0
@@ -238,9 +256,20 @@ fn a_ruleset_keeping_every_promise_is_accepted() {
     assert_eq!(validate(&valid()), Ok(()));
 }
 
+/// Under an interface detector pods are told apart in every family, with
+/// no cluster CIDRs.
+#[test]
+fn an_interface_detector_tells_pods_apart_in_both_families() {
+    let mut ruleset = valid();
+    ruleset.cluster_cidrs.clear();
+    ruleset.local_detector = LocalDetector::Interface("cni0".into());
+    ruleset.services[A6].frontends[0].routing.external = CLUSTER_MASQUERADED;
+    assert_eq!(validate(&ruleset), Ok(()));
+}
+
 #[test]
 fn each_broken_invariant_is_rejected_as_itself() {
-    assert_eq!(Invariant::ALL.len(), 8, "a new invariant needs a case");
+    assert_eq!(Invariant::ALL.len(), 9, "a new invariant needs a case");
     for invariant in Invariant::ALL {
         let cases = broken(invariant);
         assert!(!cases.is_empty(), "no case breaks {invariant:?}");
