@@ -310,6 +310,37 @@ fn matrix_table_covers_both_outcomes() {
 /// endpoint lives behind node1 (listed with `nodeName: node2`), so that
 /// replies to the node2 client pass node1's connection tracking.
 fn detect_local(backend: Backend, id: &str, flags: &[&str], node_cidr: bool) {
+    let (topo, cluster_ip, node_port) = detect_local_topology(backend, id, flags);
+    let (both, local) = detect_local_pods();
+    let rows = [
+        (
+            From::Pod("mx-cli"),
+            format!("{NODE1}:{node_port}"),
+            &both,
+            true,
+        ),
+        (From::Pod("mx-cli"), format!("{cluster_ip}:80"), &both, true),
+        (
+            From::Pod("mx-cli2"),
+            format!("{NODE1}:{node_port}"),
+            if node_cidr { &local } else { &both },
+            true,
+        ),
+        (
+            From::Pod("mx-cli2"),
+            format!("{cluster_ip}:80"),
+            &both,
+            !node_cidr,
+        ),
+    ];
+    assert_detect_rows(&topo, backend, flags, &rows);
+}
+
+/// The detectLocalMode topology: an ETP Local Service with one endpoint
+/// on node1 (mx-1) and one listed on node2 but living behind node1 (mx-3),
+/// clients mx-cli on node1 and mx-cli2 on node2; returns the ClusterIP and
+/// NodePort.
+fn detect_local_topology(backend: Backend, id: &str, flags: &[&str]) -> (Topology, String, u16) {
     let mut topo = Topology::build_for(
         backend,
         id,
@@ -328,23 +359,32 @@ fn detect_local(backend: Backend, id: &str, flags: &[&str], node_cidr: bool) {
         flags,
     );
     let (cluster_ip, node_port, _) = addresses(EtpLocal);
-    let both: BTreeSet<String> = ["mx-1", "mx-3"].map(String::from).into();
-    let local: BTreeSet<String> = ["mx-1"].map(String::from).into();
-    let rows = [
-        ("mx-cli", format!("{NODE1}:{node_port}"), &both, true),
-        ("mx-cli", format!("{cluster_ip}:80"), &both, true),
-        (
-            "mx-cli2",
-            format!("{NODE1}:{node_port}"),
-            if node_cidr { &local } else { &both },
-            true,
-        ),
-        ("mx-cli2", format!("{cluster_ip}:80"), &both, !node_cidr),
-    ];
+    (topo, cluster_ip.to_string(), node_port)
+}
+
+/// Both endpoints, and node1's only.
+fn detect_local_pods() -> (BTreeSet<String>, BTreeSet<String>) {
+    (
+        ["mx-1", "mx-3"].map(String::from).into(),
+        ["mx-1"].map(String::from).into(),
+    )
+}
+
+/// Every row: (from, target, who must answer, whether the source address
+/// is kept rather than masqueraded to node1's).
+fn assert_detect_rows(
+    topo: &Topology,
+    backend: Backend,
+    flags: &[&str],
+    rows: &[(From<'_>, String, &BTreeSet<String>, bool)],
+) {
     let mut failures = Vec::new();
-    for (client, target, want_pods, keeps_source) in rows {
-        let own = topo.pod_ip(client);
-        let probes = topo.tcp(From::Pod(client), &target, SPREAD);
+    for (from, target, want_pods, keeps_source) in rows {
+        let (own, label) = match from {
+            From::Pod(name) => (topo.pod_ip(name), name.to_string()),
+            _ => (CLIENT, "client".to_string()),
+        };
+        let probes = topo.tcp(*from, target, SPREAD);
         let answered = probes
             .attempts
             .iter()
@@ -352,15 +392,15 @@ fn detect_local(backend: Backend, id: &str, flags: &[&str], node_cidr: bool) {
         let sources = probes.sources();
         let sources_ok = !sources.is_empty()
             && sources.iter().all(|s| {
-                if keeps_source {
+                if *keeps_source {
                     *s == own
                 } else {
                     *s != own && NODE1_LOCAL.contains(s)
                 }
             });
-        if !answered || &probes.pods() != want_pods || !sources_ok {
+        if !answered || &probes.pods() != *want_pods || !sources_ok {
             failures.push(format!(
-                "{backend:?} {flags:?} {client} -> {target}: want {want_pods:?} keeping source \
+                "{backend:?} {flags:?} {label} -> {target}: want {want_pods:?} keeping source \
                  {keeps_source}; got pods {:?} sources {sources:?}\n{probes:?}",
                 probes.pods()
             ));
@@ -394,26 +434,8 @@ fn detect_local_cluster_cidr(backend: Backend) {
 /// endpoint on the NodePort, source kept, and are masqueraded to the
 /// ClusterIP.
 fn detect_local_interface(backend: Backend, id: &str, flags: &[&str]) {
-    let mut topo = Topology::build_for(
-        backend,
-        id,
-        &[
-            Pod::web("mx-1", "10.244.1.1"),
-            Pod::web("mx-3", "10.244.1.3"),
-            Pod::new("mx-cli", "10.244.1.2"),
-            Pod::new("mx-cli2", "10.244.2.2"),
-        ],
-    );
-    topo.load_manifests_flags(
-        &cluster(&[
-            &service(EtpLocal),
-            &http_slice("mx", &[ep("10.244.1.1"), ep("10.244.1.3").on_node("node2")]),
-        ]),
-        flags,
-    );
-    let (cluster_ip, node_port, _) = addresses(EtpLocal);
-    let both: BTreeSet<String> = ["mx-1", "mx-3"].map(String::from).into();
-    let local: BTreeSet<String> = ["mx-1"].map(String::from).into();
+    let (topo, cluster_ip, node_port) = detect_local_topology(backend, id, flags);
+    let (both, local) = detect_local_pods();
     let rows = [
         (
             From::Pod("mx-cli"),
@@ -437,35 +459,7 @@ fn detect_local_interface(backend: Backend, id: &str, flags: &[&str]) {
         (From::Client, format!("{NODE1}:{node_port}"), &local, true),
         (From::Client, format!("{cluster_ip}:80"), &both, false),
     ];
-    let mut failures = Vec::new();
-    for (from, target, want_pods, keeps_source) in rows {
-        let (own, label) = match from {
-            From::Pod(name) => (topo.pod_ip(name), name.to_string()),
-            _ => (CLIENT, "client".to_string()),
-        };
-        let probes = topo.tcp(from, &target, SPREAD);
-        let answered = probes
-            .attempts
-            .iter()
-            .all(|a| matches!(a.outcome, Outcome::Answered { .. }));
-        let sources = probes.sources();
-        let sources_ok = !sources.is_empty()
-            && sources.iter().all(|s| {
-                if keeps_source {
-                    *s == own
-                } else {
-                    *s != own && NODE1_LOCAL.contains(s)
-                }
-            });
-        if !answered || &probes.pods() != want_pods || !sources_ok {
-            failures.push(format!(
-                "{backend:?} {flags:?} {label} -> {target}: want {want_pods:?} keeping source \
-                 {keeps_source}; got pods {:?} sources {sources:?}\n{probes:?}",
-                probes.pods()
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_detect_rows(&topo, backend, flags, &rows);
 }
 
 backend_tests!(detect_local_interface_prefix);
