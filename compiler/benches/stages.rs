@@ -57,8 +57,10 @@ fn cluster_yaml() -> String {
 fn options() -> lower::Options {
     lower::Options {
         node: Some("node1".into()),
-        service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
-        ..Default::default()
+        settings: lower::Settings {
+            service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
+            ..Default::default()
+        },
     }
 }
 

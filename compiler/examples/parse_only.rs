@@ -77,8 +77,10 @@ fn stages(files: &[SourceFile]) {
     lap("convert");
     let options = lower::Options {
         node: Some("node1".into()),
-        service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
-        ..Default::default()
+        settings: lower::Settings {
+            service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
+            ..Default::default()
+        },
     };
     let ruleset = lower::lower(&cluster, &options).expect("node1 exists");
     lap("lower");

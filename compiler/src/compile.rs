@@ -10,32 +10,13 @@ use std::collections::BTreeMap;
 
 use crate::front::{Diagnostic, SourceFile};
 use crate::ir::Ruleset;
-use crate::lower::{self, LowerError, Options, ProxyMode};
+use crate::lower::{self, LowerError, Options};
 use crate::model::addr::parse_cidr;
 use crate::model::{Cluster, DetectLocalMode, NodePortAddress};
 
 pub use ipnet::IpNet;
 
-/// Settings shared by every command that compiles, already parsed (the
-/// binary's argument parser uses [`parse_cidr_flag`] and
-/// [`parse_nodeport_address`]). Empty lists and `false` mean "not given":
-/// the inputs' KubeProxyConfiguration, then the defaults, apply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settings {
-    pub cluster_cidrs: Vec<IpNet>,
-    pub service_cidrs: Vec<IpNet>,
-    pub nodeport_addresses: Vec<NodePortAddress>,
-    pub masquerade_all: bool,
-    /// Which kube-proxy mode's configuration (`nftables:` or `iptables:`)
-    /// the inputs' KubeProxyConfiguration is read in.
-    pub mode: ProxyMode,
-    /// `--detect-local-mode`; `None` when not given.
-    pub detect_local_mode: Option<DetectLocalMode>,
-    /// `--pod-interface-name-prefix`, checked by [`parse_interface_name`].
-    pub pod_interface_name_prefix: Option<String>,
-    /// `--pod-bridge-interface`, checked by [`parse_interface_name`].
-    pub pod_bridge_interface: Option<String>,
-}
+pub use crate::lower::Settings;
 
 /// Which node or nodes to compile for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,14 +121,7 @@ pub fn compile(
 pub fn options(settings: &Settings) -> Options {
     Options {
         node: None,
-        cluster_cidrs: settings.cluster_cidrs.clone(),
-        service_cidrs: settings.service_cidrs.clone(),
-        nodeport_addresses: settings.nodeport_addresses.clone(),
-        masquerade_all: settings.masquerade_all,
-        mode: settings.mode,
-        detect_local_mode: settings.detect_local_mode,
-        pod_interface_name_prefix: settings.pod_interface_name_prefix.clone(),
-        pod_bridge_interface: settings.pod_bridge_interface.clone(),
+        settings: settings.clone(),
     }
 }
 

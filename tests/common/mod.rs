@@ -86,7 +86,7 @@ pub fn fixture_ruleset(dir: &Path) -> knc_compiler::ir::Ruleset {
     };
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_knc"));
     cmd.arg("compile").arg(dir).args(["--format", "ir"]);
-    for cidr in &options.service_cidrs {
+    for cidr in &options.settings.service_cidrs {
         cmd.args(["--service-cidr", &cidr.to_string()]);
     }
     if let Some(node) = &options.node {
@@ -117,8 +117,10 @@ pub fn fixture_options(cluster: &knc_compiler::model::Cluster) -> knc_compiler::
             .nodes
             .contains_key("node1")
             .then(|| "node1".to_string()),
-        service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
-        ..Default::default()
+        settings: knc_compiler::lower::Settings {
+            service_cidrs: vec!["10.96.0.0/16".parse().unwrap()],
+            ..Default::default()
+        },
     }
 }
 

@@ -31,16 +31,18 @@ pub enum ProxyMode {
     Iptables,
 }
 
-/// Settings from the command line. Empty lists and `false` mean "not given":
-/// the inputs' KubeProxyConfiguration, then the defaults, apply.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// The node to compile for; `None` for a node-agnostic ruleset.
-    pub node: Option<String>,
+/// Settings shared by every command that compiles, already parsed (the
+/// binary's argument parser uses [`crate::compile::parse_cidr_flag`] and
+/// friends). Empty lists and `false` mean "not given": the inputs'
+/// KubeProxyConfiguration, then the defaults, apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
     pub cluster_cidrs: Vec<IpNet>,
     pub service_cidrs: Vec<IpNet>,
     pub nodeport_addresses: Vec<NodePortAddress>,
     pub masquerade_all: bool,
+    /// Which kube-proxy mode's configuration (`nftables:` or `iptables:`)
+    /// the inputs' KubeProxyConfiguration is read in.
     pub mode: ProxyMode,
     /// `--detect-local-mode`; `None` when not given.
     pub detect_local_mode: Option<DetectLocalMode>,
@@ -50,6 +52,14 @@ pub struct Options {
     /// `--pod-bridge-interface` (a valid interface name); wins over
     /// `detectLocal.bridgeInterface`.
     pub pod_bridge_interface: Option<String>,
+}
+
+/// What to lower: the node, and the settings.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The node to compile for; `None` for a node-agnostic ruleset.
+    pub node: Option<String>,
+    pub settings: Settings,
 }
 
 /// Why lowering cannot start.
@@ -130,6 +140,7 @@ pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowe
 /// refuses overlapping elements in an interval set.
 fn service_cidrs(cluster: &Cluster, options: &Options) -> Vec<IpNet> {
     let all: Vec<IpNet> = options
+        .settings
         .service_cidrs
         .iter()
         .chain(&cluster.service_cidrs)
@@ -183,6 +194,7 @@ impl<'a> Context<'a> {
         // same ranges decide the `pods` class and which sources to a
         // ClusterIP are masqueraded, as kube-proxy uses one detector for both.
         let detect_local_mode = options
+            .settings
             .detect_local_mode
             .or(config.detect_local_mode)
             .unwrap_or_default();
@@ -195,14 +207,15 @@ impl<'a> Context<'a> {
             |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
         let local_detector = match detect_local_mode {
             DetectLocalMode::InterfaceNamePrefix => interface(
-                &options.pod_interface_name_prefix,
+                &options.settings.pod_interface_name_prefix,
                 &config.interface_name_prefix,
             )
             .map(LocalDetector::InterfacePrefix),
-            DetectLocalMode::BridgeInterface => {
-                interface(&options.pod_bridge_interface, &config.bridge_interface)
-                    .map(LocalDetector::Interface)
-            }
+            DetectLocalMode::BridgeInterface => interface(
+                &options.settings.pod_bridge_interface,
+                &config.bridge_interface,
+            )
+            .map(LocalDetector::Interface),
             DetectLocalMode::ClusterCidr | DetectLocalMode::NodeCidr => Some(LocalDetector::Cidrs),
         };
         let cluster_cidrs = if !matches!(local_detector, Some(LocalDetector::Cidrs)) {
@@ -210,8 +223,8 @@ impl<'a> Context<'a> {
         } else if detect_local_mode == DetectLocalMode::NodeCidr {
             node.map(|n| sorted(n.pod_cidrs.iter().copied()))
                 .unwrap_or_default()
-        } else if !options.cluster_cidrs.is_empty() {
-            sorted(options.cluster_cidrs.iter().copied())
+        } else if !options.settings.cluster_cidrs.is_empty() {
+            sorted(options.settings.cluster_cidrs.iter().copied())
         } else if !config.cluster_cidrs.is_empty() {
             sorted(config.cluster_cidrs.iter().copied())
         } else {
@@ -222,14 +235,14 @@ impl<'a> Context<'a> {
                     .flat_map(|n| n.pod_cidrs.iter().copied()),
             )
         };
-        let masquerade_all = options.masquerade_all
-            || match options.mode {
+        let masquerade_all = options.settings.masquerade_all
+            || match options.settings.mode {
                 ProxyMode::Nftables => config.masquerade_all_nftables,
                 ProxyMode::Iptables => config.masquerade_all_iptables,
             }
             .unwrap_or(false);
-        let nodeport_addresses = if !options.nodeport_addresses.is_empty() {
-            &options.nodeport_addresses
+        let nodeport_addresses = if !options.settings.nodeport_addresses.is_empty() {
+            &options.settings.nodeport_addresses
         } else {
             &config.nodeport_addresses
         };
@@ -501,8 +514,10 @@ mod tests {
         let cluster = analysis.cluster.unwrap();
         let options = super::Options {
             node: Some("node1".into()),
-            masquerade_all: true,
-            ..Default::default()
+            settings: super::Settings {
+                masquerade_all: true,
+                ..Default::default()
+            },
         };
         let ruleset = super::lower(&cluster, &options).unwrap();
         let frontend = |kind| {
@@ -545,8 +560,10 @@ mod tests {
         let cidrs = |node: Option<&str>, mode| {
             let options = super::Options {
                 node: node.map(String::from),
-                detect_local_mode: mode,
-                ..Default::default()
+                settings: super::Settings {
+                    detect_local_mode: mode,
+                    ..Default::default()
+                },
             };
             let ruleset = super::lower(&cluster, &options).unwrap();
             ruleset
@@ -574,14 +591,20 @@ mod tests {
         let analysis = crate::analyse(&[SourceFile::new("in.yaml", text)]);
         assert!(!analysis.has_errors(), "{:#?}", analysis.diagnostics);
         let cluster = analysis.cluster.unwrap();
-        let lowered = |options: super::Options| super::lower(&cluster, &options).unwrap();
-        let file = lowered(super::Options::default());
+        let lowered = |settings: super::Settings| {
+            let options = super::Options {
+                node: None,
+                settings,
+            };
+            super::lower(&cluster, &options).unwrap()
+        };
+        let file = lowered(super::Settings::default());
         assert_eq!(
             file.local_detector,
             LocalDetector::InterfacePrefix("cali".into())
         );
         assert!(file.cluster_cidrs.is_empty());
-        let flag = lowered(super::Options {
+        let flag = lowered(super::Settings {
             pod_interface_name_prefix: Some("veth".into()),
             ..Default::default()
         });
@@ -589,7 +612,7 @@ mod tests {
             flag.local_detector,
             LocalDetector::InterfacePrefix("veth".into())
         );
-        let bridge = lowered(super::Options {
+        let bridge = lowered(super::Settings {
             detect_local_mode: Some(DetectLocalMode::BridgeInterface),
             ..Default::default()
         });
@@ -597,7 +620,7 @@ mod tests {
             bridge.local_detector,
             LocalDetector::Interface("cni0".into())
         );
-        let cidr = lowered(super::Options {
+        let cidr = lowered(super::Settings {
             detect_local_mode: Some(DetectLocalMode::ClusterCidr),
             ..Default::default()
         });
@@ -627,11 +650,14 @@ mod tests {
         let analysis = crate::analyse(&[SourceFile::new("in.yaml", text)]);
         let cluster = analysis.cluster.expect("valid");
         let options = super::Options {
-            service_cidrs: vec![
-                "10.96.0.0/16".parse().unwrap(),
-                "10.201.0.0/16".parse().unwrap(),
-            ],
-            ..Default::default()
+            node: None,
+            settings: super::Settings {
+                service_cidrs: vec![
+                    "10.96.0.0/16".parse().unwrap(),
+                    "10.201.0.0/16".parse().unwrap(),
+                ],
+                ..Default::default()
+            },
         };
         let ruleset = super::lower(&cluster, &options).unwrap();
         let got: Vec<String> = ruleset
