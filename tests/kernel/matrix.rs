@@ -312,28 +312,41 @@ fn matrix_table_covers_both_outcomes() {
 fn detect_local(backend: Backend, id: &str, flags: &[&str], node_cidr: bool) {
     let (topo, cluster_ip, node_port) = detect_local_topology(backend, id, flags);
     let (both, local) = detect_local_pods();
-    let rows = [
+    let rows = pod_rows(&cluster_ip, node_port, &both, &local, node_cidr);
+    assert_detect_rows(&topo, backend, flags, &rows);
+}
+
+/// The rows of the two pods: mx-cli on node1 is always a pod; mx-cli2 on
+/// node2 is one unless `node2_external` (then it gets only node1's
+/// endpoint on the NodePort and is masqueraded to the ClusterIP).
+fn pod_rows<'a>(
+    cluster_ip: &str,
+    node_port: u16,
+    both: &'a BTreeSet<String>,
+    local: &'a BTreeSet<String>,
+    node2_external: bool,
+) -> Vec<(From<'static>, String, &'a BTreeSet<String>, bool)> {
+    vec![
         (
             From::Pod("mx-cli"),
             format!("{NODE1}:{node_port}"),
-            &both,
+            both,
             true,
         ),
-        (From::Pod("mx-cli"), format!("{cluster_ip}:80"), &both, true),
+        (From::Pod("mx-cli"), format!("{cluster_ip}:80"), both, true),
         (
             From::Pod("mx-cli2"),
             format!("{NODE1}:{node_port}"),
-            if node_cidr { &local } else { &both },
+            if node2_external { local } else { both },
             true,
         ),
         (
             From::Pod("mx-cli2"),
             format!("{cluster_ip}:80"),
-            &both,
-            !node_cidr,
+            both,
+            !node2_external,
         ),
-    ];
-    assert_detect_rows(&topo, backend, flags, &rows);
+    ]
 }
 
 /// The detectLocalMode topology: an ETP Local Service with one endpoint
@@ -436,29 +449,9 @@ fn detect_local_cluster_cidr(backend: Backend) {
 fn detect_local_interface(backend: Backend, id: &str, flags: &[&str]) {
     let (topo, cluster_ip, node_port) = detect_local_topology(backend, id, flags);
     let (both, local) = detect_local_pods();
-    let rows = [
-        (
-            From::Pod("mx-cli"),
-            format!("{NODE1}:{node_port}"),
-            &both,
-            true,
-        ),
-        (From::Pod("mx-cli"), format!("{cluster_ip}:80"), &both, true),
-        (
-            From::Pod("mx-cli2"),
-            format!("{NODE1}:{node_port}"),
-            &local,
-            true,
-        ),
-        (
-            From::Pod("mx-cli2"),
-            format!("{cluster_ip}:80"),
-            &both,
-            false,
-        ),
-        (From::Client, format!("{NODE1}:{node_port}"), &local, true),
-        (From::Client, format!("{cluster_ip}:80"), &both, false),
-    ];
+    let mut rows = pod_rows(&cluster_ip, node_port, &both, &local, true);
+    rows.push((From::Client, format!("{NODE1}:{node_port}"), &local, true));
+    rows.push((From::Client, format!("{cluster_ip}:80"), &both, false));
     assert_detect_rows(&topo, backend, flags, &rows);
 }
 
