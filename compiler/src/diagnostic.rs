@@ -99,6 +99,17 @@ impl Diagnostic {
         self
     }
 
+    /// The same diagnostic pointing into `file`, its span moved by `delta`
+    /// bytes: for a document found again, unchanged, at another place.
+    pub fn relocated(&self, file: &SourceFile, delta: isize) -> Self {
+        let mut moved = self.clone();
+        if let Some(location) = moved.location.take() {
+            let span = crate::front::spans::move_span(location.span, delta);
+            moved = moved.at(file, span, location.label);
+        }
+        moved
+    }
+
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

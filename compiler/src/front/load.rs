@@ -30,10 +30,22 @@ pub fn load(files: &[SourceFile]) -> Loaded {
 /// Each document is loaded as soon as the parser completes it, so its tree
 /// is freed (and its memory reused) before the next one is built. The
 /// file's syntax diagnostics still come first, then those of its objects.
-fn load_file(file: &SourceFile, loaded: &mut Loaded) {
+pub(crate) fn load_file(file: &SourceFile, loaded: &mut Loaded) {
     let before = loaded.diagnostics.len();
     let syntax = yaml::parse_file_with(file, |doc| load_document(file, doc, loaded));
     loaded.diagnostics.splice(before..before, syntax);
+}
+
+/// The documents in bytes `start..end` of `file` (see
+/// [`yaml::parse_range_with`]). Returns the syntax diagnostics, which
+/// `loaded` does not get.
+pub(crate) fn load_range(
+    file: &SourceFile,
+    start: usize,
+    end: usize,
+    loaded: &mut Loaded,
+) -> Vec<Diagnostic> {
+    yaml::parse_range_with(file, start, end, |doc| load_document(file, doc, loaded))
 }
 
 /// One YAML document: a single object, or a List of them.
@@ -163,7 +175,7 @@ fn load_object(file: &SourceFile, value: Value, spans: SpanIndex, loaded: &mut L
         loaded.documents.push(Document {
             file: file.clone(),
             spans,
-            object,
+            object: Arc::new(object),
         });
     }
 }

@@ -9,6 +9,7 @@
 //! Problems are collected, never thrown: one bad document does not hide the
 //! problems in the next.
 
+pub mod cache;
 pub mod fields;
 pub mod load;
 pub mod spans;
@@ -18,16 +19,19 @@ pub use crate::diagnostic::{Code, Diagnostic, Location, Severity};
 pub use crate::kinds::kube_proxy_config::KubeProxyConfiguration;
 pub use crate::kinds::Object;
 pub use crate::source::{FileId, SourceFile, Span};
+pub use cache::Cache;
 pub use load::load;
 pub use spans::SpanIndex;
 
 /// One object and where it came from: the file and an index from field
 /// paths to spans, so later stages can point at the offending field.
+/// Cheap to clone: a [`Cache`] hands the same object to every load whose
+/// document has the same bytes.
 #[derive(Debug, Clone)]
 pub struct Document {
     pub file: SourceFile,
     pub spans: SpanIndex,
-    pub object: Object,
+    pub object: std::sync::Arc<Object>,
 }
 
 impl Document {

@@ -16,8 +16,21 @@ pub type PathRange = (usize, usize);
 /// get. So the parser writes every path once into one shared text, entries
 /// are byte ranges of it, and the hash map is built on the first lookup (a
 /// later entry for the same path wins, as with repeated inserts).
+///
+/// The entries are shared, and a shift is added to every span looked up:
+/// a document loaded once and found again at another offset of its file
+/// (an earlier document grew) gets its index back by [`SpanIndex::shifted`],
+/// without copying a span.
 #[derive(Debug, Clone, Default)]
 pub struct SpanIndex {
+    entries: Arc<Entries>,
+    /// Added to every span of `entries` (bytes; may be negative).
+    shift: isize,
+}
+
+/// The recorded spans of one object, as first loaded.
+#[derive(Debug, Clone, Default)]
+struct Entries {
     text: Arc<str>,
     values: Vec<(PathRange, Span)>,
     keys: Vec<(PathRange, Span)>,
@@ -35,10 +48,7 @@ struct Lookup {
 
 impl SpanIndex {
     pub fn new(whole: Span) -> Self {
-        SpanIndex {
-            whole,
-            ..Default::default()
-        }
+        SpanIndex::from_parts(whole, Arc::from(""), Vec::new(), Vec::new())
     }
 
     /// An index over entries whose paths are ranges of `text`, in the
@@ -50,33 +60,113 @@ impl SpanIndex {
         keys: Vec<(PathRange, Span)>,
     ) -> Self {
         SpanIndex {
-            text,
-            values,
-            keys,
-            whole,
-            lookup: OnceLock::new(),
+            entries: Arc::new(Entries {
+                text,
+                values,
+                keys,
+                whole,
+                lookup: OnceLock::new(),
+            }),
+            shift: 0,
+        }
+    }
+
+    /// The same index for the object moved by `delta` bytes in its file.
+    pub fn shifted(&self, delta: isize) -> SpanIndex {
+        SpanIndex {
+            entries: self.entries.clone(),
+            shift: self.shift + delta,
         }
     }
 
     /// Replace the fallback span (a List item's index starts with the List's
     /// span and learns the item's own span later).
     pub fn set_whole(&mut self, whole: Span) {
-        self.whole = whole;
+        let whole = self.unshift(whole);
+        Arc::make_mut(&mut self.entries).whole = whole;
     }
 
     /// Record the value span of `path` (copies the path text; the parser
     /// builds indexes with [`SpanIndex::from_parts`] instead).
     pub fn insert_value(&mut self, path: String, span: Span) {
-        let range = self.append(&path);
-        self.values.push((range, span));
+        let span = self.unshift(span);
+        let entries = Arc::make_mut(&mut self.entries);
+        let range = entries.append(&path);
+        entries.values.push((range, span));
     }
 
     /// Record the key span of `path`.
     pub fn insert_key(&mut self, path: String, span: Span) {
-        let range = self.append(&path);
-        self.keys.push((range, span));
+        let span = self.unshift(span);
+        let entries = Arc::make_mut(&mut self.entries);
+        let range = entries.append(&path);
+        entries.keys.push((range, span));
     }
 
+    /// `span` as stored: without this index's shift.
+    fn unshift(&self, span: Span) -> Span {
+        move_span(span, -self.shift)
+    }
+
+    /// `span` as stored, moved where the object now is.
+    fn place(&self, span: Span) -> Span {
+        move_span(span, self.shift)
+    }
+
+    /// Every recorded entry as placed now: (path, span, whether it is a
+    /// key's span), values then keys in the order recorded, then the whole
+    /// object's span. Two indexes of the same object agree on it.
+    pub fn recorded(&self) -> Vec<(String, Span, bool)> {
+        let e = &self.entries;
+        let entry = |key: bool| {
+            move |&((start, end), span): &(PathRange, Span)| {
+                (e.text[start..end].to_owned(), self.place(span), key)
+            }
+        };
+        let mut all: Vec<_> = e.values.iter().map(entry(false)).collect();
+        all.extend(e.keys.iter().map(entry(true)));
+        all.push((String::new(), self.place(e.whole), false));
+        all
+    }
+
+    /// Whether the source spelled out the value at `path` (k8s-openapi fills
+    /// some missing required fields with defaults; this tells them apart).
+    pub fn contains(&self, path: &str) -> bool {
+        self.entries.lookup().values.contains_key(path)
+    }
+
+    /// Span of the value at `path`, or of its nearest recorded ancestor.
+    pub fn value(&self, path: &str) -> Span {
+        let values = &self.entries.lookup().values;
+        let mut path = path;
+        loop {
+            if let Some(span) = values.get(path) {
+                return self.place(*span);
+            }
+            match parent(path) {
+                Some(p) => path = p,
+                None => return self.place(self.entries.whole),
+            }
+        }
+    }
+
+    /// Span of the key at `path` (for unknown-field warnings), falling back
+    /// to the value's span.
+    pub fn key(&self, path: &str) -> Span {
+        match self.entries.lookup().keys.get(path) {
+            Some(span) => self.place(*span),
+            None => self.value(path),
+        }
+    }
+}
+
+/// `span` moved by `delta` bytes.
+pub(crate) fn move_span(span: Span, delta: isize) -> Span {
+    let at = |offset: usize| offset.saturating_add_signed(delta);
+    Span::new(at(span.start), at(span.end))
+}
+
+impl Entries {
     fn append(&mut self, path: &str) -> PathRange {
         self.lookup.take();
         let mut text = String::with_capacity(self.text.len() + path.len());
@@ -101,37 +191,6 @@ impl SpanIndex {
             }
         })
     }
-
-    /// Whether the source spelled out the value at `path` (k8s-openapi fills
-    /// some missing required fields with defaults; this tells them apart).
-    pub fn contains(&self, path: &str) -> bool {
-        self.lookup().values.contains_key(path)
-    }
-
-    /// Span of the value at `path`, or of its nearest recorded ancestor.
-    pub fn value(&self, path: &str) -> Span {
-        let values = &self.lookup().values;
-        let mut path = path;
-        loop {
-            if let Some(span) = values.get(path) {
-                return *span;
-            }
-            match parent(path) {
-                Some(p) => path = p,
-                None => return self.whole,
-            }
-        }
-    }
-
-    /// Span of the key at `path` (for unknown-field warnings), falling back
-    /// to the value's span.
-    pub fn key(&self, path: &str) -> Span {
-        self.lookup()
-            .keys
-            .get(path)
-            .copied()
-            .unwrap_or_else(|| self.value(path))
-    }
 }
 
 /// `spec.ports[0].port` → `spec.ports[0]` → `spec.ports` → `spec` → none.
@@ -155,5 +214,17 @@ mod tests {
         idx.insert_value("spec.ports".into(), Span::new(10, 20));
         assert_eq!(idx.value("spec.ports[3].port"), Span::new(10, 20));
         assert_eq!(idx.value("status"), Span::new(0, 100));
+    }
+
+    #[test]
+    fn a_shifted_index_moves_every_span() {
+        let mut idx = SpanIndex::new(Span::new(10, 100));
+        idx.insert_value("spec".into(), Span::new(20, 30));
+        idx.insert_key("spec".into(), Span::new(14, 18));
+        let moved = idx.shifted(-5).shifted(2);
+        assert_eq!(moved.value("spec.ports"), Span::new(17, 27));
+        assert_eq!(moved.key("spec"), Span::new(11, 15));
+        assert_eq!(moved.value("status"), Span::new(7, 97));
+        assert_eq!(idx.value("spec"), Span::new(20, 30));
     }
 }

@@ -99,6 +99,28 @@ pub fn parse_file_with(file: &SourceFile, mut on_doc: impl FnMut(ParsedDoc)) -> 
     diagnostics
 }
 
+/// Like [`parse_file_with`] for the bytes `start..end` of `file` alone (a
+/// run of whole documents, as [`super::cache`] splits files), without
+/// resuming after a syntax error: the caller reads such a file whole.
+/// Spans are the file's. Returns the syntax diagnostics.
+pub fn parse_range_with(
+    file: &SourceFile,
+    start: usize,
+    end: usize,
+    mut on_doc: impl FnMut(ParsedDoc),
+) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    if let Some(text) = file.text.get(start..end) {
+        parse_from(file, start, text, &mut diagnostics, &mut on_doc);
+    }
+    diagnostics
+}
+
+/// Whether `line` (from its first byte) is a `---` document marker.
+pub fn is_document_marker(line: &str) -> bool {
+    line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace)
+}
+
 /// Parse `rest` (the file's text from byte `base`), handing documents to
 /// `on_doc` and pushing diagnostics into `diagnostics`. Returns the byte
 /// offset of a syntax error, if any.
@@ -167,9 +189,7 @@ fn next_document_start(text: &str, base: usize, from: usize) -> Option<usize> {
     let mut line_start = text.get(..from)?.rfind('\n').map_or(0, |i| i + 1);
     loop {
         let line = text.get(line_start..)?;
-        let marker =
-            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
-        if marker && line_start > base {
+        if is_document_marker(line) && line_start > base {
             return Some(line_start);
         }
         line_start += line.find('\n')? + 1;

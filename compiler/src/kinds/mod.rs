@@ -196,7 +196,7 @@ pub fn convert(loaded: &Loaded) -> Converted {
     for (index, doc) in loaded.documents.iter().enumerate() {
         let mut at = Located::new(index, doc, &mut diagnostics);
         missing_name(&mut at);
-        match &doc.object {
+        match &*doc.object {
             Object::Service(svc) => {
                 let converted = service::convert(&mut at, svc);
                 nodeport_claims.extend(converted.nodeport_claims.into_iter().map(|c| (index, c)));
