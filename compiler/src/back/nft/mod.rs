@@ -49,6 +49,7 @@
 //! runtime logic.
 
 mod fake;
+mod incremental;
 mod model;
 mod transaction;
 
@@ -66,6 +67,7 @@ use crate::ir::{
 use crate::text::{push_decimal, push_ipv4};
 
 pub use fake::Fake;
+pub use incremental::update_tables;
 pub use model::{Element, Object, ObjectKind, Table, TableFamily, Tables};
 pub use transaction::{Op, Transaction, TransactionKind};
 
@@ -308,12 +310,9 @@ impl<'a> FamilyEmitter<'a> {
                 self.frontend(service, frontend, &key);
             }
         }
-        for ip in hairpin_candidates(ruleset, family) {
-            let mut text = String::with_capacity(40);
-            push_ip(&mut text, &ip);
-            text.push_str(" . ");
-            push_ip(&mut text, &ip);
-            self.push("hairpin", Element::new(text));
+        let has_node = ruleset.node.is_some();
+        for ip in hairpin_candidates(has_node, ruleset.services.iter(), family) {
+            self.push("hairpin", Element::new(hairpin_element(&ip)));
         }
     }
 
@@ -711,17 +710,29 @@ fn route_chain_name(kind: KeyKind, routing: &Routing, pickers: Pickers) -> Strin
 /// Addresses that may reach themselves through this node's Services: only
 /// pods on this node send their traffic through its rules, so only node-local
 /// backends (any backend for a node-agnostic ruleset).
-fn hairpin_candidates(ruleset: &Ruleset, family: Family) -> BTreeSet<IpAddr> {
-    ruleset
-        .services
-        .iter()
+fn hairpin_candidates<'a>(
+    has_node: bool,
+    entries: impl Iterator<Item = &'a Entry>,
+    family: Family,
+) -> BTreeSet<IpAddr> {
+    entries
         .filter(|s| s.family == family)
-        .flat_map(|s| match ruleset.node {
-            Some(_) => s.backends.local.iter(),
-            None => s.backends.cluster.iter(),
+        .flat_map(|s| match has_node {
+            true => s.backends.local.iter(),
+            false => s.backends.cluster.iter(),
         })
         .map(|b| b.address)
         .collect()
+}
+
+/// The `hairpin` element of a backend address: it as source and
+/// destination.
+fn hairpin_element(ip: &IpAddr) -> String {
+    let mut text = String::with_capacity(40);
+    push_ip(&mut text, ip);
+    text.push_str(" . ");
+    push_ip(&mut text, ip);
+    text
 }
 
 fn routing_from_key(key: &RoutingKey) -> Routing {

@@ -240,6 +240,17 @@ impl Transaction {
         })
     }
 
+    /// An incremental transaction of `ops` (element changes worked out
+    /// elsewhere, see [`super::update_tables`]).
+    pub(super) fn incremental(node: Option<String>, ops: Vec<Op>) -> Transaction {
+        Transaction {
+            kind: TransactionKind::Incremental,
+            node,
+            ops,
+            header: Header::Incremental,
+        }
+    }
+
     /// [`Transaction::update`] when there is an `old` model and it allows
     /// one, otherwise [`Transaction::replace`].
     pub fn between(old: Option<&Tables>, new: &Tables) -> Transaction {

@@ -1,0 +1,266 @@
+//! The transaction between two IR rulesets worked out from what changed
+//! between them, not from both whole models: for a node agent whose inputs
+//! change one Service at a time, this costs what the change costs.
+//!
+//! In knc's layout an IR entry (one Service port) owns its elements: its
+//! frontends' keys in the dispatch maps, its slots in the backend maps, its
+//! affinity and firewall elements. Shared are the objects (chains, sets and
+//! maps, made for the features entries use: routings, slot groups,
+//! affinity timeouts) and the `hairpin` set (one element per backend
+//! address, whoever's backend it is). So when the changed entries use the
+//! same features before and after, and nothing outside the entries
+//! changed, the new tables are the old ones with the changed entries'
+//! elements replaced, and hairpin elements kept while anyone uses them.
+//! Otherwise [`update_tables`] declines and the caller compares whole
+//! models.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use super::model::{Element, Table, TableFamily, Tables};
+use super::transaction::Op;
+use super::{hairpin_candidates, hairpin_element, FamilyEmitter, Transaction};
+use crate::ir::{Entry, Family, Ruleset};
+
+/// The set whose elements several entries may share.
+const HAIRPIN: &str = "hairpin";
+
+/// `old_tables` (the model of `old`) turned into the model of `new`, and
+/// the transaction that does the same to a kernel holding them; or
+/// `old_tables` back when the change reaches beyond entries' own elements.
+#[allow(clippy::result_large_err)]
+pub fn update_tables(
+    old: &Ruleset,
+    old_tables: Tables,
+    new: &Ruleset,
+) -> Result<(Tables, Transaction), Tables> {
+    if !same_outside_entries(old, new) || old_tables.node != new.node {
+        return Err(old_tables);
+    }
+    let (before, after) = changed_entries(&old.services, &new.services);
+    let mut plan = Vec::new();
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let mini = |entries: &[&Entry]| Ruleset {
+            services: entries
+                .iter()
+                .filter(|e| e.family == family)
+                .map(|e| (*e).clone())
+                .collect(),
+            cluster_cidrs: Vec::new(),
+            service_cidrs: Vec::new(),
+            cluster_ips: Vec::new(),
+            ..new.clone_without_services()
+        };
+        let (old_mini, new_mini) = (mini(&before), mini(&after));
+        let mut was = FamilyEmitter::new(&old_mini, family);
+        let mut is = FamilyEmitter::new(&new_mini, family);
+        was.collect();
+        is.collect();
+        if !same_features(&was, &is) {
+            return Err(old_tables);
+        }
+        let table_family = TableFamily::of(family);
+        let Some(table) = old_tables.table(table_family) else {
+            return Err(old_tables);
+        };
+        let shared = Shared {
+            new,
+            family,
+            changed: &after,
+        };
+        plan.push((
+            table_family,
+            element_ops(table, &was.elements, &is.elements, &shared),
+        ));
+    }
+    let mut tables = old_tables;
+    let mut ops = Vec::new();
+    for (family, (deletes, adds)) in plan {
+        let table = tables
+            .tables
+            .iter_mut()
+            .find(|t| t.family == family)
+            .expect("checked above");
+        for (set, keys) in deletes {
+            remove_elements(table, &set, &keys);
+            ops.push(Op::DeleteElements { family, set, keys });
+        }
+        for (set, elements) in adds {
+            table
+                .elements
+                .entry(set.clone())
+                .or_default()
+                .extend(elements.iter().cloned());
+            ops.push(Op::AddElements {
+                family,
+                set,
+                elements,
+            });
+        }
+    }
+    // Deletes first, then adds, whatever the family: a changed map value
+    // is its old element deleted and the new one added.
+    ops.sort_by_key(|op| matches!(op, Op::AddElements { .. }));
+    let transaction = Transaction::incremental(new.node.clone(), ops);
+    Ok((tables, transaction))
+}
+
+/// Everything but the entries is the same.
+fn same_outside_entries(old: &Ruleset, new: &Ruleset) -> bool {
+    old.clone_without_services() == new.clone_without_services()
+}
+
+impl Ruleset {
+    /// This ruleset with no entries.
+    fn clone_without_services(&self) -> Ruleset {
+        Ruleset {
+            version: self.version,
+            node: self.node.clone(),
+            cluster_cidrs: self.cluster_cidrs.clone(),
+            local_detector: self.local_detector.clone(),
+            service_cidrs: self.service_cidrs.clone(),
+            cluster_ips: self.cluster_ips.clone(),
+            node_addresses: self.node_addresses.clone(),
+            nodeport_scope: self.nodeport_scope.clone(),
+            services: Vec::new(),
+        }
+    }
+}
+
+/// The entries of `old` and of `new` that differ, or exist in one only.
+/// Both lists are in entry order (lowering sorts them).
+fn changed_entries<'a>(old: &'a [Entry], new: &'a [Entry]) -> (Vec<&'a Entry>, Vec<&'a Entry>) {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        let order = match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) => entry_key(a).cmp(&entry_key(b)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                before.push(&old[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                after.push(&new[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if old[i] != new[j] {
+                    before.push(&old[i]);
+                    after.push(&new[j]);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    (before, after)
+}
+
+fn entry_key(e: &Entry) -> (Family, &str, &str, &str, crate::ir::Protocol) {
+    (e.family, &e.namespace, &e.name, &e.port_name, e.protocol)
+}
+
+/// The changed entries need the same chains, sets and maps before and
+/// after (so the whole table needs the same ones).
+fn same_features(was: &FamilyEmitter<'_>, is: &FamilyEmitter<'_>) -> bool {
+    was.routes.keys().eq(is.routes.keys())
+        && was.groups == is.groups
+        && was.pickers == is.pickers
+        && was.affinity == is.affinity
+}
+
+/// What decides whether a hairpin element stays: the new ruleset, and
+/// which of its entries changed.
+struct Shared<'a> {
+    new: &'a Ruleset,
+    family: Family,
+    changed: &'a [&'a Entry],
+}
+
+impl Shared<'_> {
+    /// Hairpin elements the unchanged entries of the new ruleset need.
+    fn hairpin_of_the_rest(&self) -> HashSet<String> {
+        let changed: HashSet<*const Entry> = self.changed.iter().map(|e| *e as *const _).collect();
+        let unchanged = self
+            .new
+            .services
+            .iter()
+            .filter(|e| !changed.contains(&(*e as *const Entry)));
+        hairpin_candidates(self.new.node.is_some(), unchanged, self.family)
+            .iter()
+            .map(hairpin_element)
+            .collect()
+    }
+}
+
+/// Element deletes and adds per set that turn `table` into the new table:
+/// the changed entries' elements (`was` → `is`), hairpin elements only
+/// when nobody else needs them.
+type Deletes = Vec<(String, Vec<String>)>;
+type Adds = Vec<(String, Vec<Element>)>;
+
+fn element_ops(
+    table: &Table,
+    was: &BTreeMap<String, Vec<Element>>,
+    is: &BTreeMap<String, Vec<Element>>,
+    shared: &Shared<'_>,
+) -> (Deletes, Adds) {
+    let none = Vec::new();
+    let names: BTreeSet<&String> = was.keys().chain(is.keys()).collect();
+    let (mut deletes, mut adds) = (Vec::new(), Vec::new());
+    let mut rest_needs: Option<HashSet<String>> = None;
+    for name in names {
+        let old: BTreeMap<&str, &Element> = was
+            .get(name)
+            .unwrap_or(&none)
+            .iter()
+            .map(|e| (e.key(), e))
+            .collect();
+        let new: BTreeMap<&str, &Element> = is
+            .get(name)
+            .unwrap_or(&none)
+            .iter()
+            .map(|e| (e.key(), e))
+            .collect();
+        let mut gone: Vec<String> = old
+            .iter()
+            .filter(|(key, element)| new.get(*key) != Some(*element))
+            .map(|(key, _)| key.to_string())
+            .collect();
+        let mut came: Vec<Element> = new
+            .iter()
+            .filter(|(key, element)| old.get(*key) != Some(*element))
+            .map(|(_, element)| (*element).clone())
+            .collect();
+        if name == HAIRPIN && !(gone.is_empty() && came.is_empty()) {
+            let rest = rest_needs.get_or_insert_with(|| shared.hairpin_of_the_rest());
+            let live: HashSet<&str> = table
+                .elements
+                .get(HAIRPIN)
+                .into_iter()
+                .flatten()
+                .map(Element::key)
+                .collect();
+            gone.retain(|key| !rest.contains(key) && live.contains(key.as_str()));
+            came.retain(|e| !live.contains(e.key()));
+        }
+        if !gone.is_empty() {
+            deletes.push((name.clone(), gone));
+        }
+        if !came.is_empty() {
+            adds.push((name.clone(), came));
+        }
+    }
+    (deletes, adds)
+}
+
+/// `keys` taken out of the set `name` of `table`.
+fn remove_elements(table: &mut Table, name: &str, keys: &[String]) {
+    if let Some(elements) = table.elements.get_mut(name) {
+        let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        elements.retain(|e| !keys.contains(e.key()));
+    }
+}
