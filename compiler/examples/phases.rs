@@ -16,6 +16,7 @@ fn main() {
     let node = args.next();
     let runs: usize = args.next().map_or(5, |r| r.parse().expect("RUNS"));
     let text = std::fs::read_to_string(&path).expect("readable file");
+    session_rounds(&text, node.clone());
     let files = vec![SourceFile::new(path, text)];
     let options = lower::Options {
         node,
@@ -39,11 +40,54 @@ fn main() {
         let tx = Transaction::between(Some(&old), &new);
         let t_diff = t.elapsed();
         let t = Instant::now();
+        let copy = ruleset.clone();
+        let t_clone_ir = t.elapsed();
+        drop(copy);
+        let t = Instant::now();
+        let copy = converted.cluster.clone();
+        let t_clone_model = t.elapsed();
+        drop(copy);
+        eprintln!("clone ir {t_clone_ir:?} clone model {t_clone_model:?}");
+        let t = Instant::now();
         let json = serde_json::to_string(&ruleset).expect("json");
         let t_json = t.elapsed();
         eprintln!(
             "load {:?} convert {:?} lower {:?} tables {:?} diff {:?} ({} ops) record-json {:?} ({} bytes)",
             t_load, t_convert, t_lower, t_tables, t_diff, tx.ops().len(), t_json, json.len()
+        );
+    }
+}
+
+/// A session's rounds: the first compile, then one slice edited per round.
+#[allow(dead_code)]
+fn session_rounds(text: &str, node: Option<String>) {
+    use knc_compiler::compile::{NodeChoice, Settings};
+    use knc_compiler::session::Session;
+    let choice = node.map_or(NodeChoice::Agnostic, NodeChoice::Named);
+    let mut session = Session::default();
+    let mut text = text.to_string();
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(6);
+    for round in 0..rounds {
+        if round > 0 {
+            let needle = "addresses: [\"10.128.39.";
+            let at = text.find(needle).expect("a slice to edit") + needle.len();
+            let digit = if &text[at..at + 1] == "1" { "2" } else { "1" };
+            text.replace_range(at..at + 1, digit);
+        }
+        let files = vec![SourceFile::new("cluster.yaml", text.clone())];
+        let t = Instant::now();
+        let compiled = session
+            .compile(&files, vec![], &Settings::default(), &choice)
+            .expect("compiles");
+        eprintln!(
+            "session round {round}: {:?} path {:?} parsed {} warnings {}",
+            t.elapsed(),
+            session.path(),
+            session.parsed(),
+            compiled.warnings.len()
         );
     }
 }

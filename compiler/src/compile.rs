@@ -7,8 +7,9 @@
 //! errors are decided here once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::front::{Diagnostic, SourceFile};
+use crate::front::{Diagnostic, Loaded, SourceFile};
 use crate::ir::Ruleset;
 use crate::lower::{self, LowerError, Options};
 use crate::model::addr::parse_cidr;
@@ -58,7 +59,7 @@ pub struct Compiled {
     /// How many documents of other kinds were skipped, by kind.
     pub skipped: BTreeMap<String, usize>,
     /// The model the rulesets were lowered from.
-    pub cluster: Cluster,
+    pub cluster: Arc<Cluster>,
 }
 
 impl Compiled {
@@ -90,7 +91,18 @@ pub fn compile(
     settings: &Settings,
     node: &NodeChoice,
 ) -> Result<Compiled, Failure> {
-    let analysis = crate::analyse(files);
+    compile_loaded(&crate::front::load(files), problems, settings, node).map(|(c, _)| c)
+}
+
+/// [`compile`] of files already loaded; also says whether lowering gave a
+/// contested frontend to one of its claimants.
+pub(crate) fn compile_loaded(
+    loaded: &Loaded,
+    problems: Vec<Diagnostic>,
+    settings: &Settings,
+    node: &NodeChoice,
+) -> Result<(Compiled, bool), Failure> {
+    let analysis = crate::analyse_loaded(loaded);
     let mut diagnostics = problems;
     diagnostics.extend(analysis.diagnostics);
     let cluster = match analysis.cluster {
@@ -100,21 +112,29 @@ pub fn compile(
     let nodes = chosen_nodes(&cluster, node)?;
     let mut options = options(settings);
     let mut rulesets = Vec::with_capacity(nodes.len());
+    let mut contested = false;
     for name in nodes {
         options.node = name;
-        match lower::lower(&cluster, &options) {
-            Ok(ruleset) => rulesets.push(ruleset),
+        match lower::lower_with_decisions(&cluster, &options) {
+            Ok(lowered) => {
+                contested |= lowered
+                    .decisions
+                    .iter()
+                    .any(|d| matches!(d, lower::Decision::FrontendLost { .. }));
+                rulesets.push(lowered.ruleset);
+            }
             Err(LowerError::UnknownNode(name)) => {
                 return Err(Failure::Usage(unknown_node(&cluster, &name)))
             }
         }
     }
-    Ok(Compiled {
+    let compiled = Compiled {
         rulesets,
         warnings: diagnostics,
         skipped: analysis.skipped,
-        cluster,
-    })
+        cluster: Arc::new(cluster),
+    };
+    Ok((compiled, contested))
 }
 
 /// Lowering options for `settings` (the node is filled in per node).

@@ -34,6 +34,7 @@ pub mod kinds;
 pub mod lower;
 pub mod model;
 pub mod names;
+pub mod session;
 pub mod source;
 mod text;
 
@@ -59,15 +60,19 @@ impl Analysis {
 
 /// Loads and validates `files` and, if nothing is wrong, builds the model.
 pub fn analyse(files: &[SourceFile]) -> Analysis {
-    let loaded = front::load(files);
-    let converted = kinds::convert(&loaded);
-    let mut diagnostics = loaded.diagnostics;
+    analyse_loaded(&front::load(files))
+}
+
+/// [`analyse`] of files already loaded.
+pub fn analyse_loaded(loaded: &front::Loaded) -> Analysis {
+    let converted = kinds::convert(loaded);
+    let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(converted.diagnostics);
     diagnostics.sort_by_key(Diagnostic::sort_key);
     let cluster = (!diagnostics.iter().any(Diagnostic::is_error)).then_some(converted.cluster);
     Analysis {
         diagnostics,
-        skipped: loaded.skipped,
+        skipped: loaded.skipped.clone(),
         cluster,
     }
 }

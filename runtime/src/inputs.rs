@@ -13,6 +13,7 @@
 //! whose metadata (size, modification and change times, inode) changed.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub fn read(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
 }
 
 /// What identifies a file's content without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Stamp {
     len: u64,
     mtime_ns: i128,
@@ -59,6 +60,8 @@ struct Cached {
     shown: String,
     file: Option<SourceFile>,
     problem: Option<Diagnostic>,
+    /// A hash of the bytes read.
+    digest: u64,
 }
 
 /// Reads PATHs again and again, reading a file's bytes only when its
@@ -66,25 +69,30 @@ struct Cached {
 #[derive(Debug, Default)]
 pub struct Reader {
     cache: HashMap<PathBuf, Cached>,
+    /// The files of the last complete read, in the order read.
+    order: Vec<PathBuf>,
+    /// The PATHs read last time (absolute, as given) and where they were
+    /// read from (see [`snapshot_root`]).
+    roots: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Reader {
     /// Like [`read`], reusing what an earlier call read of unchanged files.
     pub fn read(&mut self, paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
-        let mut files = Vec::new();
         let mut problems = Vec::new();
         let mut seen = HashMap::with_capacity(self.cache.len());
+        let mut order = Vec::with_capacity(self.order.len());
+        self.roots.clear();
         for path in paths {
             if path.as_os_str() == "-" {
                 let mut bytes = Vec::new();
-                match std::io::stdin().read_to_end(&mut bytes) {
-                    Ok(_) => {
-                        let (file, problem) = to_source("<stdin>".into(), bytes);
-                        files.extend(file);
-                        problems.extend(problem);
-                    }
-                    Err(e) => problems.push(io_error("<stdin>", &e)),
-                }
+                let key = PathBuf::from("-");
+                let cached = match std::io::stdin().read_to_end(&mut bytes) {
+                    Ok(_) => fresh(Stamp::default(), "<stdin>".into(), Ok(bytes)),
+                    Err(e) => fresh(Stamp::default(), "<stdin>".into(), Err(e)),
+                };
+                order.push(key.clone());
+                seen.insert(key, cached);
                 continue;
             }
             let root = snapshot_root(path);
@@ -101,26 +109,120 @@ impl Reader {
                 let stamp = Stamp::of(&meta);
                 let cached = match self.cache.remove(&file) {
                     Some(c) if c.stamp == stamp && c.shown == shown => c,
-                    _ => {
-                        let (file_read, problem) = match std::fs::read(&file) {
-                            Ok(bytes) => to_source(shown.clone(), bytes),
-                            Err(e) => (None, Some(io_error(&shown, &e))),
-                        };
-                        Cached {
-                            stamp,
-                            shown,
-                            file: file_read,
-                            problem,
-                        }
-                    }
+                    _ => fresh(stamp, shown, std::fs::read(&file)),
                 };
-                files.extend(cached.file.clone());
-                problems.extend(cached.problem.clone());
+                order.push(file.clone());
                 seen.insert(file, cached);
             }
+            let given = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            self.roots.push((given, root));
         }
         self.cache = seen;
+        self.order = order;
+        let (files, mut found) = self.current();
+        found.append(&mut problems);
+        (files, found)
+    }
+
+    /// What the last read gave, with the files named in `changed` read
+    /// again if their metadata changed: the same as [`Reader::read`] when
+    /// nothing else changed under the PATHs. `None` when that cannot be
+    /// promised (a file appeared or went, a directory or a symlink
+    /// changed) and a complete read is needed.
+    pub fn refresh(&mut self, changed: &[PathBuf]) -> Option<(Vec<SourceFile>, Vec<Diagnostic>)> {
+        if self.order.is_empty() {
+            return None;
+        }
+        for path in changed {
+            let path = &self.resolved(path);
+            match self.cache.get_mut(path) {
+                Some(cached) => {
+                    let meta = std::fs::metadata(path).ok()?;
+                    let stamp = Stamp::of(&meta);
+                    if stamp != cached.stamp {
+                        *cached = fresh(stamp, cached.shown.clone(), std::fs::read(path));
+                    }
+                }
+                // Not a file read last time: harmless only when it is not
+                // one to read (a temporary file of an atomic write) and
+                // lies inside a directory read.
+                None => {
+                    let plain = path
+                        .components()
+                        .all(|c| !matches!(c, std::path::Component::ParentDir));
+                    let inside = plain
+                        && path.parent().is_some_and(|parent| {
+                            self.roots.iter().any(|(_, root)| parent.starts_with(root))
+                        });
+                    let hidden = path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                    if !inside || (has_manifest_extension(path) && !hidden) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(self.current())
+    }
+
+    /// Where the watcher's `path` (under a PATH as given) was read from.
+    fn resolved(&self, path: &Path) -> PathBuf {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        for (given, root) in &self.roots {
+            if let Ok(rest) = absolute.strip_prefix(given) {
+                return root.join(rest);
+            }
+        }
+        absolute
+    }
+
+    /// A hash of every file's name and bytes as last read: equal means the
+    /// same input.
+    pub fn input_hash(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        for key in &self.order {
+            if let Some(cached) = self.cache.get(key) {
+                cached.shown.hash(&mut hasher);
+                cached.digest.hash(&mut hasher);
+            }
+        }
+        hasher.finish()
+    }
+
+    /// The files and problems of the cached reads, in order.
+    fn current(&self) -> (Vec<SourceFile>, Vec<Diagnostic>) {
+        let mut files = Vec::with_capacity(self.order.len());
+        let mut problems = Vec::new();
+        for key in &self.order {
+            if let Some(cached) = self.cache.get(key) {
+                files.extend(cached.file.clone());
+                problems.extend(cached.problem.clone());
+            }
+        }
         (files, problems)
+    }
+}
+
+/// What reading a file's bytes gave.
+fn fresh(stamp: Stamp, shown: String, bytes: std::io::Result<Vec<u8>>) -> Cached {
+    let mut hasher = DefaultHasher::new();
+    let (file, problem) = match bytes {
+        Ok(bytes) => {
+            bytes.hash(&mut hasher);
+            to_source(shown.clone(), bytes)
+        }
+        Err(e) => {
+            e.kind().hash(&mut hasher);
+            (None, Some(io_error(&shown, &e)))
+        }
+    };
+    Cached {
+        stamp,
+        shown,
+        file,
+        problem,
+        digest: hasher.finish(),
     }
 }
 
@@ -230,6 +332,45 @@ mod tests {
         let (changed, _) = reader.read(std::slice::from_ref(&root));
         assert_eq!(names(&changed).len(), 1);
         assert_eq!(&*changed[0].text, "b: 22\n");
+    }
+
+    #[test]
+    fn a_refresh_reads_again_only_the_named_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("a.yaml"), "a: 1\n").unwrap();
+        std::fs::write(root.join("b.yaml"), "b: 1\n").unwrap();
+        let mut reader = Reader::default();
+        assert!(reader.refresh(&[]).is_none(), "nothing read yet");
+        let (first, _) = reader.read(std::slice::from_ref(&root));
+        let hash = reader.input_hash();
+        // An atomic write: a temporary file renamed over b.yaml.
+        let tmp = root.join("b.yaml.tmp");
+        std::fs::write(&tmp, "b: 2\n").unwrap();
+        std::fs::rename(&tmp, root.join("b.yaml")).unwrap();
+        let (files, problems) = reader
+            .refresh(&[tmp.clone(), root.join("b.yaml")])
+            .expect("a known file changed");
+        assert!(problems.is_empty());
+        assert_eq!(names(&files), names(&first));
+        assert!(std::sync::Arc::ptr_eq(&files[0].text, &first[0].text));
+        assert_eq!(&*files[1].text, "b: 2\n");
+        assert_ne!(reader.input_hash(), hash);
+        let (full, _) = Reader::default().read(std::slice::from_ref(&root));
+        assert_eq!(
+            full.iter().map(|f| f.text.to_string()).collect::<Vec<_>>(),
+            files.iter().map(|f| f.text.to_string()).collect::<Vec<_>>(),
+            "the same as a complete read"
+        );
+        // A file that appears, or goes, needs a complete read.
+        std::fs::write(root.join("c.yaml"), "c: 1\n").unwrap();
+        assert!(reader.refresh(&[root.join("c.yaml")]).is_none());
+        std::fs::remove_file(root.join("a.yaml")).unwrap();
+        assert!(reader.refresh(&[root.join("a.yaml")]).is_none());
+        // So does anything outside the PATH (a symlink swapped next to it).
+        let beside = dir.path().parent().unwrap().join("current");
+        assert!(reader.refresh(&[beside]).is_none());
+        assert!(reader.refresh(&[root.join("../x.tmp")]).is_none());
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! and metrics follow. Invalid input leaves the last good ruleset in the
 //! kernel. SIGTERM and SIGINT end the loop after the round in flight.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,9 +12,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use knc_compiler::compile::{self, Failure, NodeChoice};
+use knc_compiler::compile::{Failure, NodeChoice};
 use knc_compiler::front::{Diagnostic, SourceFile};
 use knc_compiler::ir::Ruleset;
+use knc_compiler::session::Session;
 use notify::{RecursiveMode, Watcher};
 
 use crate::healthcheck::{self, HealthCheckServers};
@@ -89,7 +89,9 @@ pub fn run(mut node: Node, config: Config, on_invalid: &dyn Fn(&[Diagnostic])) -
         watcher: None,
         watched: Vec::new(),
         dirty: Arc::new(AtomicBool::new(true)),
+        changes: Arc::new(Mutex::new(Changes::default())),
         reader: crate::inputs::Reader::default(),
+        session: Session::default(),
         clean_hash: None,
         last_scan: Instant::now(),
     };
@@ -161,11 +163,24 @@ struct Reconciler<'a> {
     watched: Vec<PathBuf>,
     /// Set by the watcher: something under PATH may have changed.
     dirty: Arc<AtomicBool>,
+    /// What the watcher saw change since the last read.
+    changes: Arc<Mutex<Changes>>,
     /// Reads only files whose metadata changed.
     reader: crate::inputs::Reader,
+    /// Compiles only what changed.
+    session: Session,
     /// The hash of the last complete read, when it had no problems.
     clean_hash: Option<u64>,
     last_scan: Instant,
+}
+
+/// The paths the watcher reported since the last read.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Something changed that names no file (or the watcher lost events):
+    /// read everything.
+    all: bool,
+    paths: Vec<PathBuf>,
 }
 
 /// How long rounds may trust the watcher before PATH is scanned anyway.
@@ -190,12 +205,25 @@ impl Reconciler<'_> {
         self.watched = roots;
         let sender = events.clone();
         let dirty = Arc::clone(&self.dirty);
+        let changes = Arc::clone(&self.changes);
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // Errors (an overflowing event queue) count as changes.
-            if event.map_or(true, |e| !e.kind.is_access()) {
-                dirty.store(true, Ordering::SeqCst);
-                let _ = sender.send(Event::Changed);
+            // Errors (an overflowing event queue) count as changes to
+            // everything.
+            let event = match event {
+                Ok(event) if event.kind.is_access() => return,
+                Ok(event) => Some(event),
+                Err(_) => None,
+            };
+            if let Ok(mut changes) = changes.lock() {
+                match event {
+                    Some(e) if !e.paths.is_empty() && !e.need_rescan() => {
+                        changes.paths.extend(e.paths)
+                    }
+                    _ => changes.all = true,
+                }
             }
+            dirty.store(true, Ordering::SeqCst);
+            let _ = sender.send(Event::Changed);
         });
         let mut watcher = match watcher {
             Ok(watcher) => watcher,
@@ -220,6 +248,14 @@ impl Reconciler<'_> {
     /// case a change escaped the watcher. Unchanged files are not read again either way.
     fn read(&mut self) -> (Vec<SourceFile>, Vec<Diagnostic>, u64) {
         let dirty = self.dirty.swap(false, Ordering::SeqCst);
+        let changes = self
+            .changes
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or(Changes {
+                all: true,
+                paths: Vec::new(),
+            });
         // Trusted only when the last complete read also compiled.
         let compiled = self.last_input.as_ref().map(|last| last.hash);
         let trusted = self.watcher.is_some()
@@ -229,9 +265,17 @@ impl Reconciler<'_> {
         if let (false, true, Some(hash)) = (dirty, trusted, self.clean_hash) {
             return (Vec::new(), Vec::new(), hash);
         }
+        // The watcher named the files that changed: read those again only.
+        if trusted && !changes.all {
+            if let Some((files, problems)) = self.reader.refresh(&changes.paths) {
+                let hash = self.reader.input_hash();
+                self.clean_hash = problems.is_empty().then_some(hash);
+                return (files, problems, hash);
+            }
+        }
         self.last_scan = Instant::now();
         let (files, problems) = self.reader.read(&self.config.target.paths);
-        let hash = input_hash(&files);
+        let hash = self.reader.input_hash();
         self.clean_hash = problems.is_empty().then_some(hash);
         (files, problems, hash)
     }
@@ -248,7 +292,10 @@ impl Reconciler<'_> {
             Some(last) if last.hash == hash && problems.is_empty() => last.ruleset.clone(),
             _ => {
                 let choice = NodeChoice::Named(target.node.clone());
-                match compile::compile(&files, problems, &target.settings, &choice) {
+                match self
+                    .session
+                    .compile(&files, problems, &target.settings, &choice)
+                {
                     Ok(compiled) => {
                         on_invalid(&compiled.warnings);
                         let ruleset = compiled.into_single();
@@ -377,16 +424,6 @@ impl Reconciler<'_> {
 fn parent_of(path: &Path) -> Option<PathBuf> {
     let absolute = std::path::absolute(path).ok()?;
     absolute.parent().map(Path::to_path_buf)
-}
-
-/// A hash of every file's name and bytes: equal means the same input.
-fn input_hash(files: &[knc_compiler::front::SourceFile]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    for file in files {
-        file.name.hash(&mut hasher);
-        file.text.hash(&mut hasher);
-    }
-    hasher.finish()
 }
 
 /// Distinct backends (address and port) over every entry.

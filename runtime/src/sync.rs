@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use knc_compiler::back::nft::{tables, Tables, Transaction, TransactionKind};
+use knc_compiler::back::nft::{tables, update_tables, Tables, Transaction, TransactionKind};
 use knc_compiler::ir::Ruleset;
 
 use crate::nft::{expected, Kernel};
@@ -91,7 +91,7 @@ pub fn sync_nft(
             .map(Applied::from_record),
     };
     let generation = kernel.generation().map_err(SyncError::Generation)?;
-    let new_tables = tables(new);
+    let mut applied = applied;
     let mut drift = None;
     let mut trusted = false;
     if let Some(applied) = &applied {
@@ -107,8 +107,32 @@ pub fn sync_nft(
             }
         }
     }
-    let old_tables = applied.as_ref().filter(|_| trusted).map(|a| &a.tables);
-    let transaction = Transaction::between(old_tables, &new_tables);
+    let (new_tables, transaction) = match applied.as_mut().filter(|_| trusted) {
+        // The kernel holds what knc applied: the transaction follows from
+        // the IR entries that changed (see `update_tables`), or failing
+        // that from the two whole models. A dry run keeps the old model.
+        Some(applied) if !dry_run => {
+            let old_tables = std::mem::take(&mut applied.tables);
+            match update_tables(&applied.record.ruleset, old_tables, new) {
+                Ok(update) => update,
+                Err(old_tables) => {
+                    let new_tables = tables(new);
+                    let transaction = Transaction::between(Some(&old_tables), &new_tables);
+                    (new_tables, transaction)
+                }
+            }
+        }
+        Some(applied) => {
+            let new_tables = tables(new);
+            let transaction = Transaction::between(Some(&applied.tables), &new_tables);
+            (new_tables, transaction)
+        }
+        None => {
+            let new_tables = tables(new);
+            let transaction = Transaction::between(None, &new_tables);
+            (new_tables, transaction)
+        }
+    };
     let unchanged = transaction.kind() == TransactionKind::Incremental && transaction.is_empty();
     let mut synced = Synced {
         change: match transaction.kind() {
@@ -123,10 +147,13 @@ pub fn sync_nft(
         },
         drift,
         transaction: transaction.render(),
-        previous: applied.as_ref().map(|a| a.record.ruleset.clone()),
+        previous: None,
         kernel_time: Duration::ZERO,
         generation: Some(generation),
     };
+    if dry_run || unchanged {
+        synced.previous = applied.as_ref().map(|a| a.record.ruleset.clone());
+    }
     if dry_run {
         *memory = applied;
         return Ok(synced);
@@ -134,6 +161,7 @@ pub fn sync_nft(
     if unchanged {
         // Same rules; remember the generation so the next round is cheap.
         let mut applied = applied.expect("an unchanged update has a previous ruleset");
+        applied.tables = new_tables;
         if applied.record.generation != Some(generation) {
             applied.record = Record::new(Backend::Nft, new.clone(), Some(generation));
             state.save(&applied.record).map_err(SyncError::Record)?;
@@ -142,7 +170,14 @@ pub fn sync_nft(
         return Ok(synced);
     }
     let start = Instant::now();
-    kernel.check(&transaction)?;
+    // `nft -f` checks a whole transaction before the kernel commits any of
+    // it, so a rejected one changes nothing either way; a full replace is
+    // also checked on its own first (`nft --check`), an incremental one
+    // (a few element changes, on the path every endpoint change takes) is
+    // not, which saves a run of nft.
+    if transaction.kind() == TransactionKind::Full {
+        kernel.check(&transaction)?;
+    }
     let before = kernel.generation().map_err(SyncError::Generation)?;
     kernel.apply(&transaction)?;
     let after = kernel.generation().map_err(SyncError::Generation)?;
@@ -151,6 +186,7 @@ pub fn sync_nft(
     // ours no longer: leave it unknown, and the next round compares.
     let ours = (after == before.wrapping_add(1)).then_some(after);
     synced.generation = ours;
+    synced.previous = applied.map(|a| a.record.ruleset);
     let record = Record::new(Backend::Nft, new.clone(), ours);
     state.save(&record).map_err(SyncError::Record)?;
     *memory = Some(Applied {

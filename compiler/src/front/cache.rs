@@ -26,7 +26,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 /// What earlier loads produced, by document bytes and by file.
 #[derive(Default)]
 pub struct Cache {
-    /// Every piece the last load used, by its bytes.
+    /// Every piece the last loads used, by its bytes.
     pieces: FastMap<Arc<str>, Arc<Piece>>,
     /// The last load of each file, by name.
     files: FastMap<Arc<str>, FileLoad>,
@@ -36,6 +36,8 @@ pub struct Cache {
 
 /// One document's bytes, as loaded once.
 struct Piece {
+    /// The bytes (the map's key, kept once).
+    bytes: Arc<str>,
     /// Where in its file the bytes were when loaded: spans are relative to
     /// that.
     start: usize,
@@ -45,9 +47,15 @@ struct Piece {
 /// One file as last loaded.
 struct FileLoad {
     text: Arc<str>,
-    /// The pieces it was cut into; none when it was loaded whole.
-    pieces: Vec<(Arc<str>, Arc<Piece>)>,
-    loaded: Arc<Loaded>,
+    how: Loading,
+}
+
+/// How a file was loaded.
+enum Loading {
+    /// Cut at its `---` lines: each piece and where it starts.
+    Pieces(Vec<(usize, Arc<Piece>)>),
+    /// Read whole.
+    Whole(Arc<Loaded>),
 }
 
 impl Cache {
@@ -62,22 +70,37 @@ impl Cache {
                 .files
                 .remove(&file.name)
                 .filter(|last| Arc::ptr_eq(&last.text, &file.text) || last.text == file.text);
-            let load = match unchanged {
-                Some(last) => last,
-                None => self.load_file(file),
+            let how = match unchanged {
+                Some(last) => {
+                    match &last.how {
+                        Loading::Pieces(pieces) => {
+                            for (start, piece) in pieces {
+                                place(&mut loaded, piece, file, *start);
+                            }
+                        }
+                        Loading::Whole(whole) => append(&mut loaded, whole),
+                    }
+                    last.how
+                }
+                None => self.load_file(file, &mut loaded),
             };
-            append(&mut loaded, &load.loaded);
-            files_now.insert(file.name.clone(), load);
+            let text = file.text.clone();
+            files_now.insert(file.name.clone(), FileLoad { text, how });
         }
         self.files = files_now;
         // Forget pieces no file holds any more (every few loads, so that a
         // load costs what changed, not what is there).
-        let held: usize = self.files.values().map(|f| f.pieces.len()).sum();
+        let held: usize = self.files.values().map(FileLoad::piece_count).sum();
         if self.pieces.len() > 2 * held + 64 {
             self.pieces = self
                 .files
                 .values()
-                .flat_map(|f| f.pieces.iter().cloned())
+                .filter_map(|f| match &f.how {
+                    Loading::Pieces(pieces) => Some(pieces),
+                    Loading::Whole(_) => None,
+                })
+                .flatten()
+                .map(|(_, piece)| (piece.bytes.clone(), piece.clone()))
                 .collect();
         }
         loaded
@@ -89,25 +112,37 @@ impl Cache {
         self.parsed
     }
 
-    /// A file not loaded before with these bytes: piecewise when it can be
-    /// cut at its `---` lines and every piece is well-formed, whole
-    /// otherwise.
-    fn load_file(&mut self, file: &SourceFile) -> FileLoad {
-        if let Some(load) = document_ranges(&file.text).and_then(|r| self.load_pieces(file, &r)) {
-            return load;
+    /// A file not loaded before with these bytes, added to `loaded`:
+    /// piecewise when it can be cut at its `---` lines and every piece is
+    /// well-formed, whole otherwise.
+    fn load_file(&mut self, file: &SourceFile, loaded: &mut Loaded) -> Loading {
+        let mark = (
+            loaded.documents.len(),
+            loaded.diagnostics.len(),
+            loaded.skipped.clone(),
+        );
+        if let Some(ranges) = document_ranges(&file.text) {
+            if let Some(pieces) = self.load_pieces(file, &ranges, loaded) {
+                return Loading::Pieces(pieces);
+            }
         }
-        let mut loaded = Loaded::default();
-        load_file(file, &mut loaded);
-        self.parsed += loaded.documents.len();
-        FileLoad {
-            text: file.text.clone(),
-            pieces: Vec::new(),
-            loaded: Arc::new(loaded),
-        }
+        // Undo what the pieces added, and read the file whole.
+        loaded.documents.truncate(mark.0);
+        loaded.diagnostics.truncate(mark.1);
+        loaded.skipped = mark.2;
+        let mut whole = Loaded::default();
+        load_file(file, &mut whole);
+        self.parsed += whole.documents.len();
+        append(loaded, &whole);
+        Loading::Whole(Arc::new(whole))
     }
 
-    fn load_pieces(&mut self, file: &SourceFile, ranges: &[(usize, usize)]) -> Option<FileLoad> {
-        let mut loaded = Loaded::default();
+    fn load_pieces(
+        &mut self,
+        file: &SourceFile,
+        ranges: &[(usize, usize)],
+        loaded: &mut Loaded,
+    ) -> Option<Vec<(usize, Arc<Piece>)>> {
         let mut pieces = Vec::with_capacity(ranges.len());
         for &(start, end) in ranges {
             let bytes = &file.text[start..end];
@@ -119,29 +154,29 @@ impl Cache {
                         return None;
                     }
                     self.parsed += fresh.documents.len();
+                    let bytes: Arc<str> = Arc::from(bytes);
                     let piece = Arc::new(Piece {
+                        bytes: bytes.clone(),
                         start,
                         loaded: fresh,
                     });
-                    self.pieces.insert(Arc::from(bytes), piece.clone());
+                    self.pieces.insert(bytes, piece.clone());
                     piece
                 }
             };
-            place(&mut loaded, &piece, file, start);
-            pieces.push((self.key(bytes), piece));
+            place(loaded, &piece, file, start);
+            pieces.push((start, piece));
         }
-        Some(FileLoad {
-            text: file.text.clone(),
-            pieces,
-            loaded: Arc::new(loaded),
-        })
+        Some(pieces)
     }
+}
 
-    /// The map's own copy of `bytes` (a key is stored once).
-    fn key(&self, bytes: &str) -> Arc<str> {
-        self.pieces
-            .get_key_value(bytes)
-            .map_or_else(|| Arc::from(bytes), |(key, _)| key.clone())
+impl FileLoad {
+    fn piece_count(&self) -> usize {
+        match &self.how {
+            Loading::Pieces(pieces) => pieces.len(),
+            Loading::Whole(_) => 0,
+        }
     }
 }
 
@@ -181,29 +216,23 @@ fn append(into: &mut Loaded, from: &Loaded) {
 /// when the text has `%` directives or `...` document ends, whose meaning
 /// reaches across documents.
 fn document_ranges(text: &str) -> Option<Vec<(usize, usize)>> {
+    if text.starts_with('%') || text.starts_with("...") {
+        return None;
+    }
+    if text.contains("\n%") || text.contains("\n...") {
+        return None;
+    }
     let mut ranges = Vec::new();
     let mut start = 0;
-    let mut line_start = 0;
-    while line_start < text.len() {
-        let line = &text[line_start..];
-        if line.starts_with('%') || line.starts_with("...") {
-            return None;
-        }
-        if line_start > 0 && is_document_marker(line) {
+    for (at, _) in text.match_indices("\n---") {
+        let line_start = at + 1;
+        if is_document_marker(&text[line_start..]) {
             ranges.push((start, line_start));
             start = line_start;
-        }
-        match memchr_newline(line) {
-            Some(i) => line_start += i + 1,
-            None => break,
         }
     }
     ranges.push((start, text.len()));
     Some(ranges)
-}
-
-fn memchr_newline(text: &str) -> Option<usize> {
-    text.as_bytes().iter().position(|&b| b == b'\n')
 }
 
 #[cfg(test)]

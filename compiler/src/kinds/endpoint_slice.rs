@@ -26,6 +26,13 @@ fn known_fields(shape: &str) -> &'static [&'static str] {
 /// The label joining an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
+/// The Service `(namespace, name)` a slice is labelled for.
+pub(super) fn service_of(slice: &discovery::EndpointSlice) -> Option<(&str, &str)> {
+    let labels = slice.metadata.labels.as_ref()?;
+    let name = labels.get(SERVICE_NAME_LABEL)?;
+    Some((super::namespace_str(&slice.metadata), name))
+}
+
 /// A slice's endpoints, for the Service `(namespace, name)` it names.
 pub(super) struct Converted {
     /// `None` without a `kubernetes.io/service-name` label.
@@ -103,10 +110,8 @@ pub(super) fn convert(at: &mut Located<'_>, slice: &discovery::EndpointSlice) ->
             ports: ports.clone(),
         });
     }
-    let labels = slice.metadata.labels.as_ref();
-    let service = labels.and_then(|l| l.get(SERVICE_NAME_LABEL));
     Converted {
-        service: service.map(|s| (super::namespace_of(&slice.metadata), s.clone())),
+        service: service_of(slice).map(|(ns, name)| (ns.to_owned(), name.to_owned())),
         name: slice.metadata.name.clone(),
         endpoints,
     }

@@ -32,6 +32,12 @@ pub(super) struct Converted {
     pub endpoints: Vec<Endpoint>,
 }
 
+/// The Service `(namespace, name)` an Endpoints object is for: its own.
+pub(super) fn service_of(eps: &core::Endpoints) -> Option<(&str, &str)> {
+    let name = eps.metadata.name.as_deref()?;
+    Some((super::namespace_str(&eps.metadata), name))
+}
+
 pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Converted {
     let mut endpoints = Vec::new();
     for (i, subset) in eps.subsets.iter().flatten().enumerate() {
@@ -80,11 +86,7 @@ pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Converted 
         }
     }
     Converted {
-        service: eps
-            .metadata
-            .name
-            .clone()
-            .map(|name| (super::namespace_of(&eps.metadata), name)),
+        service: service_of(eps).map(|(ns, name)| (ns.to_owned(), name.to_owned())),
         endpoints,
     }
 }

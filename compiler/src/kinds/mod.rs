@@ -41,7 +41,7 @@ pub mod node;
 pub mod service;
 pub mod service_cidr;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -54,7 +54,7 @@ pub(crate) use located::Located;
 use crate::front::load::Typed;
 use crate::front::{Code, Diagnostic, Document, Loaded};
 use crate::ir::Protocol;
-use crate::model::{Cluster, EndpointsObject, Inventory, ProxyConfig};
+use crate::model::{Cluster, Endpoint, EndpointsObject, Inventory, ProxyConfig};
 use crate::names::{namespaced, object_key, DEFAULT_NAMESPACE};
 use kube_proxy_config::KubeProxyConfiguration;
 
@@ -246,19 +246,7 @@ pub fn convert(loaded: &Loaded) -> Converted {
     nodeport_conflicts(&loaded.documents, &nodeport_claims, &mut diagnostics);
 
     for (key, service) in services.iter_mut() {
-        service.endpoints = match slices.get_mut(key) {
-            // One slice (the usual case): its endpoints as they are.
-            Some(found) if found.len() == 1 => std::mem::take(&mut found[0].endpoints),
-            Some(found) => {
-                // Slices of one Service in a stable order, whatever the input order.
-                found.sort_by(|a, b| a.name.cmp(&b.name));
-                found
-                    .iter_mut()
-                    .flat_map(|s| std::mem::take(&mut s.endpoints))
-                    .collect()
-            }
-            None => legacy.remove(key).unwrap_or_default(),
-        };
+        service.endpoints = joined_endpoints(slices.get_mut(key), legacy.remove(key));
     }
     Converted {
         cluster: Cluster {
@@ -269,6 +257,88 @@ pub fn convert(loaded: &Loaded) -> Converted {
         },
         inventory,
         diagnostics,
+    }
+}
+
+/// A Service's endpoints: its slices' (in slice name order, whatever the
+/// input order), or without slices its Endpoints object's.
+fn joined_endpoints(
+    slices: Option<&mut Vec<endpoint_slice::Converted>>,
+    legacy: Option<Vec<Endpoint>>,
+) -> Vec<Endpoint> {
+    match slices {
+        // One slice (the usual case): its endpoints as they are.
+        Some(found) if found.len() == 1 => std::mem::take(&mut found[0].endpoints),
+        Some(found) => {
+            found.sort_by(|a, b| a.name.cmp(&b.name));
+            found
+                .iter_mut()
+                .flat_map(|s| std::mem::take(&mut s.endpoints))
+                .collect()
+        }
+        None => legacy.unwrap_or_default(),
+    }
+}
+
+/// The Service an EndpointSlice or Endpoints object is for; `None` for
+/// other kinds (and a slice without the label).
+pub fn endpoints_owner(object: &Object) -> Option<(&str, &str)> {
+    match object {
+        Object::EndpointSlice(slice) => endpoint_slice::service_of(slice),
+        Object::Endpoints(eps) => endpoints::service_of(eps),
+        _ => None,
+    }
+}
+
+/// Gives the Services `keys` of `cluster` their endpoints again, from the
+/// EndpointSlice and Endpoints objects of `loaded`: what [`convert`] of
+/// `loaded` gives them, when they are the only Services whose endpoints
+/// objects changed since `cluster` was converted. Problems found in those
+/// objects go to `diagnostics`.
+pub fn refresh_endpoints(
+    cluster: &mut Cluster,
+    loaded: &Loaded,
+    keys: &BTreeSet<(String, String)>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let wanted = |owner: Option<(&str, &str)>| {
+        owner.is_some_and(|(ns, name)| {
+            keys.iter()
+                .any(|(k_ns, k_name)| k_ns == ns && k_name == name)
+        })
+    };
+    let mut slices: BTreeMap<(String, String), Vec<endpoint_slice::Converted>> = BTreeMap::new();
+    let mut legacy = BTreeMap::new();
+    for (index, doc) in loaded.documents.iter().enumerate() {
+        if !wanted(endpoints_owner(&doc.object)) {
+            continue;
+        }
+        let mut at = Located::new(index, doc, diagnostics);
+        missing_name(&mut at);
+        match &*doc.object {
+            Object::EndpointSlice(slice) => {
+                let converted = endpoint_slice::convert(&mut at, slice);
+                if let Some(service) = converted.service.clone() {
+                    slices.entry(service).or_default().push(converted);
+                }
+            }
+            Object::Endpoints(eps) => {
+                let converted = endpoints::convert(&mut at, eps);
+                if let Some(service) = converted.service {
+                    legacy.insert(service, converted.endpoints);
+                }
+            }
+            _ => {}
+        }
+    }
+    for key in keys {
+        let found = cluster
+            .services
+            .binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(&key.0, &key.1)));
+        if let Ok(i) = found {
+            cluster.services[i].endpoints =
+                joined_endpoints(slices.get_mut(key), legacy.remove(key));
+        }
     }
 }
 
@@ -283,9 +353,12 @@ fn endpoints_object(at: &Located<'_>, service: &Option<(String, String)>) -> End
 
 /// The namespace of a namespaced object.
 pub(crate) fn namespace_of(meta: &ObjectMeta) -> String {
-    meta.namespace
-        .clone()
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+    namespace_str(meta).to_string()
+}
+
+/// [`namespace_of`], borrowed.
+pub(crate) fn namespace_str(meta: &ObjectMeta) -> &str {
+    meta.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
 }
 
 /// The object as messages name it: ``Service `default/web` ``, or just the

@@ -131,6 +131,88 @@ pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowe
     Ok(Lowered { ruleset, decisions })
 }
 
+/// What [`lower`] gives for `cluster`, worked out from `old` (what it gave
+/// before) by lowering again only the Services `keys`, when only their
+/// endpoints changed since. `Ok(None)` when the shortcut cannot promise the
+/// same result: a frontend of theirs would be contested (the caller knows
+/// whether `old` had contested frontends, and does not ask then).
+pub fn relower(
+    cluster: &Cluster,
+    options: &Options,
+    old: &Ruleset,
+    keys: &BTreeSet<(String, String)>,
+) -> Result<Option<Ruleset>, LowerError> {
+    let node = match &options.node {
+        Some(name) => Some(
+            cluster
+                .nodes
+                .get(name)
+                .ok_or_else(|| LowerError::UnknownNode(name.clone()))?,
+        ),
+        None => None,
+    };
+    if old.node.as_ref() != node.map(|n| &n.name) {
+        return Ok(None);
+    }
+    let context = Context::new(cluster, node, options);
+    let mut fresh: Vec<Entry> = keys
+        .iter()
+        .filter_map(|(ns, name)| {
+            let i = cluster
+                .services
+                .binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(ns, name)))
+                .ok()?;
+            Some(context.service(&cluster.services[i]))
+        })
+        .flatten()
+        .collect();
+    fresh.sort_by(|a, b| entry_key(a).cmp(&entry_key(b)));
+    fresh.dedup_by(|later, first| entry_key(later) == entry_key(first));
+    let changed = |e: &Entry| {
+        keys.iter()
+            .any(|(ns, name)| *ns == e.namespace && *name == e.name)
+    };
+    let claims = |entries: &mut dyn Iterator<Item = &Entry>| {
+        let mut all: Vec<_> = entries
+            .flat_map(|e| {
+                e.frontends
+                    .iter()
+                    .map(move |f| (e.family, f.address, f.kind, e.protocol, f.port))
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let before = claims(&mut old.services.iter().filter(|e| changed(e)));
+    if claims(&mut fresh.iter()) != before {
+        return Ok(None);
+    }
+    let mut services: Vec<Entry> = old
+        .services
+        .iter()
+        .filter(|e| !changed(e))
+        .cloned()
+        .chain(fresh)
+        .collect();
+    services.sort_by(|a, b| entry_key(a).cmp(&entry_key(b)));
+    let ruleset = Ruleset {
+        services,
+        version: old.version,
+        node: old.node.clone(),
+        cluster_cidrs: old.cluster_cidrs.clone(),
+        local_detector: old.local_detector.clone(),
+        service_cidrs: old.service_cidrs.clone(),
+        cluster_ips: old.cluster_ips.clone(),
+        node_addresses: old.node_addresses.clone(),
+        nodeport_scope: old.nodeport_scope.clone(),
+    };
+    #[cfg(debug_assertions)]
+    if let Err(violations) = crate::ir::validate(&ruleset) {
+        panic!("{}", broken_promises(&violations));
+    }
+    Ok(Some(ruleset))
+}
+
 /// The service CIDRs: `--service-cidr`'s and every ServiceCIDR object's,
 /// together. The flag stands for the API server's
 /// `--service-cluster-ip-range`, from which it creates the default

@@ -11,7 +11,7 @@ use std::fmt::Write;
 use crate::ir::Family;
 
 /// Everything knc puts in the kernel for one node: one table per family.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tables {
     /// The node the ruleset was compiled for (`None`: any node). Written to
     /// the header comment; an incremental update needs the same node.
