@@ -116,7 +116,7 @@ pub fn reconcile(args: &ReconcileArgs, verbose: bool) -> Outcome {
         interval: args.interval,
         once: args.once,
         metrics_addr: args.metrics_addr,
-        debounce: std::time::Duration::from_millis(20),
+        debounce: std::time::Duration::from_millis(5),
     };
     Outcome::Status(reconcile::run(node, config, &print_diagnostics))
 }

@@ -197,6 +197,7 @@ fn find<'a>(ruleset: &'a Ruleset, query: &Query) -> Option<(&'a Entry, &'a Front
     let candidates = ruleset
         .services
         .iter()
+        .map(|s| &**s)
         .filter(|s| s.protocol == query.protocol && s.family == Family::of(&query.to))
         .flat_map(|s| s.frontends.iter().map(move |f| (s, f)));
     let mut nodeport = None;
@@ -250,7 +251,7 @@ mod tests {
             cluster_ips: vec!["10.96.0.1".parse().unwrap()],
             node_addresses: vec!["172.30.0.1".parse().unwrap()],
             nodeport_scope: NodePortScope::LocalIn(vec!["172.30.0.1/32".parse().unwrap()]),
-            services: vec![Entry {
+            services: vec![std::sync::Arc::new(Entry {
                 family: Family::Ipv4,
                 namespace: "default".into(),
                 name: "web".into(),
@@ -286,7 +287,7 @@ mod tests {
                 },
                 affinity_timeout_seconds: None,
                 health_check_node_port: Some(31000),
-            }],
+            })],
         }
     }
 

@@ -44,6 +44,17 @@ pub enum Path {
     Unchanged,
 }
 
+impl Path {
+    /// How logs say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Full => "everything compiled",
+            Path::Endpoints => "changed endpoints only",
+            Path::Unchanged => "nothing changed",
+        }
+    }
+}
+
 /// A successful compile with no diagnostics, kept for the next one.
 struct Last {
     settings: Settings,

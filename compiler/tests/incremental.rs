@@ -71,7 +71,7 @@ fn mutate(ruleset: &Ruleset, rng: &mut Rng) -> Ruleset {
         return new;
     }
     let i = rng.below(new.services.len());
-    let entry = &mut new.services[i];
+    let entry = new.entry_mut(i);
     let v6 = entry.family == knc_compiler::ir::Family::Ipv6;
     let fresh = |n: u64| -> IpAddr {
         if v6 {

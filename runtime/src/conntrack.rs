@@ -73,7 +73,7 @@ fn entries(ruleset: &Ruleset) -> BTreeMap<EntryKey<'_>, &Entry> {
                     s.port_name.as_str(),
                     s.protocol,
                 ),
-                s,
+                &**s,
             )
         })
         .collect()

@@ -71,6 +71,9 @@ pub struct Reader {
     cache: HashMap<PathBuf, Cached>,
     /// The files of the last complete read, in the order read.
     order: Vec<PathBuf>,
+    /// How many files the last read or refresh read the bytes of, and
+    /// whether it was a complete read.
+    last: (usize, bool),
     /// The PATHs read last time (absolute, as given) and where they were
     /// read from (see [`snapshot_root`]).
     roots: Vec<(PathBuf, PathBuf)>,
@@ -82,6 +85,7 @@ impl Reader {
         let mut problems = Vec::new();
         let mut seen = HashMap::with_capacity(self.cache.len());
         let mut order = Vec::with_capacity(self.order.len());
+        let mut reads = 0;
         self.roots.clear();
         for path in paths {
             if path.as_os_str() == "-" {
@@ -109,7 +113,10 @@ impl Reader {
                 let stamp = Stamp::of(&meta);
                 let cached = match self.cache.remove(&file) {
                     Some(c) if c.stamp == stamp && c.shown == shown => c,
-                    _ => fresh(stamp, shown, std::fs::read(&file)),
+                    _ => {
+                        reads += 1;
+                        fresh(stamp, shown, std::fs::read(&file))
+                    }
                 };
                 order.push(file.clone());
                 seen.insert(file, cached);
@@ -119,6 +126,7 @@ impl Reader {
         }
         self.cache = seen;
         self.order = order;
+        self.last = (reads, true);
         let (files, mut found) = self.current();
         found.append(&mut problems);
         (files, found)
@@ -133,6 +141,7 @@ impl Reader {
         if self.order.is_empty() {
             return None;
         }
+        let mut reads = 0;
         for path in changed {
             let path = &self.resolved(path);
             match self.cache.get_mut(path) {
@@ -140,6 +149,7 @@ impl Reader {
                     let meta = std::fs::metadata(path).ok()?;
                     let stamp = Stamp::of(&meta);
                     if stamp != cached.stamp {
+                        reads += 1;
                         *cached = fresh(stamp, cached.shown.clone(), std::fs::read(path));
                     }
                 }
@@ -163,7 +173,17 @@ impl Reader {
                 }
             }
         }
+        self.last = (reads, false);
         Some(self.current())
+    }
+
+    /// How the last read went, for logs: `3 files read (complete)` or
+    /// `1 file read (watched)`.
+    pub fn last_read(&self) -> String {
+        let (reads, complete) = self.last;
+        let files = if reads == 1 { "file" } else { "files" };
+        let how = if complete { "complete" } else { "watched" };
+        format!("{reads} {files} read, {how}")
     }
 
     /// Where the watcher's `path` (under a PATH as given) was read from.

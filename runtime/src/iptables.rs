@@ -166,6 +166,7 @@ pub fn sync_iptables(state: &StateDir, new: &Ruleset, dry_run: bool) -> Result<S
         transaction: String::new(),
         previous: record.as_ref().map(|r| r.ruleset.clone()),
         kernel_time: Duration::ZERO,
+        record_time: Duration::ZERO,
         generation,
     };
     if !same {

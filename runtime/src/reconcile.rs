@@ -92,6 +92,7 @@ pub fn run(mut node: Node, config: Config, on_invalid: &dyn Fn(&[Diagnostic])) -
         changes: Arc::new(Mutex::new(Changes::default())),
         reader: crate::inputs::Reader::default(),
         session: Session::default(),
+        compile_summary: String::from("not compiled (input unchanged)"),
         clean_hash: None,
         last_scan: Instant::now(),
     };
@@ -169,6 +170,8 @@ struct Reconciler<'a> {
     reader: crate::inputs::Reader,
     /// Compiles only what changed.
     session: Session,
+    /// How the last compile went, for the round's log line.
+    compile_summary: String,
     /// The hash of the last complete read, when it had no problems.
     clean_hash: Option<u64>,
     last_scan: Instant,
@@ -297,6 +300,11 @@ impl Reconciler<'_> {
                     .compile(&files, problems, &target.settings, &choice)
                 {
                     Ok(compiled) => {
+                        self.compile_summary = format!(
+                            "{}, {} documents parsed",
+                            self.session.path().as_str(),
+                            self.session.parsed()
+                        );
                         on_invalid(&compiled.warnings);
                         let ruleset = compiled.into_single();
                         self.last_input = Some(Compiled {
@@ -356,19 +364,24 @@ impl Reconciler<'_> {
         if synced.change != Change::Unchanged {
             tracing::info!(
                 "synced {} Service ports: {}, {} commands, {} conntrack entries deleted, in {} ms \
-                 (read {} ms, compile {} ms, state+diff {} ms, kernel {} ms, after {} ms)",
+                 (read {} ms: {}; compile {} ms: {}; diff {} ms, kernel {} ms, record {} ms, \
+                 after {} ms)",
                 ruleset.services.len(),
                 synced.change.as_str(),
                 synced.commands,
                 deleted.entries,
                 took.as_millis(),
                 read.as_millis(),
+                self.reader.last_read(),
                 compiled.saturating_sub(read).as_millis(),
+                self.compile_summary,
                 synced_at
                     .saturating_sub(compiled)
                     .saturating_sub(synced.kernel_time)
+                    .saturating_sub(synced.record_time)
                     .as_millis(),
                 synced.kernel_time.as_millis(),
+                synced.record_time.as_millis(),
                 took.saturating_sub(synced_at).as_millis(),
             );
         } else {

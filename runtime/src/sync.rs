@@ -54,6 +54,8 @@ pub struct Synced {
     /// The ruleset that was live before, when known (for conntrack).
     pub previous: Option<Ruleset>,
     pub kernel_time: Duration,
+    /// Time spent saving the record, after the kernel's commit.
+    pub record_time: Duration,
     /// The ruleset generation knc's rules are known to be current at
     /// (`None` when unknown): while the kernel still reports it, nothing
     /// has changed them.
@@ -149,6 +151,7 @@ pub fn sync_nft(
         transaction: transaction.render(),
         previous: None,
         kernel_time: Duration::ZERO,
+        record_time: Duration::ZERO,
         generation: Some(generation),
     };
     if dry_run || unchanged {
@@ -187,8 +190,10 @@ pub fn sync_nft(
     let ours = (after == before.wrapping_add(1)).then_some(after);
     synced.generation = ours;
     synced.previous = applied.map(|a| a.record.ruleset);
+    let saving = Instant::now();
     let record = Record::new(Backend::Nft, new.clone(), ours);
     state.save(&record).map_err(SyncError::Record)?;
+    synced.record_time = saving.elapsed();
     *memory = Some(Applied {
         record,
         tables: new_tables,

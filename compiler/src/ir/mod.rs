@@ -73,6 +73,7 @@ mod validate;
 pub use validate::{validate, Invariant, Violation};
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -110,11 +111,18 @@ pub struct Ruleset {
     pub node_addresses: Vec<IpAddr>,
     /// Where NodePort frontends accept traffic.
     pub nodeport_scope: NodePortScope,
-    /// One entry per Service port and IP family.
-    pub services: Vec<Entry>,
+    /// One entry per Service port and IP family. Shared (`Arc`): a node
+    /// agent's compile after an endpoint change reuses every entry that
+    /// did not change, and copies of a ruleset are cheap.
+    pub services: Vec<Arc<Entry>>,
 }
 
 impl Ruleset {
+    /// The entry at `index`, to change (a copy of it when shared).
+    pub fn entry_mut(&mut self, index: usize) -> &mut Entry {
+        Arc::make_mut(&mut self.services[index])
+    }
+
     /// A ruleset of this version holding only `services` for `node`: no
     /// CIDRs, no node addresses, NodePorts on any local address. For tests
     /// and tools that build IR by hand.
@@ -128,7 +136,7 @@ impl Ruleset {
             cluster_ips: Vec::new(),
             node_addresses: Vec::new(),
             nodeport_scope: NodePortScope::AnyLocal,
-            services,
+            services: services.into_iter().map(Arc::new).collect(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod endpoints;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -122,7 +123,7 @@ pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowe
         cluster_ips: cluster_ips.into_iter().collect(),
         node_addresses: context.node_addresses.clone(),
         nodeport_scope: context.nodeport_scope.clone(),
-        services,
+        services: services.into_iter().map(Arc::new).collect(),
     };
     #[cfg(debug_assertions)]
     if let Err(violations) = crate::ir::validate(&ruleset) {
@@ -183,16 +184,16 @@ pub fn relower(
         all.sort();
         all
     };
-    let before = claims(&mut old.services.iter().filter(|e| changed(e)));
+    let before = claims(&mut old.services.iter().map(|e| &**e).filter(|e| changed(e)));
     if claims(&mut fresh.iter()) != before {
         return Ok(None);
     }
-    let mut services: Vec<Entry> = old
+    let mut services: Vec<Arc<Entry>> = old
         .services
         .iter()
         .filter(|e| !changed(e))
         .cloned()
-        .chain(fresh)
+        .chain(fresh.into_iter().map(Arc::new))
         .collect();
     services.sort_by(|a, b| entry_key(a).cmp(&entry_key(b)));
     let ruleset = Ruleset {

@@ -74,7 +74,7 @@ fn ruleset(services: Vec<Entry>) -> Ruleset {
         ],
         node_addresses: vec!["192.168.1.10".parse().unwrap()],
         nodeport_scope: NodePortScope::AnyLocal,
-        services,
+        services: services.into_iter().map(std::sync::Arc::new).collect(),
     }
 }
 
@@ -400,7 +400,7 @@ fn without_cluster_cidr_pods_are_not_told_apart() {
     let mut rs = ruleset(vec![cluster_ip_service()]);
     rs.cluster_cidrs.clear();
     // Lowering makes pods equal external then.
-    rs.services[0].frontends[0].routing.pods = fwd(SetKind::Cluster, true);
+    rs.entry_mut(0).frontends[0].routing.pods = fwd(SetKind::Cluster, true);
     let out = emit(&rs, Family::Ipv4);
     let fe = jump_of(&out, "-d 10.96.0.10/32");
     let rules = rules_of(&out, &fe);

@@ -15,6 +15,7 @@
 //! models.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use super::model::{Element, Table, TableFamily, Tables};
 use super::transaction::Op;
@@ -39,11 +40,11 @@ pub fn update_tables(
     let (before, after) = changed_entries(&old.services, &new.services);
     let mut plan = Vec::new();
     for family in [Family::Ipv4, Family::Ipv6] {
-        let mini = |entries: &[&Entry]| Ruleset {
+        let mini = |entries: &[&Arc<Entry>]| Ruleset {
             services: entries
                 .iter()
                 .filter(|e| e.family == family)
-                .map(|e| (*e).clone())
+                .map(|e| Arc::clone(e))
                 .collect(),
             cluster_cidrs: Vec::new(),
             service_cidrs: Vec::new(),
@@ -128,7 +129,11 @@ impl Ruleset {
 
 /// The entries of `old` and of `new` that differ, or exist in one only.
 /// Both lists are in entry order (lowering sorts them).
-fn changed_entries<'a>(old: &'a [Entry], new: &'a [Entry]) -> (Vec<&'a Entry>, Vec<&'a Entry>) {
+#[allow(clippy::type_complexity)]
+fn changed_entries<'a>(
+    old: &'a [Arc<Entry>],
+    new: &'a [Arc<Entry>],
+) -> (Vec<&'a Arc<Entry>>, Vec<&'a Arc<Entry>>) {
     let (mut before, mut after) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
@@ -147,7 +152,7 @@ fn changed_entries<'a>(old: &'a [Entry], new: &'a [Entry]) -> (Vec<&'a Entry>, V
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                if old[i] != new[j] {
+                if !Arc::ptr_eq(&old[i], &new[j]) && old[i] != new[j] {
                     before.push(&old[i]);
                     after.push(&new[j]);
                 }
@@ -177,18 +182,19 @@ fn same_features(was: &FamilyEmitter<'_>, is: &FamilyEmitter<'_>) -> bool {
 struct Shared<'a> {
     new: &'a Ruleset,
     family: Family,
-    changed: &'a [&'a Entry],
+    changed: &'a [&'a Arc<Entry>],
 }
 
 impl Shared<'_> {
     /// Hairpin elements the unchanged entries of the new ruleset need.
     fn hairpin_of_the_rest(&self) -> HashSet<String> {
-        let changed: HashSet<*const Entry> = self.changed.iter().map(|e| *e as *const _).collect();
+        let changed: HashSet<*const Entry> = self.changed.iter().map(|e| Arc::as_ptr(e)).collect();
         let unchanged = self
             .new
             .services
             .iter()
-            .filter(|e| !changed.contains(&(*e as *const Entry)));
+            .filter(|e| !changed.contains(&Arc::as_ptr(e)))
+            .map(|e| &**e);
         hairpin_candidates(self.new.node.is_some(), unchanged, self.family)
             .iter()
             .map(hairpin_element)

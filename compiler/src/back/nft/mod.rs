@@ -311,7 +311,7 @@ impl<'a> FamilyEmitter<'a> {
             }
         }
         let has_node = ruleset.node.is_some();
-        for ip in hairpin_candidates(has_node, ruleset.services.iter(), family) {
+        for ip in hairpin_candidates(has_node, ruleset.services.iter().map(|e| &**e), family) {
             self.push("hairpin", Element::new(hairpin_element(&ip)));
         }
     }
@@ -854,7 +854,7 @@ mod tests {
             cluster_ips: vec!["fd00:10:96::1".parse().unwrap()],
             node_addresses: Vec::new(),
             nodeport_scope: NodePortScope::AnyLocal,
-            services: vec![Entry {
+            services: vec![std::sync::Arc::new(Entry {
                 family: Family::Ipv6,
                 namespace: "default".into(),
                 name: "empty".into(),
@@ -874,7 +874,7 @@ mod tests {
                 backends: Default::default(),
                 affinity_timeout_seconds: None,
                 health_check_node_port: None,
-            }],
+            })],
         };
         let text = emit(&ruleset);
         let table6 = &text[text.find("table ip6 knc {").unwrap()..];

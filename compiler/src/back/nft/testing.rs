@@ -69,7 +69,7 @@ pub fn ruleset(services: Vec<Entry>) -> Ruleset {
             .collect(),
         node_addresses: vec![],
         nodeport_scope: NodePortScope::AnyLocal,
-        services,
+        services: services.into_iter().map(std::sync::Arc::new).collect(),
     }
 }
 

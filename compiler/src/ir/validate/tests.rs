@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ir::{BackendSets, Routing};
+use std::sync::Arc;
 
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
@@ -126,7 +127,7 @@ fn valid() -> Ruleset {
         cluster_ips: vec![ip("10.96.0.1"), ip("10.96.0.2"), ip("fd00:96::1")],
         node_addresses: vec![ip("192.168.0.1")],
         nodeport_scope: NodePortScope::LocalIn(vec![net("192.168.0.1/32")]),
-        services: vec![a4, b4, a6],
+        services: vec![Arc::new(a4), Arc::new(b4), Arc::new(a6)],
     }
 }
 
@@ -150,16 +151,16 @@ fn broken(invariant: Invariant) -> Vec<(&'static str, Ruleset)> {
         Invariant::Sorted => {
             case("entries out of order", &|r| r.services.swap(A4, B4));
             case("frontends out of order", &|r| {
-                r.services[A4].frontends.swap(0, 1)
+                r.entry_mut(A4).frontends.swap(0, 1)
             });
             case("backends out of order", &|r| {
-                r.services[A4].backends.cluster.swap(0, 1)
+                r.entry_mut(A4).backends.cluster.swap(0, 1)
             });
             case("a backend twice", &|r| {
-                r.services[A4].backends.local.push(backend("10.244.1.1"))
+                r.entry_mut(A4).backends.local.push(backend("10.244.1.1"))
             });
             case("allowed sources out of order", &|r| {
-                r.services[A4].frontends[1].allowed_sources.reverse()
+                r.entry_mut(A4).frontends[1].allowed_sources.reverse()
             });
             case("cluster IPs out of order", &|r| r.cluster_ips.reverse());
             case("service CIDRs out of order", &|r| r.service_cidrs.reverse());
@@ -176,7 +177,7 @@ fn broken(invariant: Invariant) -> Vec<(&'static str, Ruleset)> {
         }
         Invariant::UniqueFrontendKey => {
             case("an address and port of another entry", &|r| {
-                r.services[B4].frontends[0] = frontend(
+                r.entry_mut(B4).frontends[0] = frontend(
                     FrontendKind::ExternalIp,
                     Some("203.0.113.1"),
                     80,
@@ -185,15 +186,15 @@ fn broken(invariant: Invariant) -> Vec<(&'static str, Ruleset)> {
             });
             case("a NodePort of another entry", &|r| {
                 let node_port = frontend(FrontendKind::NodePort, None, 30080, all(Route::Reject));
-                r.services[B4].frontends.push(node_port)
+                r.entry_mut(B4).frontends.push(node_port)
             });
         }
         Invariant::NoEmptyForward => {
             case("forward to an empty cluster set", &|r| {
-                r.services[B4].frontends[0].routing.node = CLUSTER
+                r.entry_mut(B4).frontends[0].routing.node = CLUSTER
             });
             case("forward to an empty local set", &|r| {
-                r.services[A6].frontends[0].routing.node = Route::Forward {
+                r.entry_mut(A6).frontends[0].routing.node = Route::Forward {
                     set: SetKind::Local,
                     masquerade: false,
                 }
@@ -201,7 +202,7 @@ fn broken(invariant: Invariant) -> Vec<(&'static str, Ruleset)> {
         }
         Invariant::PodsAreExternal => {
             case("pods told apart without a cluster CIDR", &|r| {
-                r.services[A6].frontends[0].routing.external = CLUSTER_MASQUERADED
+                r.entry_mut(A6).frontends[0].routing.external = CLUSTER_MASQUERADED
             });
         }
         Invariant::LocalDetector => {
@@ -223,28 +224,31 @@ fn broken(invariant: Invariant) -> Vec<(&'static str, Ruleset)> {
         }
         Invariant::Weight => {
             case("weight 0", &|r| {
-                r.services[A4].backends.cluster[1].weight = 0
+                r.entry_mut(A4).backends.cluster[1].weight = 0
             });
         }
         Invariant::OneFamily => {
             case("an IPv6 backend in an IPv4 entry", &|r| {
-                r.services[A4].backends.cluster.push(backend("fd00:244::9"))
+                r.entry_mut(A4)
+                    .backends
+                    .cluster
+                    .push(backend("fd00:244::9"))
             });
             case("an IPv4 frontend in an IPv6 entry", &|r| {
-                r.services[A6].frontends[0].address = Some(ip("10.96.0.9"))
+                r.entry_mut(A6).frontends[0].address = Some(ip("10.96.0.9"))
             });
             case("an IPv6 allowed source in an IPv4 entry", &|r| {
-                r.services[A4].frontends[1]
+                r.entry_mut(A4).frontends[1]
                     .allowed_sources
                     .push(net("fd00::/64"))
             });
         }
         Invariant::FrontendAddress => {
             case("a NodePort with an address", &|r| {
-                r.services[A4].frontends[2].address = Some(ip("192.168.0.1"))
+                r.entry_mut(A4).frontends[2].address = Some(ip("192.168.0.1"))
             });
             case("a ClusterIP without an address", &|r| {
-                r.services[B4].frontends[0].address = None
+                r.entry_mut(B4).frontends[0].address = None
             });
         }
     }
@@ -263,7 +267,7 @@ fn an_interface_detector_tells_pods_apart_in_both_families() {
     let mut ruleset = valid();
     ruleset.cluster_cidrs.clear();
     ruleset.local_detector = LocalDetector::Interface("cni0".into());
-    ruleset.services[A6].frontends[0].routing.external = CLUSTER_MASQUERADED;
+    ruleset.entry_mut(A6).frontends[0].routing.external = CLUSTER_MASQUERADED;
     assert_eq!(validate(&ruleset), Ok(()));
 }
 
@@ -287,7 +291,7 @@ fn each_broken_invariant_is_rejected_as_itself() {
 #[test]
 fn a_violation_names_the_entry_and_the_invariant() {
     let mut ruleset = valid();
-    ruleset.services[A4].backends.cluster[1].weight = 0;
+    ruleset.entry_mut(A4).backends.cluster[1].weight = 0;
     let violations = validate(&ruleset).unwrap_err();
     assert_eq!(violations[0].entry.as_deref(), Some("default/a:http"));
     assert_eq!(
@@ -297,7 +301,7 @@ fn a_violation_names_the_entry_and_the_invariant() {
     );
 
     let mut ruleset = valid();
-    ruleset.services[B4].frontends.push(frontend(
+    ruleset.entry_mut(B4).frontends.push(frontend(
         FrontendKind::NodePort,
         None,
         30080,
@@ -315,8 +319,8 @@ fn a_violation_names_the_entry_and_the_invariant() {
 #[test]
 fn every_violation_is_reported() {
     let mut ruleset = valid();
-    ruleset.services[A4].backends.cluster[1].weight = 0;
-    ruleset.services[B4].frontends[0].routing.node = CLUSTER;
+    ruleset.entry_mut(A4).backends.cluster[1].weight = 0;
+    ruleset.entry_mut(B4).frontends[0].routing.node = CLUSTER;
     let found: Vec<Invariant> = validate(&ruleset)
         .unwrap_err()
         .iter()
