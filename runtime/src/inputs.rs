@@ -27,7 +27,9 @@ const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
 /// as standard input. Problems come back as diagnostics; readable files are
 /// still returned.
 pub fn read(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
-    Reader::default().read(paths)
+    let mut reader = Reader::default();
+    let problems = reader.read(paths);
+    (reader.files, problems)
 }
 
 /// What identifies a file's content without reading it.
@@ -68,9 +70,18 @@ struct Cached {
 /// metadata changed since the last read (reconcile keeps one).
 #[derive(Debug, Default)]
 pub struct Reader {
-    cache: HashMap<PathBuf, Cached>,
-    /// The files of the last complete read, in the order read.
-    order: Vec<PathBuf>,
+    /// Every file of the last complete read, in order, by where it was read.
+    entries: Vec<(PathBuf, Cached)>,
+    index: HashMap<PathBuf, usize>,
+    /// The files read, in order (entries without a problem).
+    files: Vec<SourceFile>,
+    /// For each entry, its place in `files`.
+    slots: Vec<Option<usize>>,
+    /// Problems of the last read: the entries', then the PATHs' own.
+    problems: Vec<Diagnostic>,
+    /// Per entry, a hash of its place, name and bytes; and their sum.
+    hashes: Vec<u64>,
+    hash: u64,
     /// How many files the last read or refresh read the bytes of, and
     /// whether it was a complete read.
     last: (usize, bool),
@@ -80,23 +91,23 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Like [`read`], reusing what an earlier call read of unchanged files.
-    pub fn read(&mut self, paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
+    /// Like [`read`], reusing what an earlier call read of unchanged files;
+    /// the files are then [`Reader::files`].
+    pub fn read(&mut self, paths: &[PathBuf]) -> Vec<Diagnostic> {
         let mut problems = Vec::new();
-        let mut seen = HashMap::with_capacity(self.cache.len());
-        let mut order = Vec::with_capacity(self.order.len());
+        let mut previous: HashMap<PathBuf, Cached> =
+            std::mem::take(&mut self.entries).into_iter().collect();
+        let mut entries = Vec::with_capacity(previous.len());
         let mut reads = 0;
         self.roots.clear();
         for path in paths {
             if path.as_os_str() == "-" {
                 let mut bytes = Vec::new();
-                let key = PathBuf::from("-");
                 let cached = match std::io::stdin().read_to_end(&mut bytes) {
                     Ok(_) => fresh(Stamp::default(), "<stdin>".into(), Ok(bytes)),
                     Err(e) => fresh(Stamp::default(), "<stdin>".into(), Err(e)),
                 };
-                order.push(key.clone());
-                seen.insert(key, cached);
+                entries.push((PathBuf::from("-"), cached));
                 continue;
             }
             let root = snapshot_root(path);
@@ -111,47 +122,80 @@ impl Reader {
                 };
                 let shown = display(&shown);
                 let stamp = Stamp::of(&meta);
-                let cached = match self.cache.remove(&file) {
+                let cached = match previous.remove(&file) {
                     Some(c) if c.stamp == stamp && c.shown == shown => c,
                     _ => {
                         reads += 1;
                         fresh(stamp, shown, std::fs::read(&file))
                     }
                 };
-                order.push(file.clone());
-                seen.insert(file, cached);
+                entries.push((file, cached));
             }
             let given = std::path::absolute(path).unwrap_or_else(|_| path.clone());
             self.roots.push((given, root));
         }
-        self.cache = seen;
-        self.order = order;
+        self.index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (key.clone(), i))
+            .collect();
+        self.files.clear();
+        self.slots.clear();
+        self.hashes.clear();
+        self.problems.clear();
+        for (i, (_, cached)) in entries.iter().enumerate() {
+            self.slots.push(cached.file.as_ref().map(|file| {
+                self.files.push(file.clone());
+                self.files.len() - 1
+            }));
+            self.problems.extend(cached.problem.clone());
+            self.hashes.push(entry_hash(i, cached));
+        }
+        self.problems.extend(problems);
+        self.hash = self.hashes.iter().fold(0, |sum, h| sum.wrapping_add(*h));
+        self.entries = entries;
         self.last = (reads, true);
-        let (files, mut found) = self.current();
-        found.append(&mut problems);
-        (files, found)
+        self.problems.clone()
     }
 
-    /// What the last read gave, with the files named in `changed` read
-    /// again if their metadata changed: the same as [`Reader::read`] when
-    /// nothing else changed under the PATHs. `None` when that cannot be
-    /// promised (a file appeared or went, a directory or a symlink
-    /// changed) and a complete read is needed.
-    pub fn refresh(&mut self, changed: &[PathBuf]) -> Option<(Vec<SourceFile>, Vec<Diagnostic>)> {
-        if self.order.is_empty() {
+    /// The files of the last read or refresh, in order.
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    /// The last read's files with the files named in `changed` read again
+    /// if their metadata changed: the same as [`Reader::read`] when nothing
+    /// else changed under the PATHs, at the cost of the named files. `None`
+    /// when that cannot be promised (a file appeared or went or became
+    /// unreadable, a directory or a symlink changed) and a complete read
+    /// is needed. The problems are the last read's.
+    pub fn refresh(&mut self, changed: &[PathBuf]) -> Option<Vec<Diagnostic>> {
+        if self.entries.is_empty() || !self.problems.is_empty() {
             return None;
         }
         let mut reads = 0;
         for path in changed {
             let path = &self.resolved(path);
-            match self.cache.get_mut(path) {
-                Some(cached) => {
+            match self.index.get(path) {
+                Some(&i) => {
                     let meta = std::fs::metadata(path).ok()?;
                     let stamp = Stamp::of(&meta);
-                    if stamp != cached.stamp {
-                        reads += 1;
-                        *cached = fresh(stamp, cached.shown.clone(), std::fs::read(path));
+                    let cached = &mut self.entries[i].1;
+                    if stamp == cached.stamp {
+                        continue;
                     }
+                    reads += 1;
+                    let again = fresh(stamp, cached.shown.clone(), std::fs::read(path));
+                    let (Some(file), None, Some(slot)) =
+                        (&again.file, &again.problem, self.slots[i])
+                    else {
+                        return None;
+                    };
+                    self.files[slot] = file.clone();
+                    *cached = again;
+                    let h = entry_hash(i, cached);
+                    self.hash = self.hash.wrapping_sub(self.hashes[i]).wrapping_add(h);
+                    self.hashes[i] = h;
                 }
                 // Not a file read last time: harmless only when it is not
                 // one to read (a temporary file of an atomic write) and
@@ -174,11 +218,11 @@ impl Reader {
             }
         }
         self.last = (reads, false);
-        Some(self.current())
+        Some(Vec::new())
     }
 
-    /// How the last read went, for logs: `3 files read (complete)` or
-    /// `1 file read (watched)`.
+    /// How the last read went, for logs: `3 files read, complete` or
+    /// `1 file read, watched`.
     pub fn last_read(&self) -> String {
         let (reads, complete) = self.last;
         let files = if reads == 1 { "file" } else { "files" };
@@ -200,28 +244,17 @@ impl Reader {
     /// A hash of every file's name and bytes as last read: equal means the
     /// same input.
     pub fn input_hash(&self) -> u64 {
-        let mut hasher = DefaultHasher::new();
-        for key in &self.order {
-            if let Some(cached) = self.cache.get(key) {
-                cached.shown.hash(&mut hasher);
-                cached.digest.hash(&mut hasher);
-            }
-        }
-        hasher.finish()
+        self.hash
     }
+}
 
-    /// The files and problems of the cached reads, in order.
-    fn current(&self) -> (Vec<SourceFile>, Vec<Diagnostic>) {
-        let mut files = Vec::with_capacity(self.order.len());
-        let mut problems = Vec::new();
-        for key in &self.order {
-            if let Some(cached) = self.cache.get(key) {
-                files.extend(cached.file.clone());
-                problems.extend(cached.problem.clone());
-            }
-        }
-        (files, problems)
-    }
+/// A hash of an entry's place, name and bytes.
+fn entry_hash(place: usize, cached: &Cached) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    place.hash(&mut hasher);
+    cached.shown.hash(&mut hasher);
+    cached.digest.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What reading a file's bytes gave.
@@ -339,17 +372,20 @@ mod tests {
         std::fs::write(root.join("b.yaml"), "b: 1\n").unwrap();
         std::fs::write(root.join(".hidden.yaml"), "h: 1\n").unwrap();
         let mut reader = Reader::default();
-        let (first, problems) = reader.read(std::slice::from_ref(&root));
+        let problems = reader.read(std::slice::from_ref(&root));
+        let first = reader.files().to_vec();
         assert!(problems.is_empty());
         assert_eq!(first.len(), 2);
-        let (again, _) = reader.read(std::slice::from_ref(&root));
+        let _ = reader.read(std::slice::from_ref(&root));
+        let again = reader.files().to_vec();
         assert!(
             std::sync::Arc::ptr_eq(&first[0].text, &again[0].text),
             "an unchanged file is not read again"
         );
         std::fs::write(root.join("b.yaml"), "b: 22\n").unwrap();
         std::fs::remove_file(root.join("a.yaml")).unwrap();
-        let (changed, _) = reader.read(std::slice::from_ref(&root));
+        let _ = reader.read(std::slice::from_ref(&root));
+        let changed = reader.files().to_vec();
         assert_eq!(names(&changed).len(), 1);
         assert_eq!(&*changed[0].text, "b: 22\n");
     }
@@ -362,21 +398,23 @@ mod tests {
         std::fs::write(root.join("b.yaml"), "b: 1\n").unwrap();
         let mut reader = Reader::default();
         assert!(reader.refresh(&[]).is_none(), "nothing read yet");
-        let (first, _) = reader.read(std::slice::from_ref(&root));
+        let _ = reader.read(std::slice::from_ref(&root));
+        let first = reader.files().to_vec();
         let hash = reader.input_hash();
         // An atomic write: a temporary file renamed over b.yaml.
         let tmp = root.join("b.yaml.tmp");
         std::fs::write(&tmp, "b: 2\n").unwrap();
         std::fs::rename(&tmp, root.join("b.yaml")).unwrap();
-        let (files, problems) = reader
+        let problems = reader
             .refresh(&[tmp.clone(), root.join("b.yaml")])
             .expect("a known file changed");
+        let files = reader.files().to_vec();
         assert!(problems.is_empty());
         assert_eq!(names(&files), names(&first));
         assert!(std::sync::Arc::ptr_eq(&files[0].text, &first[0].text));
         assert_eq!(&*files[1].text, "b: 2\n");
         assert_ne!(reader.input_hash(), hash);
-        let (full, _) = Reader::default().read(std::slice::from_ref(&root));
+        let (full, _) = read(std::slice::from_ref(&root));
         assert_eq!(
             full.iter().map(|f| f.text.to_string()).collect::<Vec<_>>(),
             files.iter().map(|f| f.text.to_string()).collect::<Vec<_>>(),
@@ -403,10 +441,12 @@ mod tests {
         let link = dir.path().join("current");
         std::os::unix::fs::symlink("rev1", &link).unwrap();
         let mut reader = Reader::default();
-        let (one, _) = reader.read(std::slice::from_ref(&link));
+        let _ = reader.read(std::slice::from_ref(&link));
+        let one = reader.files().to_vec();
         std::os::unix::fs::symlink("rev2", dir.path().join("next")).unwrap();
         std::fs::rename(dir.path().join("next"), &link).unwrap();
-        let (two, _) = reader.read(std::slice::from_ref(&link));
+        let _ = reader.read(std::slice::from_ref(&link));
+        let two = reader.files().to_vec();
         assert_eq!(&*one[0].text, "r: 1\n");
         assert_eq!(&*two[0].text, "r: 2\n");
         assert!(

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use knc_compiler::compile::{Failure, NodeChoice};
-use knc_compiler::front::{Diagnostic, SourceFile};
+use knc_compiler::front::Diagnostic;
 use knc_compiler::ir::Ruleset;
 use knc_compiler::session::Session;
 use notify::{RecursiveMode, Watcher};
@@ -249,7 +249,9 @@ impl Reconciler<'_> {
     /// read (then the last read's hash stands); every
     /// round [`SCAN_EVERY`] after the last complete read reads anyway, in
     /// case a change escaped the watcher. Unchanged files are not read again either way.
-    fn read(&mut self) -> (Vec<SourceFile>, Vec<Diagnostic>, u64) {
+    /// Returns the problems reading found and the input's hash; the files
+    /// are the reader's.
+    fn read(&mut self) -> (Vec<Diagnostic>, u64) {
         let dirty = self.dirty.swap(false, Ordering::SeqCst);
         let changes = self
             .changes
@@ -266,26 +268,26 @@ impl Reconciler<'_> {
             && self.clean_hash.is_some()
             && self.clean_hash == compiled;
         if let (false, true, Some(hash)) = (dirty, trusted, self.clean_hash) {
-            return (Vec::new(), Vec::new(), hash);
+            return (Vec::new(), hash);
         }
         // The watcher named the files that changed: read those again only.
         if trusted && !changes.all {
-            if let Some((files, problems)) = self.reader.refresh(&changes.paths) {
+            if let Some(problems) = self.reader.refresh(&changes.paths) {
                 let hash = self.reader.input_hash();
                 self.clean_hash = problems.is_empty().then_some(hash);
-                return (files, problems, hash);
+                return (problems, hash);
             }
         }
         self.last_scan = Instant::now();
-        let (files, problems) = self.reader.read(&self.config.target.paths);
+        let problems = self.reader.read(&self.config.target.paths);
         let hash = self.reader.input_hash();
         self.clean_hash = problems.is_empty().then_some(hash);
-        (files, problems, hash)
+        (problems, hash)
     }
 
     fn round(&mut self, node: &mut Node, on_invalid: &dyn Fn(&[Diagnostic])) -> RoundStatus {
         let start = Instant::now();
-        let (files, problems, hash) = self.read();
+        let (problems, hash) = self.read();
         let target = &self.config.target;
         let read = start.elapsed();
         if problems.is_empty() && node.quiet(hash) {
@@ -295,9 +297,10 @@ impl Reconciler<'_> {
             Some(last) if last.hash == hash && problems.is_empty() => last.ruleset.clone(),
             _ => {
                 let choice = NodeChoice::Named(target.node.clone());
+                let files = self.reader.files();
                 match self
                     .session
-                    .compile(&files, problems, &target.settings, &choice)
+                    .compile(files, problems, &target.settings, &choice)
                 {
                     Ok(compiled) => {
                         self.compile_summary = format!(

@@ -79,6 +79,11 @@ impl SpanIndex {
         }
     }
 
+    /// Moves this index by `delta` bytes, in place.
+    pub fn shift_by(&mut self, delta: isize) {
+        self.shift += delta;
+    }
+
     /// Replace the fallback span (a List item's index starts with the List's
     /// span and learns the item's own span later).
     pub fn set_whole(&mut self, whole: Span) {

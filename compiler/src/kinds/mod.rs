@@ -291,13 +291,15 @@ pub fn endpoints_owner(object: &Object) -> Option<(&str, &str)> {
 }
 
 /// Gives the Services `keys` of `cluster` their endpoints again, from the
-/// EndpointSlice and Endpoints objects of `loaded`: what [`convert`] of
-/// `loaded` gives them, when they are the only Services whose endpoints
-/// objects changed since `cluster` was converted. Problems found in those
-/// objects go to `diagnostics`.
+/// EndpointSlice and Endpoints objects among `documents` (indexes into
+/// `loaded`, ascending: every endpoints object of those Services, and
+/// maybe others): what [`convert`] of `loaded` gives them, when they are
+/// the only Services whose endpoints objects changed since `cluster` was
+/// converted. Problems found in those objects go to `diagnostics`.
 pub fn refresh_endpoints(
     cluster: &mut Cluster,
     loaded: &Loaded,
+    documents: &[usize],
     keys: &BTreeSet<(String, String)>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
@@ -309,7 +311,10 @@ pub fn refresh_endpoints(
     };
     let mut slices: BTreeMap<(String, String), Vec<endpoint_slice::Converted>> = BTreeMap::new();
     let mut legacy = BTreeMap::new();
-    for (index, doc) in loaded.documents.iter().enumerate() {
+    for &index in documents {
+        let Some(doc) = loaded.documents.get(index) else {
+            continue;
+        };
         if !wanted(endpoints_owner(&doc.object)) {
             continue;
         }
