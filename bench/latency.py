@@ -13,8 +13,8 @@ is measured, K times (median), for two layouts of the manifests:
 
 The commit is seen with `nft monitor` (the line adding the new endpoint's
 element). knc's own log line for each round splits its time into read,
-compile (parse + model + lower), diff, kernel (the commit) and record
-(saved after the commit). Works in a network
+parse (the changed documents), model+lower, diff, kernel (the commit) and
+record (saved after the commit). Works in a network
 namespace of its own (knc-bench-lat-<pid>), deleted on exit; ends only the
 processes it starts."""
 import argparse
@@ -125,7 +125,7 @@ def run_layout(knc, layout, n, changes, work):
                 p.kill()
                 p.wait()
     log.seek(0)
-    phases = {k: [] for k in ("read", "compile", "diff", "kernel", "record")}
+    phases = {k: [] for k in ("read", "parse", "model+lower", "diff", "kernel", "record")}
     for line in log.read().splitlines()[-changes:]:
         for k in phases:
             m = re.search(rf"{re.escape(k)} (\d+) ms", line)

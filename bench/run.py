@@ -320,12 +320,21 @@ def bench_incremental(n):
           "does not exist yet; it will keep the previous IR and apply exactly this.")
 
 
+def bench_latency(n, changes):
+    """One changed Service under a running `knc reconcile` (bench/latency.py)."""
+    print(f"\n## One change under `knc reconcile`, rename to kernel commit ({n} x 2)\n")
+    out = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "latency.py"),
+                          "--target", ARGS.target, "--services", str(n), "--changes", str(changes)],
+                         check=True, capture_output=True, text=True).stdout
+    print(out.strip())
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="compile,load,dataplane,incremental")
+    ap.add_argument("--only", default="compile,load,dataplane,incremental,latency")
     ap.add_argument("--connects", type=int, default=2000)
     ap.add_argument("--kp-cap", type=int, default=10000)
     ARGS = ap.parse_args()
@@ -341,6 +350,8 @@ def main():
         bench_dataplane([10, 1000] if quick else [10, 10000])
     if "incremental" in only:
         bench_incremental(1000 if quick else 10000)
+    if "latency" in only:
+        bench_latency(1000 if quick else 10000, 5 if quick else 20)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # Every benchmark of BENCHMARKS.md in one run: compile time and peak RSS next
 # to the YAML-parse floor, nft load / atomic replace next to kube-proxy's
 # nftables layout, new-connection time through the node for both back ends,
-# and the incremental update of one changed Service. Prints Markdown
+# the incremental update of one changed Service, and the latency of one
+# change under a running `knc reconcile` (bench/latency.py). Prints Markdown
 # tables and writes bench/out/load_time.svg. --quick uses small sizes.
 #
 # Needs root (network namespaces), python3 and cargo; installs GNU time,

@@ -77,7 +77,25 @@ impl Session {
         settings: &Settings,
         node: &NodeChoice,
     ) -> Result<Compiled, Failure> {
+        self.load(files);
+        self.compile_loaded(problems, settings, node)
+    }
+
+    /// The first half of [`Session::compile`]: parsing and typing the
+    /// documents that changed (a caller that times phases calls the two
+    /// halves itself).
+    pub fn load(&mut self, files: &[SourceFile]) {
         self.cache.load(files);
+    }
+
+    /// The second half of [`Session::compile`]: the model and the IR of
+    /// what [`Session::load`] loaded.
+    pub fn compile_loaded(
+        &mut self,
+        problems: Vec<Diagnostic>,
+        settings: &Settings,
+        node: &NodeChoice,
+    ) -> Result<Compiled, Failure> {
         let (loaded, changed) = (self.cache.loaded(), self.cache.changed());
         if problems.is_empty() && loaded.diagnostics.is_empty() {
             if let Some((compiled, path)) = again(&mut self.last, loaded, changed, settings, node) {

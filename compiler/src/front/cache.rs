@@ -414,7 +414,7 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
 /// (the first from the start, each other from its `---` line), or `None`
 /// when the text has `%` directives or `...` document ends, whose meaning
 /// reaches across documents.
-fn document_ranges(text: &str) -> Option<Vec<(usize, usize)>> {
+pub(crate) fn document_ranges(text: &str) -> Option<Vec<(usize, usize)>> {
     if text.starts_with('%') || text.starts_with("...") {
         return None;
     }

@@ -19,12 +19,126 @@ use super::{Code, Diagnostic, Document, Loaded, SourceFile, Span, SpanIndex};
 
 /// Parse every file into typed objects, collecting all problems. A bad
 /// document is dropped; the good ones around it are kept.
+///
+/// Big inputs are loaded by a few threads, each taking a run of whole
+/// files or of whole documents of one big file, and their results are
+/// joined in input order: the same [`Loaded`] as one thread gives (a
+/// file whose run hits a syntax error is loaded again by itself).
 pub fn load(files: &[SourceFile]) -> Loaded {
+    let total: usize = files.iter().map(|f| f.text.len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads > 1 && total >= PARALLEL_FROM {
+        return load_in_parallel(files, threads);
+    }
     let mut loaded = Loaded::default();
     for file in files {
         load_file(file, &mut loaded);
     }
     loaded
+}
+
+/// Inputs smaller than this are loaded by one thread.
+const PARALLEL_FROM: usize = 1 << 20;
+
+/// A run of input for one thread: whole files, or bytes `start..end` of one
+/// file (whole documents).
+#[derive(Clone, Copy)]
+struct Work {
+    file: usize,
+    range: Option<(usize, usize)>,
+}
+
+fn load_in_parallel(files: &[SourceFile], threads: usize) -> Loaded {
+    let total: usize = files.iter().map(|f| f.text.len()).sum();
+    let share = total.div_ceil(threads);
+    // Cut the input into `threads` runs of about `share` bytes, at file or
+    // document boundaries.
+    let mut runs: Vec<Vec<Work>> = vec![Vec::new()];
+    let mut size = 0;
+    for (i, file) in files.iter().enumerate() {
+        let pieces = (file.text.len() > share)
+            .then(|| super::cache::document_ranges(&file.text))
+            .flatten();
+        let Some(pieces) = pieces else {
+            if size >= share {
+                runs.push(Vec::new());
+                size = 0;
+            }
+            runs.last_mut().expect("one run at least").push(Work {
+                file: i,
+                range: None,
+            });
+            size += file.text.len();
+            continue;
+        };
+        let mut start = 0;
+        for (piece_start, piece_end) in pieces {
+            size += piece_end - piece_start;
+            if size >= share {
+                runs.last_mut().expect("one run at least").push(Work {
+                    file: i,
+                    range: Some((start, piece_end)),
+                });
+                runs.push(Vec::new());
+                size = 0;
+                start = piece_end;
+            }
+        }
+        if start < file.text.len() {
+            runs.last_mut().expect("one run at least").push(Work {
+                file: i,
+                range: Some((start, file.text.len())),
+            });
+        }
+    }
+    let results: Vec<(Loaded, Vec<usize>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|run| scope.spawn(move || load_run(files, run)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| (Loaded::default(), vec![usize::MAX]))
+            })
+            .collect()
+    });
+    if results.iter().any(|(_, broken)| !broken.is_empty()) {
+        // A syntax error inside a run: read every file by itself, in order.
+        let mut loaded = Loaded::default();
+        for file in files {
+            load_file(file, &mut loaded);
+        }
+        return loaded;
+    }
+    let mut loaded = Loaded::default();
+    for (part, _) in results {
+        loaded.documents.extend(part.documents);
+        loaded.diagnostics.extend(part.diagnostics);
+        for (kind, count) in part.skipped {
+            *loaded.skipped.entry(kind).or_default() += count;
+        }
+    }
+    loaded
+}
+
+/// One thread's run; and the files whose part of it had a syntax error.
+fn load_run(files: &[SourceFile], run: &[Work]) -> (Loaded, Vec<usize>) {
+    let mut loaded = Loaded::default();
+    let mut broken = Vec::new();
+    for work in run {
+        let file = &files[work.file];
+        match work.range {
+            None => load_file(file, &mut loaded),
+            Some((start, end)) => {
+                if !load_range(file, start, end, &mut loaded).is_empty() {
+                    broken.push(work.file);
+                }
+            }
+        }
+    }
+    (loaded, broken)
 }
 
 /// Each document is loaded as soon as the parser completes it, so its tree
@@ -482,6 +596,75 @@ mod tests {
         assert_eq!(loaded.diagnostics.len(), 1);
         assert_eq!(loaded.diagnostics[0].code, Code::Syntax);
         assert!(loaded.diagnostics[0].position().is_some());
+    }
+
+    fn sequential(files: &[SourceFile]) -> Loaded {
+        let mut loaded = Loaded::default();
+        for file in files {
+            load_file(file, &mut loaded);
+        }
+        loaded
+    }
+
+    fn fingerprint(loaded: &Loaded) -> Vec<String> {
+        let mut out: Vec<String> = loaded
+            .documents
+            .iter()
+            .map(|d| format!("{} {:?} {:?}", d.file.name, d.object, d.spans.recorded()))
+            .collect();
+        out.extend(
+            loaded
+                .diagnostics
+                .iter()
+                .map(|d| format!("{d} {:?} {:?}", d.position(), d.help)),
+        );
+        out.push(format!("{:?}", loaded.skipped));
+        out
+    }
+
+    #[test]
+    fn threads_load_what_one_thread_loads() {
+        let mut dump = String::new();
+        for i in 0..300 {
+            dump.push_str(&format!(
+                "---\n{}",
+                SERVICE.replace("name: web", &format!("name: web{i}"))
+            ));
+            if i % 50 == 7 {
+                dump.push_str("  prots: []\n");
+            }
+            if i % 70 == 3 {
+                dump.push_str("---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n");
+            }
+        }
+        let broken = dump.replacen("port: 80\n", "port: [80\n", 1);
+        let cases = [
+            vec![SourceFile::new("dump.yaml", dump.clone())],
+            vec![SourceFile::new("broken.yaml", broken)],
+            (0..40)
+                .map(|i| {
+                    SourceFile::new(
+                        format!("f{i}.yaml"),
+                        dump[..dump.len() / 40 * (i % 3 + 1)].to_string(),
+                    )
+                })
+                .collect(),
+            vec![
+                SourceFile::new("a.yaml", SERVICE),
+                SourceFile::new("dump.yaml", dump.clone()),
+                SourceFile::new("z.yaml", SERVICE.replace("web", "zz")),
+            ],
+        ];
+        for files in cases {
+            let one = fingerprint(&sequential(&files));
+            for threads in [2, 3, 7] {
+                assert_eq!(
+                    fingerprint(&load_in_parallel(&files, threads)),
+                    one,
+                    "{threads} threads"
+                );
+            }
+        }
     }
 
     #[test]
