@@ -233,8 +233,9 @@ impl StateDir {
     /// Replaces the record atomically.
     pub fn save(&self, record: &Record) -> std::io::Result<()> {
         self.writable()?;
-        let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        crate::write::atomically(&self.record_path(), &bytes)
+        crate::write::atomically_with(&self.record_path(), |out| {
+            serde_json::to_writer(out, record).map_err(std::io::Error::other)
+        })
     }
 
     /// Forgets the record (after `knc cleanup`).

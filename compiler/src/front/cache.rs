@@ -34,9 +34,11 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 /// What earlier loads produced, by document bytes and by file.
 #[derive(Default)]
 pub struct Cache {
-    /// Every piece the files of the last load hold, by its bytes (and a
-    /// few older ones, forgotten now and then).
-    pieces: FastMap<Arc<str>, Arc<Piece>>,
+    /// Every piece the files of the last load hold, by the SHA-256 of its
+    /// bytes (and a few older ones, forgotten now and then). A digest, not
+    /// a copy of the bytes: a copy would double the cache's share of the
+    /// input, and no input can make two pieces' digests collide.
+    pieces: FastMap<Digest, Arc<Piece>>,
     /// The files of the last load, in order, and where their documents
     /// and diagnostics are in `loaded`.
     files: Vec<FileLoad>,
@@ -47,12 +49,22 @@ pub struct Cache {
     changed: Option<Vec<usize>>,
     /// How many documents the last load parsed (the rest were taken back).
     parsed: usize,
+    /// Pieces added since `pieces` was last pruned.
+    added: usize,
+}
+
+/// The SHA-256 of a piece's bytes.
+type Digest = [u8; 32];
+
+fn digest(bytes: &str) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes.as_bytes()).into()
 }
 
 /// One document's bytes, as loaded once.
 struct Piece {
-    /// The bytes (the map's key, kept once).
-    bytes: Arc<str>,
+    /// The digest of its bytes (its key in the map).
+    digest: Digest,
     /// Where in its file the bytes were when loaded: spans are relative to
     /// that.
     start: usize,
@@ -93,6 +105,7 @@ impl Cache {
         if self.changed.is_none() {
             self.rebuild(files);
         }
+        self.prune();
         &self.loaded
     }
 
@@ -238,7 +251,8 @@ impl Cache {
     /// (`None` on a syntax error).
     fn piece(&mut self, file: &SourceFile, start: usize, end: usize) -> Option<Arc<Piece>> {
         let bytes = &file.text[start..end];
-        if let Some(piece) = self.pieces.get(bytes) {
+        let key = digest(bytes);
+        if let Some(piece) = self.pieces.get(&key) {
             return Some(piece.clone());
         }
         let mut fresh = Loaded::default();
@@ -246,13 +260,26 @@ impl Cache {
             return None;
         }
         self.parsed += fresh.documents.len();
-        let bytes: Arc<str> = Arc::from(bytes);
+        // The piece outlives this file's text: it keeps no handle to it
+        // (placing it points its documents and diagnostics at a file).
+        let detached = SourceFile {
+            name: file.name.clone(),
+            text: Arc::from(""),
+        };
+        for doc in &mut fresh.documents {
+            doc.file = detached.clone();
+        }
+        for d in &mut fresh.diagnostics {
+            *d = d.relocated(&detached, 0);
+        }
+        fresh.documents.shrink_to_fit();
         let piece = Arc::new(Piece {
-            bytes: bytes.clone(),
+            digest: key,
             start,
             loaded: fresh,
         });
-        self.pieces.insert(bytes, piece.clone());
+        self.pieces.insert(key, piece.clone());
+        self.added += 1;
         Some(piece)
     }
 
@@ -273,21 +300,27 @@ impl Cache {
         }
         self.files = loads;
         self.loaded = loaded;
-        // Forget pieces no file holds any more (now and then, so that a
-        // load costs what changed, not what is there).
+    }
+
+    /// Forgets pieces no file holds any more, once as many were added as
+    /// the files hold (so that a load costs what changed, not what is
+    /// there).
+    fn prune(&mut self) {
         let held: usize = self.files.iter().map(FileLoad::piece_count).sum();
-        if self.pieces.len() > 2 * held + 64 {
-            self.pieces = self
-                .files
-                .iter()
-                .filter_map(|f| match &f.how {
-                    Loading::Pieces(pieces) => Some(pieces),
-                    Loading::Whole => None,
-                })
-                .flatten()
-                .map(|p| (p.piece.bytes.clone(), p.piece.clone()))
-                .collect();
+        if self.added <= held + 64 {
+            return;
         }
+        self.added = 0;
+        self.pieces = self
+            .files
+            .iter()
+            .filter_map(|f| match &f.how {
+                Loading::Pieces(pieces) => Some(pieces),
+                Loading::Whole => None,
+            })
+            .flatten()
+            .map(|p| (p.piece.digest, p.piece.clone()))
+            .collect();
     }
 
     /// `file` added to `loaded`: piecewise when it can be cut at its `---`

@@ -28,15 +28,43 @@ pub struct SpanIndex {
     shift: isize,
 }
 
-/// The recorded spans of one object, as first loaded.
+/// The recorded spans of one object, as first loaded. Kept for as long as
+/// a node agent's cache keeps the object, so stored compactly (offsets as
+/// `u32`: a document past 4 GiB would only get coarser spans).
 #[derive(Debug, Clone, Default)]
 struct Entries {
     text: Arc<str>,
-    values: Vec<(PathRange, Span)>,
-    keys: Vec<(PathRange, Span)>,
+    values: Vec<Packed>,
+    keys: Vec<Packed>,
     /// Span of the whole object, the fallback of last resort.
     whole: Span,
     lookup: OnceLock<Lookup>,
+}
+
+/// A path range and a span, in 16 bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Packed([u32; 4]);
+
+impl Packed {
+    fn new((start, end): PathRange, span: Span) -> Packed {
+        let small = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Packed([small(start), small(end), small(span.start), small(span.end)])
+    }
+
+    fn path(self) -> std::ops::Range<usize> {
+        self.0[0] as usize..self.0[1] as usize
+    }
+
+    fn span(self) -> Span {
+        Span::new(self.0[2] as usize, self.0[3] as usize)
+    }
+}
+
+fn packed(entries: Vec<(PathRange, Span)>) -> Vec<Packed> {
+    entries
+        .into_iter()
+        .map(|(path, span)| Packed::new(path, span))
+        .collect()
 }
 
 /// The hashed form of the entries, built on demand.
@@ -62,8 +90,8 @@ impl SpanIndex {
         SpanIndex {
             entries: Arc::new(Entries {
                 text,
-                values,
-                keys,
+                values: packed(values),
+                keys: packed(keys),
                 whole,
                 lookup: OnceLock::new(),
             }),
@@ -97,7 +125,7 @@ impl SpanIndex {
         let span = self.unshift(span);
         let entries = Arc::make_mut(&mut self.entries);
         let range = entries.append(&path);
-        entries.values.push((range, span));
+        entries.values.push(Packed::new(range, span));
     }
 
     /// Record the key span of `path`.
@@ -105,7 +133,7 @@ impl SpanIndex {
         let span = self.unshift(span);
         let entries = Arc::make_mut(&mut self.entries);
         let range = entries.append(&path);
-        entries.keys.push((range, span));
+        entries.keys.push(Packed::new(range, span));
     }
 
     /// `span` as stored: without this index's shift.
@@ -123,11 +151,8 @@ impl SpanIndex {
     /// object's span. Two indexes of the same object agree on it.
     pub fn recorded(&self) -> Vec<(String, Span, bool)> {
         let e = &self.entries;
-        let entry = |key: bool| {
-            move |&((start, end), span): &(PathRange, Span)| {
-                (e.text[start..end].to_owned(), self.place(span), key)
-            }
-        };
+        let entry =
+            |key: bool| move |p: &Packed| (e.text[p.path()].to_owned(), self.place(p.span()), key);
         let mut all: Vec<_> = e.values.iter().map(entry(false)).collect();
         all.extend(e.keys.iter().map(entry(true)));
         all.push((String::new(), self.place(e.whole), false));
@@ -184,10 +209,10 @@ impl Entries {
     fn lookup(&self) -> &Lookup {
         self.lookup.get_or_init(|| {
             let text = &self.text;
-            let owned = |entries: &[(PathRange, Span)]| {
+            let owned = |entries: &[Packed]| {
                 entries
                     .iter()
-                    .map(|&((start, end), span)| (text[start..end].to_owned(), span))
+                    .map(|p| (text[p.path()].to_owned(), p.span()))
                     .collect()
             };
             Lookup {

@@ -80,7 +80,7 @@ impl Table {
             .filter(|(_, elements)| !elements.is_empty())
             .map(|(name, elements)| {
                 let mut elements = elements.clone();
-                elements.sort_by(|a, b| a.key.cmp(&b.key));
+                elements.sort_by(|a, b| a.key().cmp(b.key()));
                 (name.clone(), elements)
             })
             .collect();
@@ -227,41 +227,54 @@ impl ObjectKind {
 
 /// One element of a set or map: the key, an optional comment and, for
 /// maps, the value. The key identifies the element within its set.
+///
+/// A node agent keeps its whole ruleset's model (hundreds of thousands of
+/// elements) in memory, so the key and value share one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
-    key: String,
-    comment: Option<String>,
-    value: Option<String>,
+    /// The key, then the value of a map element.
+    text: Box<str>,
+    /// Where the key ends in `text`.
+    key_len: u32,
+    mapping: bool,
+    comment: Option<Box<str>>,
 }
 
 impl Element {
     /// A set element.
     pub fn new(key: impl Into<String>) -> Self {
+        let key: String = key.into();
         Element {
-            key: key.into(),
+            key_len: u32::try_from(key.len()).expect("an element key under 4 GiB"),
+            text: key.into_boxed_str(),
+            mapping: false,
             comment: None,
-            value: None,
         }
     }
 
     /// A map element: `key : value`.
     pub fn mapping(key: impl Into<String>, value: impl Into<String>) -> Self {
+        let mut text: String = key.into();
+        let key_len = u32::try_from(text.len()).expect("an element key under 4 GiB");
+        text.push_str(&value.into());
         Element {
-            value: Some(value.into()),
-            ..Element::new(key)
+            text: text.into_boxed_str(),
+            key_len,
+            mapping: true,
+            comment: None,
         }
     }
 
     /// The element with a comment. Callers keep comment text to a safe
     /// alphabet (knc's builder does).
     pub fn with_comment(mut self, comment: String) -> Self {
-        self.comment = Some(comment);
+        self.comment = Some(comment.into_boxed_str());
         self
     }
 
     /// The key, as nft writes it (e.g. `10.96.0.1 . tcp . 80`).
     pub fn key(&self) -> &str {
-        &self.key
+        &self.text[..self.key_len as usize]
     }
 
     /// The comment, if any.
@@ -271,19 +284,19 @@ impl Element {
 
     /// The value of a map element.
     pub fn value(&self) -> Option<&str> {
-        self.value.as_deref()
+        self.mapping.then(|| &self.text[self.key_len as usize..])
     }
 
     /// Appends the element as its `Display` form writes it, without a
     /// string per element.
     pub(super) fn write_to(&self, out: &mut String) {
-        out.push_str(&self.key);
+        out.push_str(self.key());
         if let Some(comment) = &self.comment {
             out.push_str(" comment \"");
             out.push_str(comment);
             out.push('"');
         }
-        if let Some(value) = &self.value {
+        if let Some(value) = self.value() {
             out.push_str(" : ");
             out.push_str(value);
         }
@@ -292,11 +305,11 @@ impl Element {
 
 impl std::fmt::Display for Element {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.key)?;
+        f.write_str(self.key())?;
         if let Some(comment) = &self.comment {
             write!(f, " comment \"{comment}\"")?;
         }
-        if let Some(value) = &self.value {
+        if let Some(value) = self.value() {
             write!(f, " : {value}")?;
         }
         Ok(())
