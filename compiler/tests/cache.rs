@@ -33,7 +33,7 @@ fn fingerprint(loaded: &Loaded) -> Vec<String> {
 
 fn assert_invisible(cache: &mut Cache, files: &[SourceFile], what: &str) {
     let cold = fingerprint(&front::load(files));
-    let cached = fingerprint(&cache.load(files));
+    let cached = fingerprint(cache.load(files));
     if cold != cached {
         let first = cold
             .iter()

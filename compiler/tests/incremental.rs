@@ -3,6 +3,9 @@
 //! tables, and its transaction takes a kernel holding the old ruleset to
 //! exactly what loading the new one gives.
 
+mod common;
+
+use common::Rng;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -46,22 +49,6 @@ fn fixture_rulesets() -> Vec<(String, Ruleset)> {
         }
     }
     out
-}
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// One change to one entry's backends, as endpoint churn makes them.

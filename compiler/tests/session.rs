@@ -2,26 +2,13 @@
 //! gives what a cold compile of the same files gives, and the nft text of
 //! both is byte for byte the same.
 
+mod common;
+
+use common::Rng;
 use knc_compiler::back::{self, Format};
 use knc_compiler::compile::{compile, Compiled, Failure, NodeChoice, Settings};
 use knc_compiler::front::SourceFile;
 use knc_compiler::session::{Path, Session};
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const NODES: usize = 3;
 const SERVICES: usize = 40;

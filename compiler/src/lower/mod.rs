@@ -84,17 +84,26 @@ pub struct Lowered {
     pub decisions: Vec<Decision>,
 }
 
-/// Like [`lower`], keeping the decisions.
-pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowered, LowerError> {
-    let node = match &options.node {
-        Some(name) => Some(
+/// The Node `options` compile for, which must be among the inputs.
+fn chosen_node<'a>(
+    cluster: &'a Cluster,
+    options: &Options,
+) -> Result<Option<&'a model::Node>, LowerError> {
+    options
+        .node
+        .as_ref()
+        .map(|name| {
             cluster
                 .nodes
                 .get(name)
-                .ok_or_else(|| LowerError::UnknownNode(name.clone()))?,
-        ),
-        None => None,
-    };
+                .ok_or_else(|| LowerError::UnknownNode(name.clone()))
+        })
+        .transpose()
+}
+
+/// Like [`lower`], keeping the decisions.
+pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowered, LowerError> {
+    let node = chosen_node(cluster, options)?;
     let context = Context::new(cluster, node, options);
     let mut services: Vec<Entry> = cluster
         .services
@@ -143,15 +152,7 @@ pub fn relower(
     old: &Ruleset,
     keys: &BTreeSet<(String, String)>,
 ) -> Result<Option<Ruleset>, LowerError> {
-    let node = match &options.node {
-        Some(name) => Some(
-            cluster
-                .nodes
-                .get(name)
-                .ok_or_else(|| LowerError::UnknownNode(name.clone()))?,
-        ),
-        None => None,
-    };
+    let node = chosen_node(cluster, options)?;
     if old.node.as_ref() != node.map(|n| &n.name) {
         return Ok(None);
     }
