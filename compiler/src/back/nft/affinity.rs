@@ -40,13 +40,21 @@
 //!
 //! Nothing of a Service's backends is in these chains, only in elements, so
 //! backend changes are element updates that keep every remembered client
-//! whose backend stays (see [`super::Transaction::update`]).
+//! whose backend stays (see [`super::Transaction::update`]). Clients
+//! remembered on a backend that went are forgotten by the runtime right
+//! after such an update ([`affected_memory`], [`forget_stale`]), as
+//! kube-proxy deletes a removed endpoint's affinity set; the drop above is
+//! the safety net for whatever it misses (a race, or an update applied by
+//! hand).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
+use super::model::{TableFamily, Tables};
+use super::transaction::{Op, Transaction};
+use super::TABLE;
 use crate::ir::{Entry, Family, Protocol, Route, SetKind};
 
 /// The IPv4 map of remembered clients (`client . ID : backend . port`).
@@ -161,8 +169,7 @@ impl Port {
 
     /// The IPv6 maps of `set`: client → backend address, client → port.
     pub fn maps6(&self, set: SetKind) -> [String; 2] {
-        let base = format!("affinity-{:08x}-{}", self.number, set_word(set));
-        [format!("{base}-addr"), format!("{base}-port")]
+        maps6_of(id(self.number, set))
     }
 
     /// The declarations of the entry's own maps (IPv6 only), as (name,
@@ -272,6 +279,147 @@ impl Port {
             Family::Ipv6 => "ip6",
         }
     }
+}
+
+/// The elements of one dynamic map of remembered clients, as listed from
+/// the kernel: `(key, value)` in nft's text form (`10.0.0.7 . 1234` and
+/// `10.244.1.1 . 8080` for the IPv4 map; an address, and an address or a
+/// port, for the IPv6 maps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub family: TableFamily,
+    pub map: String,
+    pub elements: Vec<(String, String)>,
+}
+
+/// The dynamic maps that may remember clients on a backend `transaction`
+/// took away from a Service port (it deleted `affinity-backends`
+/// elements), among those `new` declares: the IPv4 map, and the IPv6
+/// maps of the entries and sets concerned. Empty when it took none.
+pub fn affected_memory(transaction: &Transaction, new: &Tables) -> Vec<(TableFamily, String)> {
+    let mut maps = BTreeSet::new();
+    for op in transaction.ops() {
+        let Op::DeleteElements { family, set, keys } = op else {
+            continue;
+        };
+        if set != BACKENDS {
+            continue;
+        }
+        for key in keys {
+            let Some(id) = key
+                .rsplit(" . ")
+                .next()
+                .and_then(|id| id.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            match family {
+                TableFamily::Ip => {
+                    maps.insert((*family, MEMORY.to_string()));
+                }
+                TableFamily::Ip6 => {
+                    for map in maps6_of(id) {
+                        maps.insert((*family, map));
+                    }
+                }
+            }
+        }
+    }
+    maps.into_iter()
+        .filter(|(family, map)| new.table(*family).is_some_and(|t| t.object(map).is_some()))
+        .collect()
+}
+
+/// The IPv6 maps of the entry and set with memory key number `id`.
+fn maps6_of(id: u32) -> [String; 2] {
+    let set = if id & 1 == 0 {
+        SetKind::Cluster
+    } else {
+        SetKind::Local
+    };
+    let base = format!("affinity-{:08x}-{}", id >> 1, set_word(set));
+    [format!("{base}-addr"), format!("{base}-port")]
+}
+
+/// The memory key number of an IPv6 map name, `affinity-<H>-<set>-…`.
+fn id_of_map6(map: &str) -> Option<(u32, &str)> {
+    let rest = map.strip_prefix("affinity-")?;
+    let (number, rest) = rest.split_once('-')?;
+    let number = u32::from_str_radix(number, 16).ok()?;
+    let (set, kind) = rest.rsplit_once('-')?;
+    let set = match set {
+        "cluster" => SetKind::Cluster,
+        "local" => SetKind::Local,
+        _ => return None,
+    };
+    Some((id(number, set), kind))
+}
+
+/// `nft -f` input forgetting every `listed` client remembered on a backend
+/// that is not one of its Service port's in `model` (empty when there is
+/// none). Each element is added (a no-op when it is still there, as it
+/// was listed) and then deleted, so an element that expired since it was
+/// listed does not fail the transaction.
+pub fn forget_stale(model: &Tables, listed: &[Listed]) -> String {
+    let mut out = String::new();
+    let members = |family: TableFamily| -> HashSet<&str> {
+        model
+            .table(family)
+            .and_then(|t| t.elements.get(BACKENDS))
+            .map(|e| e.iter().map(|e| e.key()).collect())
+            .unwrap_or_default()
+    };
+    let mut forget = |family: TableFamily, map: &str, key: &str, value: &str| {
+        let f = family.as_str();
+        let _ = writeln!(
+            out,
+            "add element {f} {TABLE} {map} {{ {key} timeout 1s : {value} }}"
+        );
+        let _ = writeln!(out, "delete element {f} {TABLE} {map} {{ {key} }}");
+    };
+    for list in listed
+        .iter()
+        .filter(|l| l.family == TableFamily::Ip && l.map == MEMORY)
+    {
+        let members = members(TableFamily::Ip);
+        for (key, value) in &list.elements {
+            let Some((_, id)) = key.rsplit_once(" . ") else {
+                continue;
+            };
+            if !members.contains(format!("{value} . {id}").as_str()) {
+                forget(TableFamily::Ip, MEMORY, key, value);
+            }
+        }
+    }
+    let members6 = members(TableFamily::Ip6);
+    let six = |kind: &'static str| {
+        listed
+            .iter()
+            .filter(|l| l.family == TableFamily::Ip6)
+            .filter_map(move |l| match id_of_map6(&l.map) {
+                Some((id, k)) if k == kind => Some((id, l)),
+                _ => None,
+            })
+    };
+    for (id, addresses) in six("addr") {
+        let ports = six("port").find(|(other, _)| *other == id).map(|(_, l)| l);
+        for (client, backend) in &addresses.elements {
+            let port = ports.and_then(|l| l.elements.iter().find(|(c, _)| c == client));
+            let stale = match port {
+                Some((_, port)) => {
+                    !members6.contains(format!("{backend} . {port} . {id}").as_str())
+                }
+                None => true,
+            };
+            if stale {
+                forget(TableFamily::Ip6, &addresses.map, client, backend);
+                if let (Some(ports), Some((_, port))) = (ports, port) {
+                    forget(TableFamily::Ip6, &ports.map, client, port);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The rules of [`RECORD`]: dispatch on the original destination, address
@@ -389,5 +537,109 @@ mod tests {
         // A stale translation forgets the client in both sets.
         assert_eq!(rules[2].matches("delete @").count(), 4, "{}", rules[2]);
         assert!(rules[2].ends_with(" drop"));
+    }
+
+    fn sticky(name: &str, ip: &str, backends: &[&str]) -> Entry {
+        let mut s = service(name, ip, backends);
+        s.affinity_timeout_seconds = Some(60);
+        s
+    }
+
+    /// The memory key number of the first member of `family` in `model`.
+    fn first_id(model: &Tables, family: TableFamily) -> String {
+        let key = model.table(family).unwrap().elements[BACKENDS][0].key();
+        key.rsplit(" . ").next().unwrap().to_string()
+    }
+
+    #[test]
+    fn clients_remembered_on_a_backend_that_went_are_forgotten() {
+        use crate::back::nft::tables;
+        use crate::back::nft::testing::ruleset;
+        let model = tables(&ruleset(vec![
+            sticky("a", "10.96.0.1", &["10.244.1.1", "10.244.1.2"]),
+            sticky("b", "fd00::1", &["fd00:244::1"]),
+        ]));
+        let (id4, id6) = (
+            first_id(&model, TableFamily::Ip),
+            first_id(&model, TableFamily::Ip6),
+        );
+        let number6 = id6.parse::<u32>().unwrap();
+        let [addr, port] = maps6_of(number6);
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let listed = [
+            Listed {
+                family: TableFamily::Ip,
+                map: MEMORY.into(),
+                elements: pairs(&[
+                    (&format!("10.0.0.7 . {id4}"), "10.244.1.1 . 8080"),
+                    (&format!("10.0.0.8 . {id4}"), "10.244.1.9 . 8080"),
+                    ("10.0.0.9 . 12345", "10.244.1.1 . 8080"),
+                ]),
+            },
+            Listed {
+                family: TableFamily::Ip6,
+                map: addr.clone(),
+                elements: pairs(&[("fd00::7", "fd00:244::1"), ("fd00::8", "fd00:244::9")]),
+            },
+            Listed {
+                family: TableFamily::Ip6,
+                map: port.clone(),
+                elements: pairs(&[("fd00::7", "8080"), ("fd00::8", "8080")]),
+            },
+        ];
+        let script = forget_stale(&model, &listed);
+        assert_eq!(
+            script,
+            format!(
+                "add element ip knc affinity {{ 10.0.0.8 . {id4} timeout 1s : 10.244.1.9 . 8080 }}\n\
+                 delete element ip knc affinity {{ 10.0.0.8 . {id4} }}\n\
+                 add element ip knc affinity {{ 10.0.0.9 . 12345 timeout 1s : 10.244.1.1 . 8080 }}\n\
+                 delete element ip knc affinity {{ 10.0.0.9 . 12345 }}\n\
+                 add element ip6 knc {addr} {{ fd00::8 timeout 1s : fd00:244::9 }}\n\
+                 delete element ip6 knc {addr} {{ fd00::8 }}\n\
+                 add element ip6 knc {port} {{ fd00::8 timeout 1s : 8080 }}\n\
+                 delete element ip6 knc {port} {{ fd00::8 }}\n"
+            )
+        );
+        assert_eq!(forget_stale(&model, &listed[..1][..0]), "");
+    }
+
+    #[test]
+    fn only_updates_that_take_backends_away_concern_the_memory() {
+        use crate::back::nft::tables;
+        use crate::back::nft::testing::ruleset;
+        let before = tables(&ruleset(vec![
+            sticky("a", "10.96.0.1", &["10.244.1.1", "10.244.1.2"]),
+            sticky("b", "fd00::1", &["fd00:244::1", "fd00:244::2"]),
+        ]));
+        let grown = tables(&ruleset(vec![
+            sticky(
+                "a",
+                "10.96.0.1",
+                &["10.244.1.1", "10.244.1.2", "10.244.1.3"],
+            ),
+            sticky("b", "fd00::1", &["fd00:244::1", "fd00:244::2"]),
+        ]));
+        let tx = Transaction::update(&before, &grown).unwrap();
+        assert_eq!(affected_memory(&tx, &grown), []);
+        let shrunk = tables(&ruleset(vec![
+            sticky("a", "10.96.0.1", &["10.244.1.1"]),
+            sticky("b", "fd00::1", &["fd00:244::2"]),
+        ]));
+        let tx = Transaction::update(&before, &shrunk).unwrap();
+        let number6 = first_id(&shrunk, TableFamily::Ip6).parse::<u32>().unwrap();
+        let [addr, port] = maps6_of(number6);
+        assert_eq!(
+            affected_memory(&tx, &shrunk),
+            [
+                (TableFamily::Ip, MEMORY.to_string()),
+                (TableFamily::Ip6, addr),
+                (TableFamily::Ip6, port)
+            ]
+        );
     }
 }

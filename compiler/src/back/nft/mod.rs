@@ -72,6 +72,7 @@ use crate::ir::{
 };
 use crate::text::{push_decimal, push_ipv4};
 
+pub use affinity::{affected_memory, forget_stale, Listed};
 pub use fake::Fake;
 pub use model::{Element, Object, ObjectKind, Table, TableFamily, Tables};
 pub use transaction::{Op, Transaction, TransactionKind};
