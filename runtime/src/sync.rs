@@ -357,14 +357,21 @@ mod tests {
         };
         let one = sticky(&["10.244.1.1", "10.244.1.2"]);
         sync_nft(&mut kernel, &state, &mut None, &one, false).unwrap();
-        let id = tables(&one).tables[0].elements["affinity-backends"][0]
+        let model = tables(&one);
+        let id = model.tables[0].elements["affinity-backends"][0]
             .key()
             .rsplit(" . ")
             .next()
             .unwrap()
             .to_string();
+        let memory = model.tables[0]
+            .objects
+            .iter()
+            .map(|o| o.name().to_string())
+            .find(|n| n.starts_with("affinity-memory-"))
+            .unwrap();
         kernel.remembered.insert(
-            (TableFamily::Ip, "affinity".into()),
+            (TableFamily::Ip, memory.clone()),
             vec![
                 (format!("10.0.0.7 . {id}"), "10.244.1.1 . 8080".into()),
                 (format!("10.0.0.8 . {id}"), "10.244.1.2 . 8080".into()),
@@ -382,8 +389,8 @@ mod tests {
         assert_eq!(
             kernel.scripts,
             [format!(
-                "add element ip knc affinity {{ 10.0.0.8 . {id} timeout 1s : 10.244.1.2 . 8080 }}\n\
-                 delete element ip knc affinity {{ 10.0.0.8 . {id} }}\n"
+                "add element ip knc {memory} {{ 10.0.0.8 . {id} timeout 1s : 10.244.1.2 . 8080 }}\n\
+                 delete element ip knc {memory} {{ 10.0.0.8 . {id} }}\n"
             )]
         );
         assert_eq!(synced.generation, Some(kernel.generation));

@@ -16,9 +16,6 @@
 //!   node-local): a node-local route must never be sent to a remembered
 //!   backend on another node, as kube-proxy's local chains check only
 //!   local endpoints.
-//! * `numgen random mod 1 offset ID` is the constant `ID` (nft 1.0.6
-//!   accepts no constant inside a concatenation; a modulus of 1 always
-//!   draws 0).
 //! * **Lookup** (prerouting and output): the backend group chain of an
 //!   affinity frontend first jumps through the verdict map
 //!   `affinity-<kind>-<set>` (frontend → `affinity-<H>-<set>`), whose one
@@ -32,11 +29,20 @@
 //!   timeout. A connection that went to a backend the entry no longer has
 //!   (a remembered one, removed since) is dropped and the client
 //!   forgotten, so its retransmission draws again.
-//! * IPv4 clients are remembered in one map, `affinity`, keyed by
-//!   `client . ID`. nft 1.0.6 aborts generating a dynamic map update with
-//!   any concatenation for IPv6 (a register allocation assertion), so each
-//!   IPv6 entry and set has two maps of its own keyed by the client alone,
-//!   `affinity-<H>-<set>-addr` and `…-port`.
+//! * The memory is spread over up to 256 dynamic maps,
+//!   `affinity-memory-<S>` with `S = H mod 256`, declared when used: the
+//!   kernel walks the list of a map's bindings each time a rule of another
+//!   chain binds it, so one map bound by every affinity Service's rules
+//!   made loading quadratic (10,000 affinity Services: 9 s, against 2 s
+//!   spread).
+//! * IPv4 keys are `client . ID`, the ID written as `numgen random mod 1
+//!   offset ID` (nft 1.0.6 accepts no constant inside a concatenation; a
+//!   modulus of 1 always draws 0). nft 1.0.6 aborts generating a dynamic
+//!   map update with any concatenation for IPv6 (a register allocation
+//!   assertion), so IPv6 keys are the client address XORed with a 128-bit
+//!   constant derived from the ID (two Service ports or sets then share a
+//!   key only for client addresses chosen to), and an IPv6 shard is two
+//!   maps, `…-addr` and `…-port`.
 //!
 //! Nothing of a Service's backends is in these chains, only in elements, so
 //! backend changes are element updates that keep every remembered client
@@ -47,8 +53,9 @@
 //! the safety net for whatever it misses (a race, or an update applied by
 //! hand).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write;
+use std::net::Ipv6Addr;
 
 use sha2::{Digest, Sha256};
 
@@ -57,8 +64,6 @@ use super::transaction::{Op, Transaction};
 use super::TABLE;
 use crate::ir::{Entry, Family, Protocol, Route, SetKind};
 
-/// The IPv4 map of remembered clients (`client . ID : backend . port`).
-pub(super) const MEMORY: &str = "affinity";
 /// `backend . port . ID` for every backend of every affinity entry's sets.
 pub(super) const BACKENDS: &str = "affinity-backends";
 /// Original destination → record chain, for address frontends.
@@ -67,10 +72,10 @@ pub(super) const RECORD_VIPS: &str = "affinity-vips";
 pub(super) const RECORD_NODEPORTS: &str = "affinity-nodeports";
 /// The postrouting chain dispatching to the record chains.
 pub(super) const RECORD: &str = "affinity-record";
-/// Most IPv4 clients remembered, across all entries.
-pub(super) const MEMORY_SIZE: u32 = 1 << 20;
-/// Most clients remembered per IPv6 entry and set.
-pub(super) const MEMORY6_SIZE: u32 = 1 << 16;
+/// How many memory shards the entries are spread over.
+const SHARDS: u32 = 256;
+/// Most clients one memory map remembers (each of an IPv6 shard's two).
+const MEMORY_SIZE: u32 = 1 << 16;
 
 /// Assigns each affinity entry of one family its number `H`.
 #[derive(Debug, Default)]
@@ -139,6 +144,38 @@ pub(super) fn lookup_map(kind: &str, set: SetKind) -> String {
     format!("affinity-{kind}-{}", set_word(set))
 }
 
+/// The memory shard of entry number `number`.
+fn shard(number: u32) -> u32 {
+    number % SHARDS
+}
+
+/// The IPv4 memory map of entry number `number`.
+fn memory4(number: u32) -> String {
+    format!("affinity-memory-{:02x}", shard(number))
+}
+
+/// The IPv6 memory maps of entry number `number`: client → backend
+/// address, client → port.
+fn memory6(number: u32) -> [String; 2] {
+    let base = format!("affinity-memory-{:02x}", shard(number));
+    [format!("{base}-addr"), format!("{base}-port")]
+}
+
+/// The shard of a memory map name, `affinity-memory-<S>[-addr|-port]`.
+fn shard_of(map: &str) -> Option<u32> {
+    let rest = map.strip_prefix("affinity-memory-")?;
+    u32::from_str_radix(rest.get(..2)?, 16).ok()
+}
+
+/// The constant an IPv6 client address is XORed with to key the memory of
+/// `id`: the first 128 bits of a digest of the ID.
+fn mask6(id: u32) -> Ipv6Addr {
+    let digest = Sha256::digest(format!("knc affinity {id}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Ipv6Addr::from(bytes)
+}
+
 /// One affinity entry as the layout writes it.
 pub(super) struct Port {
     pub number: u32,
@@ -155,7 +192,7 @@ impl Port {
     }
 
     /// The chain remembering clients after translation. Its name carries
-    /// everything its rules depend on besides the number (timeout, sets),
+    /// everything its rules depend on besides the number (sets, timeout),
     /// so a changed Service gets a new chain instead of a changed one.
     pub fn record_chain(&self) -> String {
         let mut name = format!("affinity-{:08x}-record", self.number);
@@ -167,34 +204,31 @@ impl Port {
         name
     }
 
-    /// The IPv6 maps of `set`: client → backend address, client → port.
-    pub fn maps6(&self, set: SetKind) -> [String; 2] {
-        maps6_of(id(self.number, set))
-    }
-
-    /// The declarations of the entry's own maps (IPv6 only), as (name,
-    /// spec).
-    pub fn maps(&self) -> Vec<(String, String)> {
-        if self.family == Family::Ipv4 {
-            return Vec::new();
-        }
-        let flags = format!("flags dynamic,timeout; size {MEMORY6_SIZE};");
-        self.sets
-            .iter()
-            .flat_map(|&set| {
-                let [addr, port] = self.maps6(set);
-                [
+    /// The memory maps of the entry's shard, as (name, declaration).
+    pub fn memory_maps(&self) -> Vec<(String, String)> {
+        let flags = format!("flags dynamic,timeout; size {MEMORY_SIZE};");
+        match self.family {
+            Family::Ipv4 => vec![(
+                memory4(self.number),
+                format!("typeof ip saddr . numgen random mod 1 : ip daddr . th dport; {flags}"),
+            )],
+            Family::Ipv6 => {
+                let [addr, port] = memory6(self.number);
+                vec![
                     (addr, format!("typeof ip6 saddr : ip6 daddr; {flags}")),
                     (port, format!("typeof ip6 saddr : th dport; {flags}")),
                 ]
-            })
-            .collect()
+            }
+        }
     }
 
-    /// `numgen random mod 1 offset ID`: the constant ID inside a
-    /// concatenation.
-    fn constant(&self, set: SetKind) -> String {
-        format!("numgen random mod 1 offset {}", id(self.number, set))
+    /// The memory key of `set` for the client address expression `client`.
+    fn key(&self, client: &str, set: SetKind) -> String {
+        let id = id(self.number, set);
+        match self.family {
+            Family::Ipv4 => format!("{client} . numgen random mod 1 offset {id}"),
+            Family::Ipv6 => format!("{client} ^ {}", mask6(id)),
+        }
     }
 
     /// The lookup chain's one rule: a remembered client of `set` goes
@@ -203,12 +237,14 @@ impl Port {
         let proto = self.protocol.as_str();
         match self.family {
             Family::Ipv4 => format!(
-                "meta l4proto {proto} dnat ip to ip saddr . {} map @{MEMORY}",
-                self.constant(set)
+                "meta l4proto {proto} dnat ip to {} map @{}",
+                self.key("ip saddr", set),
+                memory4(self.number)
             ),
             Family::Ipv6 => {
-                let [addr, port] = self.maps6(set);
-                format!("meta l4proto {proto} dnat ip6 to ip6 saddr map @{addr} : ip6 saddr map @{port}")
+                let [addr, port] = memory6(self.number);
+                let key = self.key("ip6 saddr", set);
+                format!("meta l4proto {proto} dnat ip6 to {key} map @{addr} : {key} map @{port}")
             }
         }
     }
@@ -220,71 +256,73 @@ impl Port {
     /// set and drop the packet.
     pub fn record_rules(&self) -> Vec<String> {
         let proto = self.protocol.as_str();
-        let (a, timeout) = (self.family_word(), self.timeout);
+        let a = match self.family {
+            Family::Ipv4 => "ip",
+            Family::Ipv6 => "ip6",
+        };
         let backend = format!("ct reply {a} saddr . ct reply proto-src");
-        let member =
-            |set: SetKind, op: &str| format!("{backend} . {} {op}@{BACKENDS}", self.constant(set));
-        let mut rules = Vec::new();
-        for &set in &self.sets {
-            let update = match self.family {
+        let client = format!("ct original {a} saddr");
+        let member = |set: SetKind, op: &str| {
+            format!(
+                "{backend} . numgen random mod 1 offset {} {op}@{BACKENDS}",
+                id(self.number, set)
+            )
+        };
+        // The `update` (with the timeout) or `delete` of the client's
+        // memory of `set`.
+        let write = |op: &str, set: SetKind| {
+            let key = self.key(&client, set);
+            let timeout = match op {
+                "update" => format!(" timeout {}s", self.timeout),
+                _ => String::new(),
+            };
+            match self.family {
                 Family::Ipv4 => format!(
-                    "update @{MEMORY} {{ ct original ip saddr . {} timeout {timeout}s : {backend} }}",
-                    self.constant(set)
+                    "{op} @{} {{ {key}{timeout} : {backend} }}",
+                    memory4(self.number)
                 ),
                 Family::Ipv6 => {
-                    let [addr, port] = self.maps6(set);
+                    let [addr, port] = memory6(self.number);
                     format!(
-                        "update @{addr} {{ ct original ip6 saddr timeout {timeout}s : ct reply ip6 saddr }} \
-                         update @{port} {{ ct original ip6 saddr timeout {timeout}s : ct reply proto-src }}"
+                        "{op} @{addr} {{ {key}{timeout} : ct reply ip6 saddr }} \
+                         {op} @{port} {{ {key}{timeout} : ct reply proto-src }}"
                     )
                 }
-            };
-            rules.push(format!("meta l4proto {proto} {} {update}", member(set, "")));
-        }
-        let strangers: Vec<String> = self.sets.iter().map(|&s| member(s, "!= ")).collect();
-        let forget: Vec<String> = self
+            }
+        };
+        let mut rules: Vec<String> = self
             .sets
             .iter()
-            .map(|&set| match self.family {
-                Family::Ipv4 => format!(
-                    "delete @{MEMORY} {{ ct original ip saddr . {} : {backend} }}",
-                    self.constant(set)
-                ),
-                Family::Ipv6 => {
-                    let [addr, port] = self.maps6(set);
-                    format!(
-                        "delete @{addr} {{ ct original ip6 saddr : ct reply ip6 saddr }} \
-                         delete @{port} {{ ct original ip6 saddr : ct reply proto-src }}"
-                    )
-                }
+            .map(|&set| {
+                format!(
+                    "meta l4proto {proto} {} {}",
+                    member(set, ""),
+                    write("update", set)
+                )
             })
             .collect();
+        let strangers: Vec<String> = self.sets.iter().map(|&s| member(s, "!= ")).collect();
+        let forget: Vec<String> = self.sets.iter().map(|&s| write("delete", s)).collect();
+        let remembered_in = match self.family {
+            Family::Ipv4 => memory4(self.number),
+            Family::Ipv6 => memory6(self.number)[0].clone(),
+        };
         for &set in &self.sets {
-            let remembered = match self.family {
-                Family::Ipv4 => format!("ct original ip saddr . {} @{MEMORY}", self.constant(set)),
-                Family::Ipv6 => format!("ct original ip6 saddr @{}", self.maps6(set)[0]),
-            };
             rules.push(format!(
-                "meta l4proto {proto} {} {remembered} {} drop",
+                "meta l4proto {proto} {} {} @{remembered_in} {} drop",
                 strangers.join(" "),
+                self.key(&client, set),
                 forget.join(" ")
             ));
         }
         rules
     }
-
-    fn family_word(&self) -> &'static str {
-        match self.family {
-            Family::Ipv4 => "ip",
-            Family::Ipv6 => "ip6",
-        }
-    }
 }
 
 /// The elements of one dynamic map of remembered clients, as listed from
 /// the kernel: `(key, value)` in nft's text form (`10.0.0.7 . 1234` and
-/// `10.244.1.1 . 8080` for the IPv4 map; an address, and an address or a
-/// port, for the IPv6 maps).
+/// `10.244.1.1 . 8080` in an IPv4 map; an address, and an address or a
+/// port, in an IPv6 one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub family: TableFamily,
@@ -292,10 +330,9 @@ pub struct Listed {
     pub elements: Vec<(String, String)>,
 }
 
-/// The dynamic maps that may remember clients on a backend `transaction`
+/// The memory maps that may remember clients on a backend `transaction`
 /// took away from a Service port (it deleted `affinity-backends`
-/// elements), among those `new` declares: the IPv4 map, and the IPv6
-/// maps of the entries and sets concerned. Empty when it took none.
+/// elements), among those `new` declares. Empty when it took none.
 pub fn affected_memory(transaction: &Transaction, new: &Tables) -> Vec<(TableFamily, String)> {
     let mut maps = BTreeSet::new();
     for op in transaction.ops() {
@@ -313,16 +350,11 @@ pub fn affected_memory(transaction: &Transaction, new: &Tables) -> Vec<(TableFam
             else {
                 continue;
             };
-            match family {
-                TableFamily::Ip => {
-                    maps.insert((*family, MEMORY.to_string()));
-                }
-                TableFamily::Ip6 => {
-                    for map in maps6_of(id) {
-                        maps.insert((*family, map));
-                    }
-                }
-            }
+            let names = match family {
+                TableFamily::Ip => vec![memory4(id >> 1)],
+                TableFamily::Ip6 => memory6(id >> 1).to_vec(),
+            };
+            maps.extend(names.into_iter().map(|name| (*family, name)));
         }
     }
     maps.into_iter()
@@ -330,36 +362,14 @@ pub fn affected_memory(transaction: &Transaction, new: &Tables) -> Vec<(TableFam
         .collect()
 }
 
-/// The IPv6 maps of the entry and set with memory key number `id`.
-fn maps6_of(id: u32) -> [String; 2] {
-    let set = if id & 1 == 0 {
-        SetKind::Cluster
-    } else {
-        SetKind::Local
-    };
-    let base = format!("affinity-{:08x}-{}", id >> 1, set_word(set));
-    [format!("{base}-addr"), format!("{base}-port")]
-}
-
-/// The memory key number of an IPv6 map name, `affinity-<H>-<set>-…`.
-fn id_of_map6(map: &str) -> Option<(u32, &str)> {
-    let rest = map.strip_prefix("affinity-")?;
-    let (number, rest) = rest.split_once('-')?;
-    let number = u32::from_str_radix(number, 16).ok()?;
-    let (set, kind) = rest.rsplit_once('-')?;
-    let set = match set {
-        "cluster" => SetKind::Cluster,
-        "local" => SetKind::Local,
-        _ => return None,
-    };
-    Some((id(number, set), kind))
-}
-
 /// `nft -f` input forgetting every `listed` client remembered on a backend
 /// that is not one of its Service port's in `model` (empty when there is
 /// none). Each element is added (a no-op when it is still there, as it
 /// was listed) and then deleted, so an element that expired since it was
-/// listed does not fail the transaction.
+/// listed does not fail the transaction. An IPv6 key does not say which
+/// Service port of its shard it belongs to, so an IPv6 client is forgotten
+/// when its backend serves none of the shard's ports (one that left a port
+/// but serves another of the same shard is left to the rules' safety net).
 pub fn forget_stale(model: &Tables, listed: &[Listed]) -> String {
     let mut out = String::new();
     let members = |family: TableFamily| -> HashSet<&str> {
@@ -377,44 +387,45 @@ pub fn forget_stale(model: &Tables, listed: &[Listed]) -> String {
         );
         let _ = writeln!(out, "delete element {f} {TABLE} {map} {{ {key} }}");
     };
-    for list in listed
-        .iter()
-        .filter(|l| l.family == TableFamily::Ip && l.map == MEMORY)
-    {
-        let members = members(TableFamily::Ip);
+    let members4 = members(TableFamily::Ip);
+    for list in listed.iter().filter(|l| l.family == TableFamily::Ip) {
         for (key, value) in &list.elements {
             let Some((_, id)) = key.rsplit_once(" . ") else {
                 continue;
             };
-            if !members.contains(format!("{value} . {id}").as_str()) {
-                forget(TableFamily::Ip, MEMORY, key, value);
+            if !members4.contains(format!("{value} . {id}").as_str()) {
+                forget(TableFamily::Ip, &list.map, key, value);
             }
         }
     }
-    let members6 = members(TableFamily::Ip6);
-    let six = |kind: &'static str| {
-        listed
-            .iter()
-            .filter(|l| l.family == TableFamily::Ip6)
-            .filter_map(move |l| match id_of_map6(&l.map) {
-                Some((id, k)) if k == kind => Some((id, l)),
-                _ => None,
-            })
-    };
-    for (id, addresses) in six("addr") {
-        let ports = six("port").find(|(other, _)| *other == id).map(|(_, l)| l);
+    // IPv6: per shard, the backends (`address . port`) of its ports.
+    let mut served: BTreeMap<u32, HashSet<&str>> = BTreeMap::new();
+    for member in members(TableFamily::Ip6) {
+        if let Some((backend, id)) = member.rsplit_once(" . ") {
+            if let Ok(id) = id.parse::<u32>() {
+                served.entry(shard(id >> 1)).or_default().insert(backend);
+            }
+        }
+    }
+    let none = HashSet::new();
+    let six = || listed.iter().filter(|l| l.family == TableFamily::Ip6);
+    for addresses in six().filter(|l| l.map.ends_with("-addr")) {
+        let Some(shard) = shard_of(&addresses.map) else {
+            continue;
+        };
+        let port_map = format!("{}-port", addresses.map.trim_end_matches("-addr"));
+        let ports = six().find(|l| l.map == port_map);
+        let served = served.get(&shard).unwrap_or(&none);
         for (client, backend) in &addresses.elements {
             let port = ports.and_then(|l| l.elements.iter().find(|(c, _)| c == client));
             let stale = match port {
-                Some((_, port)) => {
-                    !members6.contains(format!("{backend} . {port} . {id}").as_str())
-                }
+                Some((_, port)) => !served.contains(format!("{backend} . {port}").as_str()),
                 None => true,
             };
             if stale {
                 forget(TableFamily::Ip6, &addresses.map, client, backend);
-                if let (Some(ports), Some((_, port))) = (ports, port) {
-                    forget(TableFamily::Ip6, &ports.map, client, port);
+                if let Some((_, port)) = port {
+                    forget(TableFamily::Ip6, &port_map, client, port);
                 }
             }
         }
@@ -452,7 +463,14 @@ pub(super) fn record_dispatch(family: Family) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::back::nft::testing::service;
+    use crate::back::nft::tables;
+    use crate::back::nft::testing::{ruleset, service};
+
+    fn sticky(name: &str, ip: &str, backends: &[&str]) -> Entry {
+        let mut s = service(name, ip, backends);
+        s.affinity_timeout_seconds = Some(60);
+        s
+    }
 
     #[test]
     fn numbers_are_stable_and_distinct() {
@@ -472,9 +490,9 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_remembers_in_the_shared_map_by_client_and_number() {
+    fn ipv4_remembers_by_client_and_id_in_the_shard_of_its_number() {
         let port = Port {
-            number: 7,
+            number: 0x107,
             family: Family::Ipv4,
             protocol: Protocol::Tcp,
             timeout: 60,
@@ -482,28 +500,29 @@ mod tests {
         };
         assert_eq!(
             port.lookup_chain(SetKind::Cluster),
-            "affinity-00000007-cluster"
+            "affinity-00000107-cluster"
         );
-        assert_eq!(port.record_chain(), "affinity-00000007-record-cluster-60");
+        assert_eq!(port.record_chain(), "affinity-00000107-record-cluster-60");
+        let maps: Vec<String> = port.memory_maps().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(maps, ["affinity-memory-07"]);
         assert_eq!(
             port.lookup_rule(SetKind::Cluster),
-            "meta l4proto tcp dnat ip to ip saddr . numgen random mod 1 offset 14 map @affinity"
+            "meta l4proto tcp dnat ip to ip saddr . numgen random mod 1 offset 526 map @affinity-memory-07"
         );
         assert_eq!(
             port.record_rules(),
             [
-                "meta l4proto tcp ct reply ip saddr . ct reply proto-src . numgen random mod 1 offset 14 @affinity-backends \
-                 update @affinity { ct original ip saddr . numgen random mod 1 offset 14 timeout 60s : ct reply ip saddr . ct reply proto-src }",
-                "meta l4proto tcp ct reply ip saddr . ct reply proto-src . numgen random mod 1 offset 14 != @affinity-backends \
-                 ct original ip saddr . numgen random mod 1 offset 14 @affinity \
-                 delete @affinity { ct original ip saddr . numgen random mod 1 offset 14 : ct reply ip saddr . ct reply proto-src } drop",
+                "meta l4proto tcp ct reply ip saddr . ct reply proto-src . numgen random mod 1 offset 526 @affinity-backends \
+                 update @affinity-memory-07 { ct original ip saddr . numgen random mod 1 offset 526 timeout 60s : ct reply ip saddr . ct reply proto-src }",
+                "meta l4proto tcp ct reply ip saddr . ct reply proto-src . numgen random mod 1 offset 526 != @affinity-backends \
+                 ct original ip saddr . numgen random mod 1 offset 526 @affinity-memory-07 \
+                 delete @affinity-memory-07 { ct original ip saddr . numgen random mod 1 offset 526 : ct reply ip saddr . ct reply proto-src } drop",
             ]
         );
-        assert!(port.maps().is_empty());
     }
 
     #[test]
-    fn ipv6_remembers_in_maps_of_its_own_per_set() {
+    fn ipv6_keys_are_the_client_xored_with_a_constant_per_id() {
         let port = Port {
             number: 0x1a,
             family: Family::Ipv6,
@@ -515,46 +534,45 @@ mod tests {
             port.record_chain(),
             "affinity-0000001a-record-cluster-local-10800"
         );
-        let maps: Vec<String> = port.maps().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(
-            maps,
-            [
-                "affinity-0000001a-cluster-addr",
-                "affinity-0000001a-cluster-port",
-                "affinity-0000001a-local-addr",
-                "affinity-0000001a-local-port"
-            ]
-        );
+        let maps: Vec<String> = port.memory_maps().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(maps, ["affinity-memory-1a-addr", "affinity-memory-1a-port"]);
+        let (cluster, local) = (mask6(52), mask6(53));
+        assert_ne!(cluster, local);
         assert_eq!(
             port.lookup_rule(SetKind::Local),
-            "meta l4proto udp dnat ip6 to ip6 saddr map @affinity-0000001a-local-addr : ip6 saddr map @affinity-0000001a-local-port"
+            format!(
+                "meta l4proto udp dnat ip6 to ip6 saddr ^ {local} map @affinity-memory-1a-addr : \
+                 ip6 saddr ^ {local} map @affinity-memory-1a-port"
+            )
         );
         let rules = port.record_rules();
         assert_eq!(rules.len(), 4, "{rules:#?}");
         assert!(
-            rules[1].contains("offset 53 @affinity-backends update @affinity-0000001a-local-addr")
+            rules[1].contains(&format!(
+                "offset 53 @affinity-backends update @affinity-memory-1a-addr {{ ct original ip6 saddr ^ {local} timeout 10800s"
+            )),
+            "{}",
+            rules[1]
         );
         // A stale translation forgets the client in both sets.
         assert_eq!(rules[2].matches("delete @").count(), 4, "{}", rules[2]);
         assert!(rules[2].ends_with(" drop"));
     }
 
-    fn sticky(name: &str, ip: &str, backends: &[&str]) -> Entry {
-        let mut s = service(name, ip, backends);
-        s.affinity_timeout_seconds = Some(60);
-        s
+    /// The memory key number of the first member of `family` in `model`.
+    fn first_id(model: &Tables, family: TableFamily) -> u32 {
+        let key = model.table(family).unwrap().elements[BACKENDS][0].key();
+        key.rsplit(" . ").next().unwrap().parse().unwrap()
     }
 
-    /// The memory key number of the first member of `family` in `model`.
-    fn first_id(model: &Tables, family: TableFamily) -> String {
-        let key = model.table(family).unwrap().elements[BACKENDS][0].key();
-        key.rsplit(" . ").next().unwrap().to_string()
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn clients_remembered_on_a_backend_that_went_are_forgotten() {
-        use crate::back::nft::tables;
-        use crate::back::nft::testing::ruleset;
         let model = tables(&ruleset(vec![
             sticky("a", "10.96.0.1", &["10.244.1.1", "10.244.1.2"]),
             sticky("b", "fd00::1", &["fd00:244::1"]),
@@ -563,17 +581,12 @@ mod tests {
             first_id(&model, TableFamily::Ip),
             first_id(&model, TableFamily::Ip6),
         );
-        let number6 = id6.parse::<u32>().unwrap();
-        let [addr, port] = maps6_of(number6);
-        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-            list.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
+        let map4 = memory4(id4 >> 1);
+        let [addr, port] = memory6(id6 >> 1);
         let listed = [
             Listed {
                 family: TableFamily::Ip,
-                map: MEMORY.into(),
+                map: map4.clone(),
                 elements: pairs(&[
                     (&format!("10.0.0.7 . {id4}"), "10.244.1.1 . 8080"),
                     (&format!("10.0.0.8 . {id4}"), "10.244.1.9 . 8080"),
@@ -591,27 +604,24 @@ mod tests {
                 elements: pairs(&[("fd00::7", "8080"), ("fd00::8", "8080")]),
             },
         ];
-        let script = forget_stale(&model, &listed);
         assert_eq!(
-            script,
+            forget_stale(&model, &listed),
             format!(
-                "add element ip knc affinity {{ 10.0.0.8 . {id4} timeout 1s : 10.244.1.9 . 8080 }}\n\
-                 delete element ip knc affinity {{ 10.0.0.8 . {id4} }}\n\
-                 add element ip knc affinity {{ 10.0.0.9 . 12345 timeout 1s : 10.244.1.1 . 8080 }}\n\
-                 delete element ip knc affinity {{ 10.0.0.9 . 12345 }}\n\
+                "add element ip knc {map4} {{ 10.0.0.8 . {id4} timeout 1s : 10.244.1.9 . 8080 }}\n\
+                 delete element ip knc {map4} {{ 10.0.0.8 . {id4} }}\n\
+                 add element ip knc {map4} {{ 10.0.0.9 . 12345 timeout 1s : 10.244.1.1 . 8080 }}\n\
+                 delete element ip knc {map4} {{ 10.0.0.9 . 12345 }}\n\
                  add element ip6 knc {addr} {{ fd00::8 timeout 1s : fd00:244::9 }}\n\
                  delete element ip6 knc {addr} {{ fd00::8 }}\n\
                  add element ip6 knc {port} {{ fd00::8 timeout 1s : 8080 }}\n\
                  delete element ip6 knc {port} {{ fd00::8 }}\n"
             )
         );
-        assert_eq!(forget_stale(&model, &listed[..1][..0]), "");
+        assert_eq!(forget_stale(&model, &[]), "");
     }
 
     #[test]
     fn only_updates_that_take_backends_away_concern_the_memory() {
-        use crate::back::nft::tables;
-        use crate::back::nft::testing::ruleset;
         let before = tables(&ruleset(vec![
             sticky("a", "10.96.0.1", &["10.244.1.1", "10.244.1.2"]),
             sticky("b", "fd00::1", &["fd00:244::1", "fd00:244::2"]),
@@ -631,12 +641,14 @@ mod tests {
             sticky("b", "fd00::1", &["fd00:244::2"]),
         ]));
         let tx = Transaction::update(&before, &shrunk).unwrap();
-        let number6 = first_id(&shrunk, TableFamily::Ip6).parse::<u32>().unwrap();
-        let [addr, port] = maps6_of(number6);
+        let [addr, port] = memory6(first_id(&shrunk, TableFamily::Ip6) >> 1);
         assert_eq!(
             affected_memory(&tx, &shrunk),
             [
-                (TableFamily::Ip, MEMORY.to_string()),
+                (
+                    TableFamily::Ip,
+                    memory4(first_id(&shrunk, TableFamily::Ip) >> 1)
+                ),
                 (TableFamily::Ip6, addr),
                 (TableFamily::Ip6, port)
             ]

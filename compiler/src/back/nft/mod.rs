@@ -198,8 +198,9 @@ struct FamilyEmitter<'a> {
     numbers: affinity::Numbers,
     /// The affinity lookup maps in use: key kind and set.
     affinity_lookups: BTreeSet<(KeyKind, SetKind)>,
-    /// The affinity entries' own maps (IPv6) and chains, in IR order.
-    affinity_maps: Vec<Object>,
+    /// The affinity memory maps in use (name → declaration), and the
+    /// entries' chains in IR order.
+    affinity_maps: BTreeMap<String, String>,
     affinity_chains: Vec<Object>,
     elements: BTreeMap<String, Vec<Element>>,
 }
@@ -249,7 +250,7 @@ impl<'a> FamilyEmitter<'a> {
             pickers: BTreeSet::new(),
             numbers: affinity::Numbers::default(),
             affinity_lookups: BTreeSet::new(),
-            affinity_maps: Vec::new(),
+            affinity_maps: BTreeMap::new(),
             affinity_chains: Vec::new(),
             elements: BTreeMap::new(),
         }
@@ -340,9 +341,7 @@ impl<'a> FamilyEmitter<'a> {
             timeout,
             sets: affinity::sets(service),
         };
-        for (name, spec) in port.maps() {
-            self.affinity_maps.push(Object::Map { name, spec });
-        }
+        self.affinity_maps.extend(port.memory_maps());
         for &set in &port.sets {
             self.affinity_chains
                 .push(chain(&port.lookup_chain(set), vec![port.lookup_rule(set)]));
@@ -500,15 +499,6 @@ impl<'a> FamilyEmitter<'a> {
         ));
         // Session affinity (see [`affinity`]): declared whether or not a
         // Service uses it, so the base chains do not change when one does.
-        if self.family == Family::Ipv4 {
-            out.push(map(
-                affinity::MEMORY.into(),
-                format!(
-                    "typeof ip saddr . numgen random mod 1 : ip daddr . th dport; flags dynamic,timeout; size {};",
-                    affinity::MEMORY_SIZE
-                ),
-            ));
-        }
         out.push(Object::Set {
             name: affinity::BACKENDS.into(),
             spec: format!("typeof {a} daddr . th dport . numgen random mod 1;"),
@@ -527,7 +517,9 @@ impl<'a> FamilyEmitter<'a> {
                 format!("typeof {} : verdict;", self.key_expr(kind)),
             ));
         }
-        out.extend(self.affinity_maps.iter().cloned());
+        for (name, spec) in &self.affinity_maps {
+            out.push(map(name.clone(), spec.clone()));
+        }
         for group in &self.groups {
             let key = self.key_expr(group.0);
             out.push(map(
