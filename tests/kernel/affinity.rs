@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::apply::Knc;
 use crate::backend_tests;
 use crate::harness::{Backend, From, Pod, Topology};
-use crate::manifests::{cluster, cluster_dual, ep, http_slice, slice, slice6, ServiceYaml, HTTP};
+use crate::manifests::{cluster_dual, ep, http_slice, slice, slice6, ServiceYaml, HTTP};
 use crate::require_kernel;
 
 backend_tests!(affinity_keeps_each_client_on_one_backend_in_both_families);
@@ -177,47 +177,56 @@ backend_tests!(affinity_survives_incremental_applies);
 /// `knc apply` keeps what session affinity remembers across incremental
 /// updates: an unrelated Service's endpoint changing, the sticky Service
 /// gaining a backend, and losing one. Clients stay on their backends
-/// (through the ClusterIP and the NodePort alike), except those of the
-/// removed backend, which are sent to one remaining backend at once and
-/// stay there, as kube-proxy forgets a removed endpoint's clients. (The
-/// removed pod keeps answering here, so a client still sent to it shows.)
-/// The iptables back end reloads knc's chains whole each time; its
-/// `-m recent` lists live on in the kernel across reloads.
+/// (through the ClusterIP and the NodePort alike, in both families),
+/// except those of the removed backend, which are sent to one remaining
+/// backend at once and stay there, as kube-proxy forgets a removed
+/// endpoint's clients. (The removed pod keeps answering here, so a client
+/// still sent to it shows.) The iptables back end reloads knc's chains
+/// whole each time; its `-m recent` lists live on in the kernel across
+/// reloads.
 fn affinity_survives_incremental_applies(backend: Backend) {
     require_kernel!("affinity_survives_incremental_applies");
     let backends = [
-        ("ai-a", "10.244.1.1"),
-        ("ai-b", "10.244.1.2"),
-        ("ai-c", "10.244.2.1"),
-        ("ai-d", "10.244.2.2"),
-        ("ai-o", "10.244.1.5"),
-        ("ai-p", "10.244.1.6"),
+        ("ai-a", "10.244.1.1", "fd00:10:244:1::1"),
+        ("ai-b", "10.244.1.2", "fd00:10:244:1::2"),
+        ("ai-c", "10.244.2.1", "fd00:10:244:2::1"),
+        ("ai-d", "10.244.2.2", "fd00:10:244:2::2"),
+        ("ai-o", "10.244.1.5", "fd00:10:244:1::5"),
+        ("ai-p", "10.244.1.6", "fd00:10:244:1::6"),
     ];
-    let mut pods: Vec<Pod> = backends.iter().map(|(n, ip)| Pod::web(n, ip)).collect();
+    let mut pods: Vec<Pod> = backends.iter().map(|(n, ip, _)| Pod::web(n, ip)).collect();
     let clients: Vec<String> = (0..8).map(|i| format!("ai-c{i}")).collect();
     for (i, name) in clients.iter().enumerate() {
         pods.push(Pod::new(name, &format!("10.244.1.{}", 20 + i)));
     }
-    let topo = Topology::build_for(backend, "affinc", &pods);
+    let topo = Topology::build_dual_for(backend, "affinc", &pods);
     let knc = Knc::new(&topo);
     let update = match backend {
         Backend::Nft => "incremental",
         Backend::Iptables => "full",
     };
-    let ip_of = |pod: &str| backends.iter().find(|(n, _)| *n == pod).unwrap().1;
+    let of = |pod: &str| *backends.iter().find(|(n, _, _)| *n == pod).unwrap();
     let manifests = |sticky: &[&str], other: &str| {
-        let eps: Vec<_> = sticky.iter().map(|pod| ep(ip_of(pod))).collect();
-        cluster(&[
+        let eps: Vec<_> = sticky.iter().map(|pod| ep(of(pod).1)).collect();
+        let eps6: Vec<_> = sticky.iter().map(|pod| ep(of(pod).2)).collect();
+        cluster_dual(&[
             &ServiceYaml::cluster_ip("sticky", "10.96.8.1")
+                .dual_stack("fd00:10:96::8:1")
                 .session_affinity(600)
                 .http()
                 .node_port(30081)
                 .yaml(),
-            &http_slice("sticky", &eps),
+            &slice("sticky", "v4", HTTP, &eps),
+            &slice6("sticky", "v6", HTTP, &eps6),
             &ServiceYaml::cluster_ip("other", "10.96.8.2").http().yaml(),
-            &http_slice("other", &[ep(ip_of(other))]),
+            &http_slice("other", &[ep(of(other).1)]),
         ])
     };
+    // Per family: the ClusterIP first, then the NodePort.
+    let families = [
+        ["10.96.8.1:80", "172.30.0.1:30081"],
+        ["[fd00:10:96::8:1]:80", "[fd00:172:30::1]:30081"],
+    ];
     let on = |client: &str, target: &str, count: usize| -> String {
         let probes = topo.tcp(From::Pod(client), target, count);
         probes.assert_all_answered();
@@ -225,9 +234,10 @@ fn affinity_survives_incremental_applies(backend: Backend) {
         assert_eq!(pods.len(), 1, "{client} moved between backends: {probes:?}");
         pods.into_iter().next().unwrap()
     };
-    let check = |remembered: &BTreeMap<&str, String>, step: &str| {
-        for (client, pod) in remembered {
-            for target in ["10.96.8.1:80", "172.30.0.1:30081"] {
+    type Remembered<'a> = BTreeMap<(&'a str, usize), String>;
+    let check = |remembered: &Remembered, step: &str| {
+        for ((client, family), pod) in remembered {
+            for target in families[*family] {
                 assert_eq!(&on(client, target, 2), pod, "{step}: {client} via {target}");
             }
         }
@@ -235,10 +245,12 @@ fn affinity_survives_incremental_applies(backend: Backend) {
 
     knc.apply(&manifests(&["ai-a", "ai-b", "ai-c"], "ai-o"))
         .expect("full");
-    let remembered: BTreeMap<&str, String> = clients
-        .iter()
-        .map(|c| (c.as_str(), on(c, "10.96.8.1:80", 2)))
-        .collect();
+    let mut remembered = Remembered::new();
+    for client in &clients {
+        for (family, [cluster_ip, _]) in families.iter().enumerate() {
+            remembered.insert((client, family), on(client, cluster_ip, 2));
+        }
+    }
     let chosen: std::collections::BTreeSet<&String> = remembered.values().collect();
     assert!(chosen.len() > 1, "every client landed on {chosen:?}");
 
@@ -268,15 +280,15 @@ fn affinity_survives_incremental_applies(backend: Backend) {
         .filter(|p| *p != removed)
         .collect();
     knc.apply(&manifests(&rest, "ai-p")).expect(update);
-    let mut after = BTreeMap::new();
-    for (client, pod) in &remembered {
-        let now = on(client, "10.96.8.1:80", 3);
+    let mut after = Remembered::new();
+    for ((client, family), pod) in &remembered {
+        let now = on(client, families[*family][0], 3);
         if *pod == removed {
             assert_ne!(now, removed, "{client} still sent to the removed backend");
         } else {
             assert_eq!(&now, pod, "{client} moved though its backend stayed");
         }
-        after.insert(*client, now);
+        after.insert((*client, *family), now);
     }
     check(&after, "a backend removed");
 }
