@@ -559,6 +559,32 @@ mod tests {
         assert!(rules[2].ends_with(" drop"));
     }
 
+    #[test]
+    fn a_service_port_without_endpoints_remembers_nothing() {
+        let mut empty = sticky("a", "10.96.0.1", &[]);
+        let reject = Route::Reject;
+        empty.frontends[0].routing = crate::ir::Routing {
+            node: reject,
+            pods: reject,
+            external: reject,
+        };
+        let model = tables(&ruleset(vec![empty]));
+        let ip = model.table(TableFamily::Ip).unwrap();
+        let names: Vec<&str> = ip.objects.iter().map(|o| o.name()).collect();
+        let affinity: Vec<&&str> = names.iter().filter(|n| n.starts_with("affinity")).collect();
+        assert_eq!(
+            affinity,
+            [
+                &"affinity-backends",
+                &"affinity-vips",
+                &"affinity-nodeports",
+                &"affinity-record"
+            ],
+            "only the shared scaffolding"
+        );
+        assert_eq!(ip.element_count(RECORD_VIPS), 0);
+    }
+
     /// The memory key number of the first member of `family` in `model`.
     fn first_id(model: &Tables, family: TableFamily) -> u32 {
         let key = model.table(family).unwrap().elements[BACKENDS][0].key();

@@ -315,7 +315,7 @@ impl<'a> FamilyEmitter<'a> {
         for service in ruleset.services.iter().filter(|s| s.family == family) {
             let port = service
                 .affinity_timeout_seconds
-                .map(|timeout| self.affinity_port(service, timeout));
+                .and_then(|timeout| self.affinity_port(service, timeout));
             for frontend in &service.frontends {
                 let key = frontend_key(service, frontend);
                 self.frontend(service, frontend, &key, port.as_ref());
@@ -331,15 +331,21 @@ impl<'a> FamilyEmitter<'a> {
     }
 
     /// The session affinity objects and elements of `service`, which keeps
-    /// clients for `timeout` seconds: its lookup and record chains (and
-    /// IPv6 maps), and its backends as members of each set it forwards to.
-    fn affinity_port(&mut self, service: &Entry, timeout: u32) -> affinity::Port {
+    /// clients for `timeout` seconds: its lookup and record chains, the
+    /// memory maps of its shard, and its backends as members of each set
+    /// it forwards to. `None` when it forwards nowhere (no endpoints):
+    /// there is nothing to remember.
+    fn affinity_port(&mut self, service: &Entry, timeout: u32) -> Option<affinity::Port> {
+        let sets = affinity::sets(service);
+        if sets.is_empty() {
+            return None;
+        }
         let port = affinity::Port {
             number: self.numbers.assign(service),
             family: self.family,
             protocol: service.protocol,
             timeout,
-            sets: affinity::sets(service),
+            sets,
         };
         self.affinity_maps.extend(port.memory_maps());
         for &set in &port.sets {
@@ -358,7 +364,7 @@ impl<'a> FamilyEmitter<'a> {
         }
         self.affinity_chains
             .push(chain(&port.record_chain(), port.record_rules()));
-        port
+        Some(port)
     }
 
     fn frontend(
