@@ -88,7 +88,8 @@ backend_tests!(affinity_is_shared_by_every_address_of_a_service_port);
 /// and (IPv4) a LoadBalancer IP: kube-proxy remembers a client per Service
 /// port, so whichever address a client uses after the first, it lands on
 /// the backend it was given first. Clients are pods on node1, four
-/// backends, both families.
+/// backends, both families. Another Service's ClusterIP port that has the
+/// NodePort's number is not taken for the NodePort by the memory.
 fn affinity_is_shared_by_every_address_of_a_service_port(backend: Backend) {
     require_kernel!("affinity_is_shared_by_every_address_of_a_service_port");
     let backends = [
@@ -98,6 +99,7 @@ fn affinity_is_shared_by_every_address_of_a_service_port(backend: Backend) {
         ("sh-d", "10.244.2.2"),
     ];
     let mut pods: Vec<Pod> = backends.iter().map(|(n, ip)| Pod::web(n, ip)).collect();
+    pods.push(Pod::web("sh-e", "10.244.1.3"));
     let clients: Vec<String> = (0..8).map(|i| format!("sh-c{i}")).collect();
     for (i, name) in clients.iter().enumerate() {
         pods.push(Pod::new(name, &format!("10.244.1.{}", 20 + i)));
@@ -134,6 +136,10 @@ fn affinity_is_shared_by_every_address_of_a_service_port(backend: Backend) {
                 ep("fd00:10:244:2::2"),
             ],
         ),
+        &ServiceYaml::cluster_ip("lookalike", "10.96.7.3")
+            .port("http", 30072, 8080)
+            .yaml(),
+        &http_slice("lookalike", &[ep("10.244.1.3")]),
     ]));
     let families: [(&str, &[&str]); 2] = [
         (
@@ -163,6 +169,12 @@ fn affinity_is_shared_by_every_address_of_a_service_port(backend: Backend) {
                 .assert_all_answered()
                 .assert_pods(&[pod.as_str()]);
             chosen.insert(pod);
+        }
+        // Remembered clients reaching another Service on the NodePort's
+        // number are that Service's business.
+        for client in &clients {
+            topo.tcp(From::Pod(client), "10.96.7.3:30072", 2)
+                .assert_pods(&["sh-e"]);
         }
         // Eight clients over four backends all landing on one has
         // probability 4 * (1/4)^8 when choices are independent.

@@ -66,7 +66,8 @@ use crate::ir::{Entry, Family, Protocol, Route, SetKind};
 
 /// `backend . port . ID` for every backend of every affinity entry's sets.
 pub(super) const BACKENDS: &str = "affinity-backends";
-/// Original destination → record chain, for address frontends.
+/// Original destination → record chain, for address frontends (`return`
+/// for those without affinity).
 pub(super) const RECORD_VIPS: &str = "affinity-vips";
 /// Original protocol and port → record chain, for NodePorts.
 pub(super) const RECORD_NODEPORTS: &str = "affinity-nodeports";
@@ -434,8 +435,12 @@ pub fn forget_stale(model: &Tables, listed: &[Listed]) -> String {
 }
 
 /// The rules of [`RECORD`]: dispatch on the original destination, address
-/// frontends first (a `goto`, so a match ends the chain), per protocol
-/// because `ct original proto-dst` needs one.
+/// frontends first, per protocol because `ct original proto-dst` needs
+/// one. Every address frontend is in [`RECORD_VIPS`] (those without
+/// affinity with `return`), so a connection reaches the NodePort rules only
+/// when knc translated it for a NodePort: a ClusterIP port that is some
+/// affinity Service's NodePort number must not reach that Service's
+/// memory.
 pub(super) fn record_dispatch(family: Family) -> Vec<String> {
     let a = match family {
         Family::Ipv4 => "ip",
@@ -582,7 +587,9 @@ mod tests {
             ],
             "only the shared scaffolding"
         );
-        assert_eq!(ip.element_count(RECORD_VIPS), 0);
+        let records: Vec<Option<&str>> =
+            ip.elements[RECORD_VIPS].iter().map(|e| e.value()).collect();
+        assert_eq!(records, [Some("return")], "listed, to nothing");
     }
 
     /// The memory key number of the first member of `family` in `model`.

@@ -381,16 +381,24 @@ impl<'a> FamilyEmitter<'a> {
             KeyKind::NodePort => "nodeports",
         };
         let remembers = port.is_some();
-        if let Some(port) = port {
-            let record = match kind {
-                KeyKind::Vip => affinity::RECORD_VIPS,
-                KeyKind::NodePort => affinity::RECORD_NODEPORTS,
-            };
-            self.push(
-                record,
+        // Where postrouting records the choice (see `affinity`): every
+        // address frontend is listed, so that only NodePort translations
+        // reach the NodePort entries.
+        match (kind, port) {
+            (KeyKind::Vip, Some(port)) => self.push(
+                affinity::RECORD_VIPS,
                 Element::mapping(key, format!("goto {}", port.record_chain()))
                     .with_comment(comment.clone()),
-            );
+            ),
+            (KeyKind::Vip, None) => {
+                self.push(affinity::RECORD_VIPS, Element::mapping(key, "return"))
+            }
+            (KeyKind::NodePort, Some(port)) => self.push(
+                affinity::RECORD_NODEPORTS,
+                Element::mapping(key, format!("goto {}", port.record_chain()))
+                    .with_comment(comment.clone()),
+            ),
+            (KeyKind::NodePort, None) => {}
         }
         let routes = [
             frontend.routing.node,
