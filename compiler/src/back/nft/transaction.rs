@@ -7,8 +7,11 @@
 //! the layout keeps everything per Service in elements of named sets and
 //! maps, a changed Service is a handful of `delete element` and `add
 //! element` commands, and objects are added or deleted only when a new
-//! routing or backend-group size appears or the last user of one goes.
-//! When an object both models declare differs (a base chain's rules, a
+//! routing or backend-group size appears or the last user of one goes, or
+//! a Service port gains or loses session affinity (its two chains; a
+//! changed timeout renames its record chain). The dynamic maps that
+//! remember clients are never recreated by an update, so what they
+//! remember survives it. When an object both models declare differs (a base chain's rules, a
 //! declaration), an incremental update would be a guess, so
 //! [`Transaction::update`] says so and the caller replaces the tables.
 
