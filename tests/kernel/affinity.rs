@@ -88,8 +88,9 @@ backend_tests!(affinity_is_shared_by_every_address_of_a_service_port);
 /// and (IPv4) a LoadBalancer IP: kube-proxy remembers a client per Service
 /// port, so whichever address a client uses after the first, it lands on
 /// the backend it was given first. Clients are pods on node1, four
-/// backends, both families. Another Service's ClusterIP port that has the
-/// NodePort's number is not taken for the NodePort by the memory.
+/// backends, both families. Another Service's ClusterIP and external IP
+/// port that has the NodePort's number is not taken for the NodePort by
+/// the memory.
 fn affinity_is_shared_by_every_address_of_a_service_port(backend: Backend) {
     require_kernel!("affinity_is_shared_by_every_address_of_a_service_port");
     let backends = [
@@ -137,6 +138,7 @@ fn affinity_is_shared_by_every_address_of_a_service_port(backend: Backend) {
             ],
         ),
         &ServiceYaml::cluster_ip("lookalike", "10.96.7.3")
+            .extra("  externalIPs: [198.51.100.73]\n")
             .port("http", 30072, 8080)
             .yaml(),
         &http_slice("lookalike", &[ep("10.244.1.3")]),
@@ -173,8 +175,10 @@ fn affinity_is_shared_by_every_address_of_a_service_port(backend: Backend) {
         // Remembered clients reaching another Service on the NodePort's
         // number are that Service's business.
         for client in &clients {
-            topo.tcp(From::Pod(client), "10.96.7.3:30072", 2)
-                .assert_pods(&["sh-e"]);
+            for lookalike in ["10.96.7.3:30072", "198.51.100.73:30072"] {
+                topo.tcp(From::Pod(client), lookalike, 2)
+                    .assert_pods(&["sh-e"]);
+            }
         }
         // Eight clients over four backends all landing on one has
         // probability 4 * (1/4)^8 when choices are independent.

@@ -67,7 +67,7 @@ use crate::ir::{Entry, Family, Protocol, Route, SetKind};
 /// `backend . port . ID` for every backend of every affinity entry's sets.
 pub(super) const BACKENDS: &str = "affinity-backends";
 /// Original destination → record chain, for address frontends (`return`
-/// for those without affinity).
+/// for external and LoadBalancer ones without affinity).
 pub(super) const RECORD_VIPS: &str = "affinity-vips";
 /// Original protocol and port → record chain, for NodePorts.
 pub(super) const RECORD_NODEPORTS: &str = "affinity-nodeports";
@@ -436,11 +436,12 @@ pub fn forget_stale(model: &Tables, listed: &[Listed]) -> String {
 
 /// The rules of [`RECORD`]: dispatch on the original destination, address
 /// frontends first, per protocol because `ct original proto-dst` needs
-/// one. Every address frontend is in [`RECORD_VIPS`] (those without
-/// affinity with `return`), so a connection reaches the NodePort rules only
-/// when knc translated it for a NodePort: a ClusterIP port that is some
-/// affinity Service's NodePort number must not reach that Service's
-/// memory.
+/// one. A connection reaches the NodePort rules only when knc translated
+/// it for a NodePort, so that an address frontend on a port with the
+/// number of some affinity Service's NodePort never reaches that Service's
+/// memory: its original destination is no ClusterIP (`cluster-ips`), and
+/// the external and LoadBalancer frontends without affinity are in
+/// [`RECORD_VIPS`] with `return`.
 pub(super) fn record_dispatch(family: Family) -> Vec<String> {
     let a = match family {
         Family::Ipv4 => "ip",
@@ -458,7 +459,8 @@ pub(super) fn record_dispatch(family: Family) -> Vec<String> {
         .collect();
     rules.extend(protocols.iter().map(|p| {
         format!(
-            "meta l4proto {} meta l4proto . ct original proto-dst vmap @{RECORD_NODEPORTS}",
+            "meta l4proto {} ct original {a} daddr != @cluster-ips \
+             meta l4proto . ct original proto-dst vmap @{RECORD_NODEPORTS}",
             p.as_str()
         )
     }));
@@ -587,9 +589,7 @@ mod tests {
             ],
             "only the shared scaffolding"
         );
-        let records: Vec<Option<&str>> =
-            ip.elements[RECORD_VIPS].iter().map(|e| e.value()).collect();
-        assert_eq!(records, [Some("return")], "listed, to nothing");
+        assert_eq!(ip.element_count(RECORD_VIPS), 0);
     }
 
     /// The memory key number of the first member of `family` in `model`.

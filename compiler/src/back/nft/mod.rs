@@ -381,18 +381,20 @@ impl<'a> FamilyEmitter<'a> {
             KeyKind::NodePort => "nodeports",
         };
         let remembers = port.is_some();
-        // Where postrouting records the choice (see `affinity`): every
-        // address frontend is listed, so that only NodePort translations
-        // reach the NodePort entries.
+        // Where postrouting records the choice (see `affinity`). External
+        // and LoadBalancer frontends without affinity are listed too (a
+        // ClusterIP is told by `cluster-ips`), so that only NodePort
+        // translations reach the NodePort entries.
         match (kind, port) {
             (KeyKind::Vip, Some(port)) => self.push(
                 affinity::RECORD_VIPS,
                 Element::mapping(key, format!("goto {}", port.record_chain()))
                     .with_comment(comment.clone()),
             ),
-            (KeyKind::Vip, None) => {
+            (KeyKind::Vip, None) if frontend.kind != FrontendKind::ClusterIp => {
                 self.push(affinity::RECORD_VIPS, Element::mapping(key, "return"))
             }
+            (KeyKind::Vip, None) => {}
             (KeyKind::NodePort, Some(port)) => self.push(
                 affinity::RECORD_NODEPORTS,
                 Element::mapping(key, format!("goto {}", port.record_chain()))
