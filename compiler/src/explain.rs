@@ -172,14 +172,45 @@ fn describe_route(out: &mut String, service: &Entry, route: Route) -> fmt::Resul
                 writeln!(out, "    {endpoint:<28} {share:5.1} %")?;
             }
             if let Some(timeout) = service.affinity_timeout_seconds {
-                writeln!(
-                    out,
-                    "  A client stays on its backend (sessionAffinity ClientIP, {timeout} s)."
-                )?;
+                writeln!(out, "  {}", affinity_scope(service, timeout))?;
             }
             Ok(())
         }
     }
+}
+
+/// What session affinity remembers, as every back end implements it: a
+/// client per Service port (entry), whichever of its addresses the client
+/// uses, kept apart for the cluster-wide and the node-local backends when
+/// the port routes to both (a node-local route never goes to a backend
+/// remembered on another node).
+pub fn affinity_scope(service: &Entry, timeout: u32) -> String {
+    let addresses: Vec<String> = service
+        .frontends
+        .iter()
+        .map(|f| match (f.kind, f.address) {
+            (FrontendKind::NodePort, _) | (_, None) => format!("NodePort {}", f.port),
+            (kind, Some(IpAddr::V4(ip))) => format!("{} {ip}:{}", kind_name(kind), f.port),
+            (kind, Some(IpAddr::V6(ip))) => format!("{} [{ip}]:{}", kind_name(kind), f.port),
+        })
+        .collect();
+    let forwards = |set: SetKind| {
+        service.frontends.iter().any(|f| {
+            [f.routing.node, f.routing.pods, f.routing.external]
+                .iter()
+                .any(|r| matches!(r, Route::Forward { set: s, .. } if *s == set))
+        })
+    };
+    let apart = if forwards(SetKind::Cluster) && forwards(SetKind::Local) {
+        "; the cluster-wide and the node-local backends are remembered apart"
+    } else {
+        ""
+    };
+    format!(
+        "Session affinity (ClientIP, {timeout} s): a client keeps its backend whichever address \
+         of this Service port it uses ({}){apart}.",
+        addresses.join(", ")
+    )
 }
 
 fn kind_name(kind: FrontendKind) -> &'static str {
@@ -354,6 +385,24 @@ mod tests {
         );
         let text = explain(&rs, &query("172.30.0.1", 30080, Some("172.30.0.1")));
         assert_eq!(text.matches("From ").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn affinity_is_explained_per_service_port_and_set() {
+        let mut rs = ruleset();
+        rs.entry_mut(0).affinity_timeout_seconds = Some(600);
+        let text = explain(&rs, &query("10.96.0.1", 80, Some("10.244.7.7")));
+        assert!(
+            text.contains(
+                "  Session affinity (ClientIP, 600 s): a client keeps its backend whichever \
+                 address of this Service port it uses (ClusterIP 10.96.0.1:80, NodePort 30080); \
+                 the cluster-wide and the node-local backends are remembered apart.\n"
+            ),
+            "{text}"
+        );
+        rs.entry_mut(0).frontends.pop();
+        let text = explain(&rs, &query("10.96.0.1", 80, None));
+        assert!(text.contains("(ClusterIP 10.96.0.1:80).\n"), "{text}");
     }
 
     #[test]

@@ -11,7 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use knc_compiler::back::nft::{tables, update_tables, Tables, Transaction, TransactionKind};
+use knc_compiler::back::nft::{
+    affected_memory, forget_stale, tables, update_tables, Listed, Tables, Transaction,
+    TransactionKind,
+};
 use knc_compiler::ir::Ruleset;
 
 use crate::nft::{expected, Kernel};
@@ -183,11 +186,16 @@ pub fn sync_nft(
     }
     let before = kernel.generation().map_err(SyncError::Generation)?;
     kernel.apply(&transaction)?;
+    let forgetting = match transaction.kind() {
+        TransactionKind::Incremental => forget_stale_clients(kernel, &transaction, &new_tables),
+        // A full replace starts every memory afresh.
+        TransactionKind::Full => 0,
+    };
     let after = kernel.generation().map_err(SyncError::Generation)?;
     synced.kernel_time = start.elapsed();
     // Someone else committing between the two reads makes the generation
     // ours no longer: leave it unknown, and the next round compares.
-    let ours = (after == before.wrapping_add(1)).then_some(after);
+    let ours = (after == before.wrapping_add(1 + forgetting)).then_some(after);
     synced.generation = ours;
     synced.previous = applied.map(|a| a.record.ruleset);
     let saving = Instant::now();
@@ -199,6 +207,54 @@ pub fn sync_nft(
         tables: new_tables,
     });
     Ok(synced)
+}
+
+/// Forgets the clients session affinity remembers on backends `transaction`
+/// took away from their Service ports, as kube-proxy deletes a removed
+/// endpoint's affinity set with it: lists the dynamic maps concerned and
+/// commits the deletions (listing again once when a client was remembered
+/// anew in between, which fails the commit). Returns the commits made.
+/// Failing costs little (the rules drop such a client's next new connection
+/// once and forget it), so it is logged, not returned.
+fn forget_stale_clients(kernel: &mut dyn Kernel, transaction: &Transaction, new: &Tables) -> u32 {
+    let maps = affected_memory(transaction, new);
+    for attempt in 0..2 {
+        if maps.is_empty() {
+            break;
+        }
+        let mut listed = Vec::new();
+        for (family, map) in &maps {
+            match kernel.list_map(*family, map) {
+                Ok(elements) => listed.push(Listed {
+                    family: *family,
+                    map: map.clone(),
+                    elements,
+                }),
+                Err(e) => {
+                    tracing::warn!("session affinity: cannot list {map}: {e}");
+                    return 0;
+                }
+            }
+        }
+        let script = forget_stale(new, &listed);
+        if script.is_empty() {
+            break;
+        }
+        match kernel.run_script(&script) {
+            Ok(()) => {
+                tracing::debug!(
+                    clients = script.lines().count() / 2,
+                    "session affinity: forgot clients of removed backends"
+                );
+                return 1;
+            }
+            Err(e) if attempt == 0 => {
+                tracing::debug!("session affinity: forgetting raced, listing again: {e}")
+            }
+            Err(e) => tracing::warn!("session affinity: cannot forget stale clients: {e}"),
+        }
+    }
+    0
 }
 
 /// What knc last applied, with its model: kept between reconcile rounds so
@@ -327,6 +383,59 @@ mod tests {
         assert_eq!(second.change, Change::Incremental);
         assert_eq!(memory.as_ref().unwrap().record.ruleset, two);
         assert_eq!(kernel.fake.tables(), tables(&two).normalised());
+    }
+
+    /// Taking a backend away from a Service port with session affinity
+    /// forgets the clients remembered on it, and only those, right after
+    /// the update (the generation stays knc's: the next round is cheap).
+    #[test]
+    fn clients_of_a_removed_backend_are_forgotten() {
+        let (_dir, state) = state();
+        let mut kernel = FakeKernel::default();
+        let sticky = |backends: &[&str]| {
+            let mut rs = ruleset(backends);
+            rs.entry_mut(0).affinity_timeout_seconds = Some(60);
+            rs
+        };
+        let one = sticky(&["10.244.1.1", "10.244.1.2"]);
+        sync_nft(&mut kernel, &state, &mut None, &one, false).unwrap();
+        let model = tables(&one);
+        let id = model.tables[0].elements["affinity-backends"][0]
+            .key()
+            .rsplit(" . ")
+            .next()
+            .unwrap()
+            .to_string();
+        let memory = model.tables[0]
+            .objects
+            .iter()
+            .map(|o| o.name().to_string())
+            .find(|n| n.starts_with("affinity-memory-"))
+            .unwrap();
+        kernel.remembered.insert(
+            (TableFamily::Ip, memory.clone()),
+            vec![
+                (format!("10.0.0.7 . {id}"), "10.244.1.1 . 8080".into()),
+                (format!("10.0.0.8 . {id}"), "10.244.1.2 . 8080".into()),
+            ],
+        );
+        let grown = sticky(&["10.244.1.1", "10.244.1.2", "10.244.1.3"]);
+        sync_nft(&mut kernel, &state, &mut None, &grown, false).unwrap();
+        assert!(
+            kernel.scripts.is_empty(),
+            "nothing to forget when backends only come"
+        );
+        let shrunk = sticky(&["10.244.1.1", "10.244.1.3"]);
+        let synced = sync_nft(&mut kernel, &state, &mut None, &shrunk, false).unwrap();
+        assert_eq!(synced.change, Change::Incremental);
+        assert_eq!(
+            kernel.scripts,
+            [format!(
+                "add element ip knc {memory} {{ 10.0.0.8 . {id} timeout 1s : 10.244.1.2 . 8080 }}\n\
+                 delete element ip knc {memory} {{ 10.0.0.8 . {id} }}\n"
+            )]
+        );
+        assert_eq!(synced.generation, Some(kernel.generation));
     }
 
     #[test]

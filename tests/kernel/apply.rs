@@ -34,7 +34,7 @@ use crate::{backend_tests, require_kernel};
 
 /// What the summary line (the last line on stderr) of `knc apply` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Summary {
+pub(crate) struct Summary {
     /// `full`, `incremental` or `incremental (nothing changed)`.
     change: String,
     commands: usize,
@@ -44,7 +44,7 @@ struct Summary {
 
 /// One finished `knc` run.
 #[derive(Debug)]
-struct Run {
+pub(crate) struct Run {
     /// The exit code (`None`: killed by a signal).
     code: Option<i32>,
     stdout: String,
@@ -65,7 +65,7 @@ impl Run {
 
     /// Panics unless the run exited 0 with a summary saying `change`;
     /// returns the summary.
-    fn expect(&self, change: &str) -> &Summary {
+    pub(crate) fn expect(&self, change: &str) -> &Summary {
         assert_eq!(self.code, Some(0), "knc failed: {self:#?}");
         let summary = self
             .summary
@@ -106,7 +106,7 @@ fn parse_summary(stderr: &str) -> Option<Summary> {
 
 /// Runs the real `knc` binary inside node1 of a topology, with manifests
 /// written into a fresh subdirectory of the topology's temp dir per call.
-struct Knc<'t> {
+pub(crate) struct Knc<'t> {
     topo: &'t Topology,
     backend: Backend,
     /// The state directory the next calls use.
@@ -122,7 +122,7 @@ fn next() -> usize {
 
 impl<'t> Knc<'t> {
     /// For `topo`'s back end, with state directory `<dir>/state`.
-    fn new(topo: &'t Topology) -> Knc<'t> {
+    pub(crate) fn new(topo: &'t Topology) -> Knc<'t> {
         let knc = Knc {
             topo,
             backend: topo.backend(),
@@ -184,7 +184,7 @@ impl<'t> Knc<'t> {
     }
 
     /// `knc apply` of `manifests`.
-    fn apply(&self, manifests: &str) -> Run {
+    pub(crate) fn apply(&self, manifests: &str) -> Run {
         Knc::run(self.apply_command(manifests, &[]))
     }
 

@@ -285,6 +285,10 @@ pub struct Entry {
     pub frontends: Vec<Frontend>,
     pub backends: BackendSets,
     /// `sessionAffinity: ClientIP`: seconds a client sticks to its backend.
+    /// Emitters remember a client per entry (the Service port in one
+    /// family), whichever of its frontends the client uses, as kube-proxy
+    /// does; a route to [`BackendSets::local`] only ever finds a remembered
+    /// backend of that set.
     pub affinity_timeout_seconds: Option<u32>,
     /// Port the runtime serves the ETP Local health check on.
     pub health_check_node_port: Option<u16>,

@@ -356,9 +356,15 @@ mod tests {
         s.affinity_timeout_seconds = Some(60);
         let model = tables(&ruleset(vec![s]));
         let ip = &model.tables[0];
-        assert!(ip.object("affinity").unwrap().is_dynamic());
+        let memory = ip
+            .objects
+            .iter()
+            .find(|o| o.name().starts_with("affinity-memory-"))
+            .expect("a memory map");
+        assert!(memory.is_dynamic());
         assert!(!ip.object("frontends").unwrap().is_dynamic());
+        assert!(!ip.object("affinity-backends").unwrap().is_dynamic());
         assert_eq!(ip.element_count("frontends"), 1);
-        assert_eq!(ip.element_count("affinity"), 0);
+        assert_eq!(ip.element_count(memory.name()), 0);
     }
 }

@@ -11,8 +11,9 @@
 //! same features before and after, and nothing outside the entries
 //! changed, the new tables are the old ones with the changed entries'
 //! elements replaced, and hairpin elements kept while anyone uses them.
-//! Otherwise [`update_tables`] declines and the caller compares whole
-//! models.
+//! Otherwise (and for entries with session affinity, whose chains and
+//! numbering involve the other entries) [`update_tables`] declines and the
+//! caller compares whole models.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub fn update_tables(
         return Err(old_tables);
     }
     let (before, after) = changed_entries(&old.services, &new.services);
+    let affinity = |e: &&Arc<Entry>| e.affinity_timeout_seconds.is_some();
+    if before.iter().any(affinity) || after.iter().any(affinity) {
+        return Err(old_tables);
+    }
     let mut plan = Vec::new();
     for family in [Family::Ipv4, Family::Ipv6] {
         let mini = |entries: &[&Arc<Entry>]| Ruleset {
@@ -169,12 +174,19 @@ fn entry_key(e: &Entry) -> (Family, &str, &str, &str, crate::ir::Protocol) {
 }
 
 /// The changed entries need the same chains, sets and maps before and
-/// after (so the whole table needs the same ones).
+/// after (so the whole table needs the same ones), and none of them has
+/// session affinity: an affinity port's number and memory shard depend on
+/// the other ports (collisions are resolved in IR order), and it has
+/// chains of its own; those changes take the comparison of whole models.
 fn same_features(was: &FamilyEmitter<'_>, is: &FamilyEmitter<'_>) -> bool {
+    let no_affinity = |e: &FamilyEmitter<'_>| {
+        e.affinity_lookups.is_empty() && e.affinity_maps.is_empty() && e.affinity_chains.is_empty()
+    };
     was.routes.keys().eq(is.routes.keys())
         && was.groups == is.groups
         && was.pickers == is.pickers
-        && was.affinity == is.affinity
+        && no_affinity(was)
+        && no_affinity(is)
 }
 
 /// What decides whether a hairpin element stays: the new ruleset, and

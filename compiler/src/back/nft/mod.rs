@@ -21,6 +21,12 @@
 //!   or endpoint. (Interval maps keyed by a random range were tried first:
 //!   their set backend made loading 10,000 Services three times slower. A
 //!   second lookup to find the group cost 10,000 more elements.)
+//! * Session affinity (module `affinity`): frontends of a Service port with
+//!   `sessionAffinity: ClientIP` use group chains of their own
+//!   (`dnat-…-affinity`), which first send a remembered client back to its
+//!   backend; `postrouting` remembers each choice. The memory is per Service
+//!   port (and backend set), shared by all its addresses, and lives in
+//!   dynamic maps that incremental updates never touch.
 //! * `postrouting` masquerades marked connections and hairpin connections
 //!   (source equals the chosen backend, found in the `hairpin` set, which
 //!   holds only this node's endpoints: no other pod's traffic passes here).
@@ -48,6 +54,7 @@
 //! `fake` applies the same operations to an in-memory kernel for tests of
 //! runtime logic.
 
+mod affinity;
 mod fake;
 mod incremental;
 mod model;
@@ -61,11 +68,12 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, LocalDetector, Protocol, Route,
-    Routing, Ruleset, SetKind,
+    Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, LocalDetector, Route, Routing,
+    Ruleset, SetKind,
 };
 use crate::text::{push_decimal, push_ipv4};
 
+pub use affinity::{affected_memory, forget_stale, Listed};
 pub use fake::Fake;
 pub use incremental::update_tables;
 pub use model::{Element, Object, ObjectKind, Table, TableFamily, Tables};
@@ -185,12 +193,17 @@ struct FamilyEmitter<'a> {
     routes: BTreeMap<(KeyKind, RoutingKey, Pickers), String>,
     /// Backend groups in use: key kind, set and slot count.
     groups: BTreeSet<Group>,
-    /// How each group's frontends pick a slot: at random, or (`true`) by a
-    /// hash of the client address for sticky Services.
+    /// The dnat chains in use: each group's, for frontends without (`false`)
+    /// or with (`true`) session affinity.
     pickers: BTreeSet<(Group, bool)>,
-    /// Session affinity timeouts in use, with the protocols of the
-    /// frontends of each key kind that use them.
-    affinity: BTreeMap<(u32, KeyKind), BTreeSet<Protocol>>,
+    /// Numbers of the affinity entries (see [`affinity`]).
+    numbers: affinity::Numbers,
+    /// The affinity lookup maps in use: key kind and set.
+    affinity_lookups: BTreeSet<(KeyKind, SetKind)>,
+    /// The affinity memory maps in use (name → declaration), and the
+    /// entries' chains in IR order.
+    affinity_maps: BTreeMap<String, String>,
+    affinity_chains: Vec<Object>,
     elements: BTreeMap<String, Vec<Element>>,
 }
 
@@ -199,23 +212,16 @@ struct FamilyEmitter<'a> {
 type Group = (KeyKind, SetKind, u32);
 
 /// For the cluster-wide and the node-local set (indexed by `SetKind`): the
-/// slot count and stickiness of the frontend's group, when routed there.
+/// slot count of the frontend's group, when routed there, and whether the
+/// frontend's Service has session affinity.
 type Pickers = [Option<(u32, bool)>; 2];
-
-/// Frontends whose Services keep clients on one backend for `timeout` seconds.
-fn affinity_set(timeout: u32, kind: KeyKind) -> String {
-    format!("affinity-{}-{timeout}", kind.name())
-}
-
-/// Most clients remembered for session affinity, across all Services.
-const AFFINITY_MAP_SIZE: u32 = 1 << 20;
 
 fn backends_map((kind, set, modulus): Group) -> String {
     format!("{}-{}-{modulus}", kind.name(), set_name(set))
 }
 
-fn dnat_chain((kind, set, modulus): Group, sticky: bool) -> String {
-    let suffix = if sticky { "-sticky" } else { "" };
+fn dnat_chain((kind, set, modulus): Group, affinity: bool) -> String {
+    let suffix = if affinity { "-affinity" } else { "" };
     format!("dnat-{}-{}-{modulus}{suffix}", kind.name(), set_name(set))
 }
 
@@ -244,7 +250,10 @@ impl<'a> FamilyEmitter<'a> {
             routes: BTreeMap::new(),
             groups: BTreeSet::new(),
             pickers: BTreeSet::new(),
-            affinity: BTreeMap::new(),
+            numbers: affinity::Numbers::default(),
+            affinity_lookups: BTreeSet::new(),
+            affinity_maps: BTreeMap::new(),
+            affinity_chains: Vec::new(),
             elements: BTreeMap::new(),
         }
     }
@@ -268,6 +277,7 @@ impl<'a> FamilyEmitter<'a> {
         self.base_chains(&mut objects);
         self.route_chains(&mut objects);
         self.dnat_chains(&mut objects);
+        objects.append(&mut self.affinity_chains);
         Table {
             family: TableFamily::of(self.family),
             objects,
@@ -305,9 +315,12 @@ impl<'a> FamilyEmitter<'a> {
             }
         }
         for service in ruleset.services.iter().filter(|s| s.family == family) {
+            let port = service
+                .affinity_timeout_seconds
+                .and_then(|timeout| self.affinity_port(service, timeout));
             for frontend in &service.frontends {
                 let key = frontend_key(service, frontend);
-                self.frontend(service, frontend, &key);
+                self.frontend(service, frontend, &key, port.as_ref());
             }
         }
         let has_node = ruleset.node.is_some();
@@ -316,23 +329,77 @@ impl<'a> FamilyEmitter<'a> {
         }
     }
 
-    fn frontend(&mut self, service: &Entry, frontend: &Frontend, key: &str) {
+    /// The session affinity objects and elements of `service`, which keeps
+    /// clients for `timeout` seconds: its lookup and record chains, the
+    /// memory maps of its shard, and its backends as members of each set
+    /// it forwards to. `None` when it forwards nowhere (no endpoints):
+    /// there is nothing to remember.
+    fn affinity_port(&mut self, service: &Entry, timeout: u32) -> Option<affinity::Port> {
+        let sets = affinity::sets(service);
+        if sets.is_empty() {
+            return None;
+        }
+        let port = affinity::Port {
+            number: self.numbers.assign(service),
+            family: self.family,
+            protocol: service.protocol,
+            timeout,
+            sets,
+        };
+        self.affinity_maps.extend(port.memory_maps());
+        for &set in &port.sets {
+            self.affinity_chains
+                .push(chain(&port.lookup_chain(set), vec![port.lookup_rule(set)]));
+            let members = self.elements.entry(affinity::BACKENDS.into()).or_default();
+            for backend in service.backends.get(set) {
+                let mut key = String::with_capacity(32);
+                push_ip(&mut key, &backend.address);
+                key.push_str(" . ");
+                push_decimal(&mut key, u64::from(backend.port));
+                key.push_str(" . ");
+                push_decimal(&mut key, u64::from(affinity::id(port.number, set)));
+                members.push(Element::new(key));
+            }
+        }
+        self.affinity_chains
+            .push(chain(&port.record_chain(), port.record_rules()));
+        Some(port)
+    }
+
+    fn frontend(
+        &mut self,
+        service: &Entry,
+        frontend: &Frontend,
+        key: &str,
+        port: Option<&affinity::Port>,
+    ) {
         let kind = KeyKind::of(frontend);
         let comment = safe_comment(&service.display_name());
         let dispatch = match kind {
             KeyKind::Vip => "frontends",
             KeyKind::NodePort => "nodeports",
         };
-        // Remembered affinity needs a dynamic map update that nft 1.0.6
-        // cannot generate for IPv6 keys and values (it aborts on a register
-        // assertion), so IPv6 Services stick by a hash of the client.
-        let sticky = service.affinity_timeout_seconds.is_some() && self.family == Family::Ipv6;
-        if let Some(timeout) = service.affinity_timeout_seconds.filter(|_| !sticky) {
-            self.push_owned(affinity_set(timeout, kind), Element::new(key));
-            self.affinity
-                .entry((timeout, kind))
-                .or_default()
-                .insert(service.protocol);
+        let remembers = port.is_some();
+        // Where postrouting records the choice (see `affinity`). External
+        // and LoadBalancer frontends without affinity are listed too (a
+        // ClusterIP is told by `cluster-ips`), so that only NodePort
+        // translations reach the NodePort entries.
+        match (kind, port) {
+            (KeyKind::Vip, Some(port)) => self.push(
+                affinity::RECORD_VIPS,
+                Element::mapping(key, format!("goto {}", port.record_chain()))
+                    .with_comment(comment.clone()),
+            ),
+            (KeyKind::Vip, None) if frontend.kind != FrontendKind::ClusterIp => {
+                self.push(affinity::RECORD_VIPS, Element::mapping(key, "return"))
+            }
+            (KeyKind::Vip, None) => {}
+            (KeyKind::NodePort, Some(port)) => self.push(
+                affinity::RECORD_NODEPORTS,
+                Element::mapping(key, format!("goto {}", port.record_chain()))
+                    .with_comment(comment.clone()),
+            ),
+            (KeyKind::NodePort, None) => {}
         }
         let routes = [
             frontend.routing.node,
@@ -371,8 +438,16 @@ impl<'a> FamilyEmitter<'a> {
                 }
             }
             self.groups.insert(group);
-            self.pickers.insert((group, sticky));
-            pickers[set as usize] = Some((modulus, sticky));
+            self.pickers.insert((group, remembers));
+            pickers[set as usize] = Some((modulus, remembers));
+            if let Some(port) = port {
+                self.affinity_lookups.insert((kind, set));
+                self.push_owned(
+                    affinity::lookup_map(kind.name(), set),
+                    Element::mapping(key, format!("jump {}", port.lookup_chain(set)))
+                        .with_comment(comment.clone()),
+                );
+            }
         }
         let route_chain = self.route_chain(kind, &frontend.routing, pickers);
         self.push(
@@ -437,17 +512,28 @@ impl<'a> FamilyEmitter<'a> {
             "nodeports".into(),
             format!("typeof {nodeport} : verdict;"),
         ));
-        if !self.affinity.is_empty() {
+        // Session affinity (see [`affinity`]): declared whether or not a
+        // Service uses it, so the base chains do not change when one does.
+        out.push(Object::Set {
+            name: affinity::BACKENDS.into(),
+            spec: format!("typeof {a} daddr . th dport . numgen random mod 1;"),
+        });
+        out.push(map(
+            affinity::RECORD_VIPS.into(),
+            format!("typeof {vip} : verdict;"),
+        ));
+        out.push(map(
+            affinity::RECORD_NODEPORTS.into(),
+            format!("typeof {nodeport} : verdict;"),
+        ));
+        for &(kind, set) in &self.affinity_lookups {
             out.push(map(
-                "affinity".into(),
-                format!("typeof {a} saddr . {a} daddr . meta l4proto . th dport : {a} daddr . th dport; flags dynamic,timeout; size {AFFINITY_MAP_SIZE};"),
+                affinity::lookup_map(kind.name(), set),
+                format!("typeof {} : verdict;", self.key_expr(kind)),
             ));
         }
-        for (timeout, kind) in self.affinity.keys() {
-            out.push(Object::Set {
-                name: affinity_set(*timeout, *kind),
-                spec: format!("typeof {};", self.key_expr(*kind)),
-            });
+        for (name, spec) in &self.affinity_maps {
+            out.push(map(name.clone(), spec.clone()));
         }
         for group in &self.groups {
             let key = self.key_expr(group.0);
@@ -485,7 +571,7 @@ impl<'a> FamilyEmitter<'a> {
                 rules: vec!["jump services".to_string()],
             });
         }
-        let mut postrouting = self.affinity_recording();
+        let mut postrouting = vec![format!("ct status dnat jump {}", affinity::RECORD)];
         postrouting.push(format!(
             "ct status dnat {a} saddr . {a} daddr @hairpin masquerade"
         ));
@@ -524,6 +610,10 @@ impl<'a> FamilyEmitter<'a> {
                 "meta l4proto tcp reject with tcp reset".into(),
                 "reject".into(),
             ],
+        ));
+        out.push(chain(
+            affinity::RECORD,
+            affinity::record_dispatch(self.family),
         ));
     }
 
@@ -567,58 +657,29 @@ impl<'a> FamilyEmitter<'a> {
         rules
     }
 
-    /// Session affinity is remembered after the choice: once a new
-    /// connection to an affinity frontend has been translated, postrouting
-    /// stores client, frontend → backend with the Service's timeout (one
-    /// rule per timeout, key kind and protocol, so the port types are known).
-    fn affinity_recording(&self) -> Vec<String> {
-        let a = self.syntax.addr;
-        let mut rules = Vec::new();
-        for ((timeout, kind), protocols) in &self.affinity {
-            let frontend = match kind {
-                KeyKind::Vip => {
-                    format!("ct original {a} daddr . meta l4proto . ct original proto-dst")
-                }
-                KeyKind::NodePort => "meta l4proto . ct original proto-dst".to_string(),
-            };
-            for protocol in protocols {
-                rules.push(format!(
-                    "ct status dnat meta l4proto {} {frontend} @{} update @affinity {{ ct original {a} saddr . ct original {a} daddr . meta l4proto . ct original proto-dst timeout {timeout}s : ct reply {a} saddr . ct reply proto-src }}",
-                    protocol.as_str(),
-                    affinity_set(*timeout, *kind)
-                ));
-            }
-        }
-        rules
-    }
-
-    /// One chain per backend group: draw a slot (at random, or by client
-    /// hash when sticky) and translate, in one map lookup. With session
-    /// affinity in use, a client remembered for the frontend goes back to
-    /// its backend first; a miss falls through to the draw.
+    /// One chain per backend group: draw a slot at random and translate,
+    /// in one map lookup. Frontends with session affinity have a chain of
+    /// their own per group, which first jumps to the frontend's lookup
+    /// chain (a remembered client is translated there; a miss returns).
     fn dnat_chains(&self, out: &mut Vec<Object>) {
         let s = self.syntax;
-        let a = s.addr;
-        for (group, sticky) in &self.pickers {
+        for (group, remembers) in &self.pickers {
             let mut rules = Vec::new();
-            if !self.affinity.is_empty() && !sticky {
+            if *remembers {
                 rules.push(format!(
-                    "meta l4proto {{ tcp, udp, sctp }} dnat {} to {a} saddr . {a} daddr . meta l4proto . th dport map @affinity",
-                    s.family
+                    "{} vmap @{}",
+                    self.key_expr(group.0),
+                    affinity::lookup_map(group.0.name(), group.1)
                 ));
             }
-            let pick = if *sticky {
-                format!("jhash {a} saddr mod {}", group.2)
-            } else {
-                format!("numgen random mod {}", group.2)
-            };
             rules.push(format!(
-                "meta l4proto {{ tcp, udp, sctp }} dnat {} to {} . {pick} map @{}",
+                "meta l4proto {{ tcp, udp, sctp }} dnat {} to {} . numgen random mod {} map @{}",
                 s.family,
                 self.key_expr(group.0),
+                group.2,
                 backends_map(*group)
             ));
-            out.push(chain(&dnat_chain(*group, *sticky), rules));
+            out.push(chain(&dnat_chain(*group, *remembers), rules));
         }
     }
 }
@@ -656,13 +717,13 @@ fn action(kind: KeyKind, route: Route, pickers: Pickers) -> String {
             // `frontend` makes a picker for every set a route forwards to;
             // that the set is not empty (so the modulus is at least 1) is
             // the IR's invariant, which `ir::validate` checks.
-            let (modulus, sticky) = pickers[set as usize]
+            let (modulus, remembers) = pickers[set as usize]
                 .expect("frontend() makes a picker for every set a Forward route names");
             debug_assert!(
                 modulus >= 1,
                 "IR invariant: a Forward route names a non-empty set"
             );
-            format!("{mark}goto {}", dnat_chain((kind, set, modulus), sticky))
+            format!("{mark}goto {}", dnat_chain((kind, set, modulus), remembers))
         }
         Route::Reject => format!("goto {REFUSE}"),
         Route::Drop => "drop".to_string(),
@@ -685,8 +746,8 @@ fn route_word(route: &Route) -> String {
 
 /// `vip-cluster-masq-c2` when every class is routed alike to a cluster
 /// group of 2 slots, otherwise like
-/// `vip-node-cluster-masq-pods-cluster-external-local-c3-l1` (`s` marks a
-/// sticky group).
+/// `vip-node-cluster-masq-pods-cluster-external-local-c3-l1` (`a` marks
+/// the group chain of frontends with session affinity).
 fn route_chain_name(kind: KeyKind, routing: &Routing, pickers: Pickers) -> String {
     let mut name = if routing.node == routing.external && routing.pods == routing.external {
         format!("{}-{}", kind.name(), route_word(&routing.external))
@@ -700,8 +761,12 @@ fn route_chain_name(kind: KeyKind, routing: &Routing, pickers: Pickers) -> Strin
         )
     };
     for (letter, picker) in ["c", "l"].iter().zip(pickers) {
-        if let Some((modulus, sticky)) = picker {
-            let _ = write!(name, "-{letter}{modulus}{}", if sticky { "s" } else { "" });
+        if let Some((modulus, remembers)) = picker {
+            let _ = write!(
+                name,
+                "-{letter}{modulus}{}",
+                if remembers { "a" } else { "" }
+            );
         }
     }
     name

@@ -7,8 +7,11 @@
 //! the layout keeps everything per Service in elements of named sets and
 //! maps, a changed Service is a handful of `delete element` and `add
 //! element` commands, and objects are added or deleted only when a new
-//! routing or backend-group size appears or the last user of one goes.
-//! When an object both models declare differs (a base chain's rules, a
+//! routing or backend-group size appears or the last user of one goes, or
+//! a Service port gains or loses session affinity (its two chains; a
+//! changed timeout renames its record chain). The dynamic maps that
+//! remember clients are never recreated by an update, so what they
+//! remember survives it. When an object both models declare differs (a base chain's rules, a
 //! declaration), an incremental update would be a guess, so
 //! [`Transaction::update`] says so and the caller replaces the tables.
 
@@ -526,10 +529,113 @@ mod tests {
     #[test]
     fn a_changed_base_chain_needs_a_full_replace() {
         let old = ruleset(vec![service("a", "10.96.0.1", &["10.244.1.1"])]);
-        let mut with_affinity = service("a", "10.96.0.1", &["10.244.1.1"]);
-        with_affinity.affinity_timeout_seconds = Some(60);
-        let new = ruleset(vec![with_affinity]);
+        let mut new = old.clone();
+        new.nodeport_scope =
+            crate::ir::NodePortScope::LocalIn(vec!["172.30.0.1/32".parse().unwrap()]);
         assert_eq!(Transaction::update(&tables(&old), &tables(&new)), None);
+    }
+
+    fn sticky(name: &str, ip: &str, backends: &[&str]) -> crate::ir::Entry {
+        let mut s = service(name, ip, backends);
+        s.affinity_timeout_seconds = Some(60);
+        s
+    }
+
+    /// The objects of session affinity (the memory map, the dispatch maps,
+    /// a Service's lookup and record chains), by name.
+    fn affinity_objects(t: &Tables) -> Vec<String> {
+        t.tables[0]
+            .objects
+            .iter()
+            .map(|o| o.name().to_string())
+            .filter(|n| n.starts_with("affinity"))
+            .collect()
+    }
+
+    /// A Service gaining session affinity is an incremental update: the
+    /// memory and the base chains are there already, so only its chains
+    /// and elements are added and no remembered client of another Service
+    /// is lost.
+    #[test]
+    fn gaining_affinity_is_incremental() {
+        let old = ruleset(vec![
+            service("a", "10.96.0.1", &["10.244.1.1", "10.244.1.2"]),
+            sticky("b", "10.96.0.2", &["10.244.1.3"]),
+        ]);
+        let new = ruleset(vec![
+            sticky("a", "10.96.0.1", &["10.244.1.1", "10.244.1.2"]),
+            sticky("b", "10.96.0.2", &["10.244.1.3"]),
+        ]);
+        let tx = Transaction::update(&tables(&old), &tables(&new)).expect("incremental");
+        assert!(
+            !tx.ops().iter().any(|op| matches!(
+                op,
+                Op::DeleteObject { name, .. } if name.starts_with("affinity")
+            )),
+            "{}",
+            tx.render()
+        );
+        let delta = tx.render();
+        assert!(
+            delta.contains("\tchain dnat-vip-cluster-2-affinity {"),
+            "{delta}"
+        );
+        assert!(delta.contains("add element ip knc affinity-vip-cluster {\n\t10.96.0.1 . tcp . 80 comment \"default/a\" : jump affinity-"), "{delta}");
+    }
+
+    /// Backends coming and going (within and across group sizes) change
+    /// elements only: the memory and the Service's affinity chains stay,
+    /// and with them every remembered client whose backend stays.
+    #[test]
+    fn backend_changes_keep_the_affinity_objects() {
+        let before = ruleset(vec![sticky(
+            "a",
+            "10.96.0.1",
+            &["10.244.1.1", "10.244.1.2"],
+        )]);
+        let kept = affinity_objects(&tables(&before));
+        assert!(
+            kept.iter().any(|n| n.starts_with("affinity-memory-")),
+            "the memory map: {kept:?}"
+        );
+        assert!(
+            kept.iter().any(|n| n.ends_with("-record-cluster-60")),
+            "the Service's record chain: {kept:?}"
+        );
+        assert_eq!(kept.len(), 8, "{kept:?}");
+        for after in [
+            &["10.244.1.1", "10.244.1.5"][..],
+            &["10.244.1.1", "10.244.1.2", "10.244.1.3"],
+            &["10.244.1.2"],
+        ] {
+            let after = ruleset(vec![sticky("a", "10.96.0.1", after)]);
+            assert_eq!(affinity_objects(&tables(&after)), kept);
+            let tx = Transaction::update(&tables(&before), &tables(&after)).expect("incremental");
+            let delta = tx.render();
+            assert!(
+                tx.ops().iter().all(|op| match op {
+                    Op::AddObjects { objects, .. } =>
+                        objects.iter().all(|o| !o.name().starts_with("affinity")),
+                    Op::DeleteObject { name, .. } => !name.starts_with("affinity"),
+                    _ => true,
+                }),
+                "{delta}"
+            );
+            for name in &kept {
+                assert!(
+                    !delta.contains(&format!(" {name}\n")),
+                    "{name} touched: {delta}"
+                );
+                assert!(
+                    !delta.contains(&format!("chain {name} {{")),
+                    "{name} touched: {delta}"
+                );
+            }
+            assert!(
+                delta.contains("element ip knc affinity-backends {"),
+                "{delta}"
+            );
+        }
     }
 
     #[test]
