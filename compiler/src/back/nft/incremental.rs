@@ -20,7 +20,10 @@ use std::sync::Arc;
 
 use super::model::{Element, Table, TableFamily, Tables};
 use super::transaction::Op;
-use super::{hairpin_candidates, hairpin_element, FamilyEmitter, Transaction};
+use super::{
+    backends_map, dnat_chain, features, hairpin_candidates, hairpin_element, FamilyEmitter,
+    Transaction,
+};
 use crate::ir::{Entry, Family, Ruleset};
 
 /// The set whose elements several entries may share.
@@ -61,13 +64,13 @@ pub fn update_tables(
         let mut is = FamilyEmitter::new(&new_mini, family);
         was.collect();
         is.collect();
-        if !same_features(&was, &is) {
-            return Err(old_tables);
-        }
         let table_family = TableFamily::of(family);
         let Some(table) = old_tables.table(table_family) else {
             return Err(old_tables);
         };
+        if !same_features(&was, &is) && !still_the_same_objects(&was, &is, table, new, &after) {
+            return Err(old_tables);
+        }
         let shared = Shared {
             new,
             family,
@@ -189,6 +192,63 @@ fn same_features(was: &FamilyEmitter<'_>, is: &FamilyEmitter<'_>) -> bool {
         && no_affinity(is)
 }
 
+/// Whether the table's objects stay the same although the changed entries
+/// use other groups or route chains than before (a Service's endpoint
+/// count changed, say): every one they use now is in the table already,
+/// and every one they no longer use is still used by another entry.
+fn still_the_same_objects(
+    was: &FamilyEmitter<'_>,
+    is: &FamilyEmitter<'_>,
+    table: &Table,
+    new: &Ruleset,
+    changed: &[&Arc<Entry>],
+) -> bool {
+    let no_affinity = |e: &FamilyEmitter<'_>| {
+        e.affinity_lookups.is_empty() && e.affinity_maps.is_empty() && e.affinity_chains.is_empty()
+    };
+    if !no_affinity(was) || !no_affinity(is) {
+        return false;
+    }
+    let declared = |name: &str| table.object(name).is_some();
+    let added_ok = is
+        .groups
+        .difference(&was.groups)
+        .all(|g| declared(&backends_map(*g)))
+        && is
+            .pickers
+            .difference(&was.pickers)
+            .all(|(g, remembers)| declared(&dnat_chain(*g, *remembers)))
+        && is
+            .routes
+            .iter()
+            .filter(|(key, _)| !was.routes.contains_key(*key))
+            .all(|(_, name)| declared(name));
+    if !added_ok {
+        return false;
+    }
+    let gone_groups: Vec<_> = was.groups.difference(&is.groups).collect();
+    let gone_pickers: Vec<_> = was.pickers.difference(&is.pickers).collect();
+    let gone_routes: Vec<_> = was
+        .routes
+        .keys()
+        .filter(|key| !is.routes.contains_key(*key))
+        .collect();
+    if gone_groups.is_empty() && gone_pickers.is_empty() && gone_routes.is_empty() {
+        return true;
+    }
+    let changed: HashSet<*const Entry> = changed.iter().map(|e| Arc::as_ptr(e)).collect();
+    let rest = features(
+        new.services
+            .iter()
+            .filter(|e| !changed.contains(&Arc::as_ptr(e)))
+            .map(|e| &**e),
+        was.family,
+    );
+    gone_groups.iter().all(|g| rest.groups.contains(g))
+        && gone_pickers.iter().all(|p| rest.pickers.contains(p))
+        && gone_routes.iter().all(|k| rest.routes.contains_key(*k))
+}
+
 /// What decides whether a hairpin element stays: the new ruleset, and
 /// which of its entries changed.
 struct Shared<'a> {
@@ -280,5 +340,43 @@ fn remove_elements(table: &mut Table, name: &str, keys: &[String]) {
     if let Some(elements) = table.elements.get_mut(name) {
         let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
         elements.retain(|e| !keys.contains(e.key()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{ruleset, service};
+    use super::super::{tables, Fake};
+    use super::*;
+
+    fn update(old: &Ruleset, new: &Ruleset) -> Option<Transaction> {
+        let (got, transaction) = update_tables(old, tables(old), new).ok()?;
+        assert_eq!(got.normalised(), tables(new).normalised());
+        let mut kernel = Fake::new();
+        kernel.apply(&Transaction::replace(&tables(old))).unwrap();
+        kernel.apply(&transaction).unwrap();
+        assert_eq!(kernel.tables(), tables(new).normalised());
+        Some(transaction)
+    }
+
+    #[test]
+    fn an_endpoint_count_change_stays_incremental_while_the_groups_exist() {
+        let a2 = service("a", "10.96.0.1", &["10.1.0.1", "10.1.0.2"]);
+        let a3 = service("a", "10.96.0.1", &["10.1.0.1", "10.1.0.2", "10.1.0.3"]);
+        let b3 = service("b", "10.96.0.2", &["10.2.0.1", "10.2.0.2", "10.2.0.3"]);
+        let c2 = service("c", "10.96.0.3", &["10.3.0.1", "10.3.0.2"]);
+        let c3 = service("c", "10.96.0.3", &["10.3.0.1", "10.3.0.2", "10.3.0.3"]);
+        let before = ruleset(vec![a2.clone(), b3.clone(), c2.clone()]);
+        // a moves to the 3-slot group b uses; c still uses the 2-slot one.
+        let middle = ruleset(vec![a3.clone(), b3.clone(), c2]);
+        let transaction = update(&before, &middle).expect("incremental");
+        assert!(transaction
+            .ops()
+            .iter()
+            .all(|op| matches!(op, Op::AddElements { .. } | Op::DeleteElements { .. })));
+        // c leaves the 2-slot group empty: its objects go, a whole-model
+        // comparison's job.
+        let after = ruleset(vec![a3, b3, c3]);
+        assert!(update(&middle, &after).is_none());
     }
 }

@@ -401,20 +401,8 @@ impl<'a> FamilyEmitter<'a> {
             ),
             (KeyKind::NodePort, None) => {}
         }
-        let routes = [
-            frontend.routing.node,
-            frontend.routing.pods,
-            frontend.routing.external,
-        ];
-        let sets: BTreeSet<SetKind> = routes
-            .iter()
-            .filter_map(|r| match r {
-                Route::Forward { set, .. } => Some(*set),
-                _ => None,
-            })
-            .collect();
         let mut pickers = [None, None];
-        for set in sets {
+        for set in forwarded_sets(frontend) {
             let backends = service.backends.get(set);
             let slots = slots(backends);
             let modulus: u32 = slots.iter().sum();
@@ -836,6 +824,69 @@ fn frontend_key(service: &Entry, frontend: &Frontend) -> String {
         }
         _ => format!("{proto} . {}", frontend.port),
     }
+}
+
+/// The backend sets a frontend's routes forward to.
+fn forwarded_sets(frontend: &Frontend) -> BTreeSet<SetKind> {
+    [
+        frontend.routing.node,
+        frontend.routing.pods,
+        frontend.routing.external,
+    ]
+    .iter()
+    .filter_map(|r| match r {
+        Route::Forward { set, .. } => Some(*set),
+        _ => None,
+    })
+    .collect()
+}
+
+/// What the shared objects of a table are made for, as entries use them:
+/// backend groups, dnat chains (a group's, with or without session
+/// affinity) and route chains (by key kind, routing and pickers, with their
+/// names). The emitter's `frontend` decides the same while it writes
+/// elements.
+struct Features {
+    groups: BTreeSet<Group>,
+    pickers: BTreeSet<(Group, bool)>,
+    routes: BTreeMap<(KeyKind, RoutingKey, Pickers), String>,
+}
+
+/// The [`Features`] the `entries` of `family` use.
+fn features<'a>(entries: impl Iterator<Item = &'a Entry>, family: Family) -> Features {
+    let mut features = Features {
+        groups: BTreeSet::new(),
+        pickers: BTreeSet::new(),
+        routes: BTreeMap::new(),
+    };
+    for entry in entries.filter(|e| e.family == family) {
+        let remembers =
+            entry.affinity_timeout_seconds.is_some() && !affinity::sets(entry).is_empty();
+        for frontend in &entry.frontends {
+            let kind = KeyKind::of(frontend);
+            let mut pickers = [None, None];
+            for set in forwarded_sets(frontend) {
+                let group = (kind, set, slot_count(entry.backends.get(set)));
+                features.groups.insert(group);
+                features.pickers.insert((group, remembers));
+                pickers[set as usize] = Some((group.2, remembers));
+            }
+            features
+                .routes
+                .entry((kind, routing_key(&frontend.routing), pickers))
+                .or_insert_with(|| route_chain_name(kind, &frontend.routing, pickers));
+        }
+    }
+    features
+}
+
+/// How many random slots `backends` get in all (see [`slots`]).
+fn slot_count(backends: &[Backend]) -> u32 {
+    let first = backends.first().map(|b| b.weight.max(1));
+    if backends.iter().all(|b| Some(b.weight.max(1)) == first) {
+        return backends.len() as u32;
+    }
+    slots(backends).iter().sum()
 }
 
 /// Random slots per backend, in proportion to the weights: equal weights
