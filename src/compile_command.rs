@@ -61,7 +61,9 @@ pub fn run(args: &CompileArgs, verbose: bool) -> Outcome {
         }
         outputs.push((ruleset.node.clone(), text));
     }
-    write_outputs(args, format, outputs)
+    let outcome = write_outputs(args, format, outputs);
+    knc_compiler::compile::drop_in_background(compiled);
+    outcome
 }
 
 /// Renders one ruleset; iptables output honours `--iptables-hooks`.

@@ -91,7 +91,20 @@ pub fn compile(
     settings: &Settings,
     node: &NodeChoice,
 ) -> Result<Compiled, Failure> {
-    compile_loaded(&crate::front::load(files), problems, settings, node).map(|(c, _)| c)
+    let loaded = crate::front::load(files);
+    let compiled = compile_loaded(&loaded, problems, settings, node).map(|(c, _)| c);
+    drop_in_background(loaded);
+    compiled
+}
+
+/// Drops `value` on a thread of its own: freeing a big cluster's objects
+/// one by one takes a tenth of a second that the caller need not wait for
+/// (and a command that exits next never pays). Dropped here when no
+/// thread can be started.
+pub fn drop_in_background<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("knc-drop".into())
+        .spawn(move || drop(value));
 }
 
 /// [`compile`] of files already loaded; also says whether lowering gave a
