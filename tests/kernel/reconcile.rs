@@ -897,3 +897,92 @@ fn health_check_node_port_follows_local_endpoints() {
     eprintln!("[{}] closed after {took:?}", topo.id());
     assert_eq!(r.healthz(), 200);
 }
+
+/// Revision `i` of an edit-in-place walk: `web` with one to three of three
+/// pods (some not ready), `other` with one or two, and every fourth
+/// revision `web` as a NodePort Service (a Service change: everything is
+/// compiled again).
+fn edited(i: usize) -> String {
+    let pods = ["10.244.1.1", "10.244.1.2", "10.244.2.1"];
+    let web_eps: Vec<Ep> = (0..3)
+        .filter(|k| (i + k) % 3 != 0 || i % 2 == 0)
+        .map(|k| {
+            let e = ep(pods[k]);
+            if (i + k) % 5 == 4 {
+                e.not_ready()
+            } else {
+                e
+            }
+        })
+        .collect();
+    let web = if i % 4 == 3 {
+        ServiceYaml::cluster_ip("web", "10.96.4.1")
+            .http()
+            .node_port(30091)
+            .yaml()
+    } else {
+        http_service("web", "10.96.4.1")
+    };
+    let other_eps: Vec<Ep> = (0..1 + i % 2).map(|k| ep(pods[2 - k])).collect();
+    cluster_of(&[
+        web,
+        http_slice("web", &web_eps),
+        http_service("other", "10.96.4.2"),
+        http_slice("other", &other_eps),
+    ])
+}
+
+/// A round after a document is edited in place (the file renamed over, in
+/// the revision reconcile reads) leaves the kernel exactly as a cold
+/// compile and apply of the same files: the documents taken from the
+/// cache, the endpoints-only compile and the transaction worked out from
+/// the changed IR entries are invisible.
+#[test]
+fn edits_in_place_leave_what_a_cold_apply_leaves() {
+    require_kernel!("edits_in_place_leave_what_a_cold_apply_leaves");
+    let topo = Topology::build(
+        "rc-edit",
+        &[
+            Pod::web("w-a", "10.244.1.1"),
+            Pod::web("w-b", "10.244.1.2"),
+            Pod::web("w-r", "10.244.2.1"),
+        ],
+    );
+    let r = Reconcile::start(&topo, &edited(0), "60s");
+    let file = r.current().join("cluster.yaml");
+    for i in 1..=12 {
+        let before = r.synced_lines();
+        let tmp = r.current().join("cluster.yaml.tmp");
+        std::fs::write(&tmp, edited(i)).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        r.wait_until(Duration::from_secs(20), &format!("edit {i} synced"), || {
+            r.synced_lines() > before
+        });
+    }
+    let log = r.stderr();
+    let watched = log.matches("read, watched").count();
+    let endpoints_only = log.matches("changed endpoints only").count();
+    assert!(
+        watched >= 10 && endpoints_only >= 4,
+        "edits should be read as watched files ({watched}) and mostly compile \
+         endpoints only ({endpoints_only}); stderr:\n{log}"
+    );
+    let status = r.stop(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", r.stderr());
+    let live = normalised(&topo);
+    let state = r.state.to_str().unwrap().to_owned();
+    let (status, err, _) = knc_in(&topo, &["cleanup", "--state-dir", &state]);
+    assert!(status.success(), "knc cleanup: {status}\n{err}");
+    let fresh_state = topo.dir().join("fresh-state");
+    let current = r.current();
+    let mut args = vec!["apply", current.to_str().unwrap()];
+    args.extend(NODE_FLAGS);
+    args.extend(["--state-dir", fresh_state.to_str().unwrap()]);
+    let (status, err, _) = knc_in(&topo, &args);
+    assert!(status.success(), "knc apply: {status}\n{err}");
+    assert_eq!(
+        live,
+        normalised(&topo),
+        "the ruleset reconcile left differs from a fresh apply of the same files"
+    );
+}
