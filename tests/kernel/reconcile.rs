@@ -905,7 +905,7 @@ fn health_check_node_port_follows_local_endpoints() {
 fn edited(i: usize) -> String {
     let pods = ["10.244.1.1", "10.244.1.2", "10.244.2.1"];
     let web_eps: Vec<Ep> = (0..3)
-        .filter(|k| (i + k) % 3 != 0 || i % 2 == 0)
+        .filter(|k| !(i + k).is_multiple_of(3) || i.is_multiple_of(2))
         .map(|k| {
             let e = ep(pods[k]);
             if (i + k) % 5 == 4 {
