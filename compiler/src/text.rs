@@ -4,7 +4,7 @@
 //! Services, and pushing digit by digit or through `fmt` showed in
 //! profiles).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Appends `n` in decimal.
 pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
@@ -18,12 +18,25 @@ pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.push_str(ascii(&digits[i..]));
+    // One character at a time: the digits were just stored one by one, and
+    // reading them back as one block (`push_str`) cannot take them from the
+    // store buffer, so it waits for the stores to land (and validating them
+    // as UTF-8 again costs more than the pushes).
+    out.reserve(digits.len() - i);
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
 }
 
 /// Appends `a` in dotted decimal.
 pub(crate) fn push_ipv4(out: &mut String, a: Ipv4Addr) {
     let mut text = [0u8; 15];
+    let len = write_ipv4(&mut text, a);
+    out.push_str(ascii(&text[..len]));
+}
+
+/// Writes `a` in dotted decimal at the start of `text`; its length.
+fn write_ipv4(text: &mut [u8], a: Ipv4Addr) -> usize {
     let mut len = 0;
     for (i, octet) in a.octets().into_iter().enumerate() {
         if i > 0 {
@@ -41,7 +54,49 @@ pub(crate) fn push_ipv4(out: &mut String, a: Ipv4Addr) {
         text[len] = b'0' + octet % 10;
         len += 1;
     }
-    out.push_str(ascii(&text[..len]));
+    len
+}
+
+/// An IP address as `Display` writes it, in a buffer on the stack: for
+/// text that repeats one address (formatted once, appended several times).
+pub(crate) struct AddrText {
+    /// Longest form: eight groups of four hex digits and seven colons.
+    bytes: [u8; 39],
+    len: u8,
+}
+
+impl AddrText {
+    pub fn new(a: IpAddr) -> AddrText {
+        let mut text = AddrText {
+            bytes: [0; 39],
+            len: 0,
+        };
+        match a {
+            IpAddr::V4(v4) => text.len = write_ipv4(&mut text.bytes, v4) as u8,
+            IpAddr::V6(v6) => {
+                use std::fmt::Write as _;
+                let _ = write!(text, "{v6}");
+            }
+        }
+        text
+    }
+
+    pub fn as_str(&self) -> &str {
+        ascii(&self.bytes[..usize::from(self.len)])
+    }
+}
+
+impl std::fmt::Write for AddrText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let start = usize::from(self.len);
+        let end = start + s.len();
+        self.bytes
+            .get_mut(start..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end as u8;
+        Ok(())
+    }
 }
 
 fn ascii(bytes: &[u8]) -> &str {
@@ -70,6 +125,17 @@ mod tests {
             let mut out = String::new();
             push_ipv4(&mut out, a);
             assert_eq!(out, a.to_string());
+            assert_eq!(AddrText::new(IpAddr::V4(a)).as_str(), a.to_string());
+        }
+        for a in [
+            "::",
+            "::1",
+            "fd00:96::10",
+            "::ffff:10.0.0.1",
+            "1234:5678:9abc:def0:1234:5678:9abc:def0",
+        ] {
+            let a: IpAddr = a.parse().unwrap();
+            assert_eq!(AddrText::new(a).as_str(), a.to_string());
         }
     }
 }

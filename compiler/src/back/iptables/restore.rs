@@ -1,0 +1,665 @@
+//! The model of one family's `iptables-restore` content ([`Restore`]: knc's
+//! chains of `nat` and `filter`) and its rendering.
+//!
+//! Built for size and speed: 10,000 Services × 10 endpoints make about
+//! 125,000 chains and 400,000 rules (37 MB of text). Most chains are backend
+//! chains (two rules each) and set chains (one rule per backend); the model
+//! keeps those as a few numbers ([`Body::Backend`], [`Body::Set`]) and writes
+//! their text only when rendering, straight into the output. Every other
+//! chain's rules are kept as text. So a render writes every byte once, in
+//! order, into one buffer sized up front, and the model holds a tenth of
+//! the text.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use super::names::{comment, Name, Seeded, NAME_MAX};
+use super::{hooks, stale_of, table_order, tool, Hook, Hooks};
+use crate::ir::{Family, Protocol};
+use crate::text::{push_decimal, AddrText};
+
+/// One family's `iptables-restore` content: knc's `nat` and `filter`
+/// chains, rendered with the hooks a load needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restore {
+    pub(super) family: Family,
+    pub(super) node: Option<String>,
+    pub(super) nat: Table,
+    pub(super) filter: Table,
+}
+
+impl Restore {
+    /// IPv4 (`iptables-restore`) or IPv6 (`ip6tables-restore`).
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// knc's chains of `table` (`nat` or `filter`); `None` for another.
+    pub fn table(&self, table: &str) -> Option<&Table> {
+        match table {
+            "nat" => Some(&self.nat),
+            "filter" => Some(&self.filter),
+            _ => None,
+        }
+    }
+
+    /// The `KNC-…` chains `table` declares, in order (none for a table knc
+    /// does not use).
+    pub fn chains(&self, table: &str) -> Vec<&str> {
+        self.table(table)
+            .map_or(Vec::new(), |t| t.chains().collect())
+    }
+
+    /// How many rules `chain` of `table` has; `None` when knc does not
+    /// declare it.
+    pub fn rule_count(&self, table: &str, chain: &str) -> Option<usize> {
+        let t = self.table(table)?;
+        Some(t.rule_count(&t.chains[*t.index().get(&Name::new(chain)?)? as usize]))
+    }
+
+    /// The restore input with the hooks written as `hooks` says: the bytes
+    /// of [`emit_with`](super::emit_with).
+    pub fn render(&self, hooks: Hooks) -> String {
+        let mode = match hooks {
+            Hooks::Insert => "hooks inserted: first load, or plain restore",
+            Hooks::Reinsert => "hooks reinserted: --noflush reload",
+            Hooks::Omit => "no hooks",
+        };
+        self.write(mode, &[], |_, h, out| {
+            if hooks == Hooks::Reinsert {
+                let _ = writeln!(out, "-D {} {}", h.chain, h.rule);
+            }
+            if hooks != Hooks::Omit {
+                let _ = writeln!(out, "-I {} 1 {}", h.chain, h.rule);
+            }
+        })
+    }
+
+    /// The `--noflush` restore input for a runtime that read the live
+    /// tables, so one load converges whatever it found:
+    /// `hook_counts[i]` is how many copies of [`hooks`]`()[i]` are live
+    /// (missing entries count as 0); each copy is deleted with `-D` and
+    /// the hook inserted once with `-I … 1`, so exactly one remains, first.
+    /// `stale` lists (table, chain) of live `KNC-…` chains: those this
+    /// ruleset no longer declares are declared (which flushes them) and
+    /// deleted with `-X` at the end of their table's section, before
+    /// `COMMIT`, so the same atomic load removes them.
+    pub fn render_live(&self, hook_counts: &[usize], stale: &[(String, String)]) -> String {
+        let stale: Vec<(String, String)> = stale
+            .iter()
+            .filter(|(table, chain)| self.table(table).is_none_or(|t| !t.contains(chain)))
+            .cloned()
+            .collect();
+        self.write(
+            "hooks reconciled with the live tables: --noflush reload",
+            &stale,
+            |i, h, out| {
+                for _ in 0..hook_counts.get(i).copied().unwrap_or(0) {
+                    let _ = writeln!(out, "-D {} {}", h.chain, h.rule);
+                }
+                let _ = writeln!(out, "-I {} 1 {}", h.chain, h.rule);
+            },
+        )
+    }
+
+    /// The header, then per table: declarations (knc's, then `stale`
+    /// chains), rules, the hook lines `hook` writes for each hook (with its
+    /// index in [`hooks`]), `-X` of the stale chains, `COMMIT`.
+    fn write(
+        &self,
+        mode: &str,
+        stale: &[(String, String)],
+        hook: impl Fn(usize, &Hook, &mut String),
+    ) -> String {
+        let mut out = String::with_capacity(
+            4096 + self.nat.text_bound() + self.filter.text_bound() + 64 * stale.len(),
+        );
+        let (tool, fam) = tool(self.family);
+        let node = match &self.node {
+            Some(n) => format!("node {}", comment(n)),
+            None => "any node".into(),
+        };
+        let _ = writeln!(out, "# knc {fam} ruleset for {node}; {tool} input ({mode})");
+        for name in table_order(stale) {
+            let empty = Table::default();
+            let table = self.table(name).unwrap_or(&empty);
+            let stale = stale_of(stale, name);
+            let _ = writeln!(out, "*{name}");
+            table.write_declarations(&mut out);
+            for chain in &stale {
+                let _ = writeln!(out, ":{chain} - [0:0]");
+            }
+            table.write_rules(&mut out);
+            for (i, h) in hooks().iter().enumerate().filter(|(_, h)| h.table == name) {
+                hook(i, h, &mut out);
+            }
+            for chain in &stale {
+                let _ = writeln!(out, "-X {chain}");
+            }
+            let _ = writeln!(out, "COMMIT");
+        }
+        out
+    }
+}
+
+/// knc's chains of one table (`nat` or `filter`), in declaration order,
+/// with their rules: the model a restore file is rendered from.
+///
+/// Chain names are stored back to back in one string; rules kept as text
+/// live in one buffer, each chain's linked in order (a chain's rules need
+/// not be written contiguously: a frontend chain's rules are written around
+/// the chains they jump to).
+#[derive(Clone, Default)]
+pub struct Table {
+    chains: Vec<Chain>,
+    /// Every chain's name, `names[chain.name..chain.name + chain.name_len]`.
+    names: String,
+    /// Name → id, built on the first lookup (the builder never needs it:
+    /// its names are unique by construction).
+    index: OnceLock<HashMap<Name, ChainId, Seeded>>,
+    /// Rules kept as text ([`Body::Text`]).
+    rules: Vec<Rule>,
+    /// The text of every such rule, `text[rule.start..rule.end]`.
+    text: String,
+    /// The backends of every [`Body::Set`], each set's in order.
+    picks: Vec<Pick>,
+    /// `{p:.10}` of the probabilities picks use ([`Pick::probability`]).
+    probabilities: Vec<String>,
+    /// An upper bound of the bytes the declarations and rules render to.
+    bound: usize,
+}
+
+/// A chain's position in its [`Table`].
+pub(crate) type ChainId = u32;
+
+/// No rule: the end of a chain's list; no probability: a pick taken
+/// unconditionally.
+pub(crate) const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    /// Where the name starts in `Table::names`.
+    name: u32,
+    name_len: u8,
+    body: Body,
+}
+
+/// How a chain's rules are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// Rules kept as text: first and last rule (indices into
+    /// `Table::rules`, or [`NONE`]) and their number.
+    Text { first: u32, last: u32, len: u32 },
+    /// A backend set's chain: `picks[start..start + len]`, each with
+    /// `-m recent --rcheck` first when session affinity lasts
+    /// `affinity` seconds, then one statistic rule per pick.
+    Set {
+        start: u32,
+        len: u32,
+        affinity: Option<u32>,
+    },
+    /// A backend's chain: mark hairpin connections for masquerade, then
+    /// DNAT (recording the source first under session affinity).
+    Backend {
+        address: IpAddr,
+        port: u16,
+        protocol: Protocol,
+        affinity: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    start: u32,
+    end: u32,
+    /// The chain's next rule, or [`NONE`].
+    next: u32,
+}
+
+/// One backend of a set chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pick {
+    /// The backend's chain.
+    pub chain: ChainId,
+    /// Index in `Table::probabilities` of the chance to take this pick when
+    /// no earlier one was taken, or [`NONE`] (the last pick: always).
+    pub probability: u32,
+}
+
+/// Where a rule jumps: a chain of its table, or a chain knc always declares
+/// (`KNC-MARK-DROP`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    Chain(ChainId),
+    Fixed(&'static str),
+}
+
+/// Longest IP address text.
+const ADDR_MAX: usize = 39;
+
+impl Table {
+    /// The declared chains, in order.
+    pub fn chains(&self) -> impl Iterator<Item = &str> + '_ {
+        self.chains.iter().map(|c| self.name_of(c))
+    }
+
+    /// Whether `name` is declared.
+    pub fn contains(&self, name: &str) -> bool {
+        Name::new(name).is_some_and(|n| self.index().contains_key(&n))
+    }
+
+    /// The rules of `chain` (each the text after `-A <chain> `), if
+    /// declared.
+    pub fn rules(&self, chain: &str) -> Option<Vec<String>> {
+        let c = &self.chains[*self.index().get(&Name::new(chain)?)? as usize];
+        let mut text = String::new();
+        self.write_chain(&mut text, c);
+        let prefix = format!("-A {} ", self.name_of(c));
+        Some(
+            text.lines()
+                .map(|l| l.strip_prefix(&prefix).unwrap_or(l).to_string())
+                .collect(),
+        )
+    }
+
+    /// An empty table with room for about `chains` chains, `rules` rules and
+    /// `text` bytes of rule text kept as text, and `picks` backends of sets.
+    pub(crate) fn with_capacity(chains: usize, rules: usize, text: usize, picks: usize) -> Table {
+        Table {
+            chains: Vec::with_capacity(chains),
+            names: String::with_capacity(chains * 24),
+            rules: Vec::with_capacity(rules),
+            text: String::with_capacity(text),
+            picks: Vec::with_capacity(picks),
+            ..Table::default()
+        }
+    }
+
+    /// Declares `name`, which must not be declared yet (knc's names are
+    /// unique: fixed ones, and the [`Namer`](super::names::Namer)'s fresh
+    /// ones), with no rules; its id.
+    pub(crate) fn chain(&mut self, name: &str) -> ChainId {
+        self.chain_of_parts(&[name])
+    }
+
+    /// [`Table::chain`] of the name `parts` make together.
+    pub(crate) fn chain_of_parts(&mut self, parts: &[&str]) -> ChainId {
+        debug_assert!(self.index.get().is_none(), "declared after a lookup");
+        let id = ChainId::try_from(self.chains.len()).expect("fewer than 2^32 chains");
+        let start = self.names.len();
+        for part in parts {
+            self.names.push_str(part);
+        }
+        let len = self.names.len() - start;
+        assert!(len <= NAME_MAX, "chain name longer than iptables allows");
+        self.chains.push(Chain {
+            name: u32::try_from(start).expect("names under 4 GiB"),
+            name_len: len as u8,
+            body: Body::Text {
+                first: NONE,
+                last: NONE,
+                len: 0,
+            },
+        });
+        self.bound += len + 10;
+        id
+    }
+
+    /// The name of a declared chain.
+    pub(crate) fn name(&self, chain: ChainId) -> &str {
+        self.name_of(&self.chains[chain as usize])
+    }
+
+    /// The name of `target`.
+    pub(crate) fn target(&self, target: Target) -> &str {
+        match target {
+            Target::Chain(chain) => self.name(chain),
+            Target::Fixed(name) => name,
+        }
+    }
+
+    fn name_of(&self, c: &Chain) -> &str {
+        let start = c.name as usize;
+        &self.names[start..start + usize::from(c.name_len)]
+    }
+
+    /// Appends a rule (the text after `-A <chain> `) to a declared chain.
+    pub(crate) fn rule(&mut self, chain: ChainId, rule: &str) {
+        self.rule_with(chain, |out| out.push_str(rule));
+    }
+
+    /// Appends to a declared chain the rule `matches-j target` (`matches`
+    /// empty or ending with a space).
+    pub(crate) fn jump(&mut self, chain: ChainId, matches: &str, target: Target) {
+        let target = match target {
+            Target::Chain(c) => {
+                let c = &self.chains[c as usize];
+                Ok(c.name as usize..c.name as usize + usize::from(c.name_len))
+            }
+            Target::Fixed(name) => Err(name),
+        };
+        self.rule_with_names(chain, |out, names| {
+            out.push_str(matches);
+            out.push_str("-j ");
+            out.push_str(match target {
+                Ok(range) => &names[range],
+                Err(name) => name,
+            });
+        });
+    }
+
+    /// Appends to a declared chain the rule `write` appends to the buffer
+    /// it is given.
+    pub(crate) fn rule_with(&mut self, chain: ChainId, write: impl FnOnce(&mut String)) {
+        self.rule_with_names(chain, |out, _| write(out));
+    }
+
+    /// [`Table::rule_with`], `write` also given the chain names (to copy
+    /// one into the rule).
+    fn rule_with_names(&mut self, chain: ChainId, write: impl FnOnce(&mut String, &str)) {
+        let start = self.text.len();
+        write(&mut self.text, &self.names);
+        let offset = |n: usize| u32::try_from(n).expect("rule text under 4 GiB");
+        let (start, end) = (offset(start), offset(self.text.len()));
+        let index = offset(self.rules.len());
+        self.rules.push(Rule {
+            start,
+            end,
+            next: NONE,
+        });
+        let c = &mut self.chains[chain as usize];
+        let Body::Text { first, last, len } = &mut c.body else {
+            panic!("a rule added to a chain whose rules are computed");
+        };
+        match *last {
+            NONE => *first = index,
+            l => self.rules[l as usize].next = index,
+        }
+        *last = index;
+        *len += 1;
+        self.bound += usize::from(c.name_len) + 5 + (end - start) as usize;
+    }
+
+    /// Makes `chain`, declared and still without rules, the chain of a
+    /// backend set choosing among `picks` (added in order).
+    pub(crate) fn set(
+        &mut self,
+        chain: ChainId,
+        picks: impl IntoIterator<Item = Pick>,
+        affinity: Option<u32>,
+    ) {
+        let start = self.picks.len();
+        self.picks.extend(picks);
+        let len = self.picks.len() - start;
+        let offset = |n: usize| u32::try_from(n).expect("fewer than 2^32 picks");
+        // Per pick: `-A SVC -m statistic --mode random --probability
+        // 0.xxxxxxxxxx -j SEP`, and with affinity `-A SVC -m recent
+        // --rcheck --seconds T --reap --name SEP --mask M --rsource -j SEP`.
+        let line = 4 + 2 * NAME_MAX + 70;
+        let affinity_line = 4 + 3 * NAME_MAX + 90 + ADDR_MAX;
+        self.bound += len * (line + affinity.map_or(0, |_| affinity_line));
+        self.fill(
+            chain,
+            Body::Set {
+                start: offset(start),
+                len: offset(len),
+                affinity,
+            },
+        );
+    }
+
+    /// Makes `chain`, declared and still without rules, the chain of the
+    /// backend `address`:`port`.
+    pub(crate) fn backend(
+        &mut self,
+        chain: ChainId,
+        address: IpAddr,
+        port: u16,
+        protocol: Protocol,
+        affinity: bool,
+    ) {
+        // `-A SEP -s A/128 -j KNC-MARK-MASQ` and `-A SEP -p sctp -m recent
+        // --set --name SEP --mask M --rsource -m sctp -j DNAT
+        // --to-destination [A]:65535`.
+        self.bound += 2 * (4 + NAME_MAX) + 30 + ADDR_MAX + 70 + 2 * ADDR_MAX;
+        if affinity {
+            self.bound += NAME_MAX + 60 + ADDR_MAX;
+        }
+        self.fill(
+            chain,
+            Body::Backend {
+                address,
+                port,
+                protocol,
+                affinity,
+            },
+        );
+    }
+
+    /// Adds a probability's text; its index for [`Pick::probability`].
+    pub(crate) fn probability(&mut self, text: String) -> u32 {
+        self.probabilities.push(text);
+        u32::try_from(self.probabilities.len() - 1).expect("fewer than 2^32 probabilities")
+    }
+
+    fn fill(&mut self, chain: ChainId, body: Body) {
+        let c = &mut self.chains[chain as usize];
+        debug_assert!(
+            matches!(c.body, Body::Text { len: 0, .. }),
+            "a chain filled twice"
+        );
+        c.body = body;
+    }
+
+    /// Whether no two chains share a name (builds the lookup index: call
+    /// once the table is complete).
+    pub(crate) fn names_are_unique(&self) -> bool {
+        self.index().len() == self.chains.len()
+    }
+
+    fn index(&self) -> &HashMap<Name, ChainId, Seeded> {
+        self.index.get_or_init(|| {
+            let mut index = HashMap::with_capacity_and_hasher(self.chains.len(), Seeded::default());
+            for (id, c) in (0..).zip(&self.chains) {
+                index.insert(Name::fixed(self.name_of(c)), id);
+            }
+            index
+        })
+    }
+
+    fn rule_count(&self, c: &Chain) -> usize {
+        match c.body {
+            Body::Text { len, .. } => len as usize,
+            Body::Set { len, affinity, .. } => {
+                len as usize * if affinity.is_some() { 2 } else { 1 }
+            }
+            Body::Backend { .. } => 2,
+        }
+    }
+
+    /// An upper bound of the bytes [`Table::write_declarations`] and
+    /// [`Table::write_rules`] write.
+    fn text_bound(&self) -> usize {
+        self.bound
+    }
+
+    /// `:CHAIN - [0:0]` for every chain (which, under `--noflush`, creates
+    /// or flushes it).
+    fn write_declarations(&self, out: &mut String) {
+        for c in &self.chains {
+            out.push(':');
+            out.push_str(self.name_of(c));
+            out.push_str(" - [0:0]\n");
+        }
+    }
+
+    /// `-A CHAIN RULE` for every rule.
+    fn write_rules(&self, out: &mut String) {
+        for c in &self.chains {
+            self.write_chain(out, c);
+        }
+    }
+
+    /// `-A CHAIN RULE` for each rule of `c`.
+    fn write_chain(&self, out: &mut String, c: &Chain) {
+        let name = self.name_of(c);
+        match c.body {
+            Body::Text { first, .. } => {
+                let mut next = first;
+                while let Some(rule) = self.rules.get(next as usize) {
+                    out.push_str("-A ");
+                    out.push_str(name);
+                    out.push(' ');
+                    out.push_str(&self.text[rule.start as usize..rule.end as usize]);
+                    out.push('\n');
+                    next = rule.next;
+                }
+            }
+            Body::Set {
+                start,
+                len,
+                affinity,
+            } => {
+                let picks = &self.picks[start as usize..(start + len) as usize];
+                if let Some(seconds) = affinity {
+                    self.write_affinity_checks(out, name, picks, seconds);
+                }
+                for pick in picks {
+                    out.push_str("-A ");
+                    out.push_str(name);
+                    if let Some(p) = self.probabilities.get(pick.probability as usize) {
+                        out.push_str(" -m statistic --mode random --probability ");
+                        out.push_str(p);
+                    }
+                    out.push_str(" -j ");
+                    out.push_str(self.name(pick.chain));
+                    out.push('\n');
+                }
+            }
+            Body::Backend {
+                address,
+                port,
+                protocol,
+                affinity,
+            } => write_backend(out, name, address, port, protocol, affinity),
+        }
+    }
+
+    /// A set chain's `-m recent --rcheck` rules: a connection from a source
+    /// seen within `seconds` goes to the same backend.
+    fn write_affinity_checks(&self, out: &mut String, name: &str, picks: &[Pick], seconds: u32) {
+        let mut text = String::new();
+        push_decimal(&mut text, u64::from(seconds));
+        for pick in picks {
+            let sep = self.name(pick.chain);
+            let mask = match self.chains[pick.chain as usize].body {
+                Body::Backend { address, .. } => full_mask(address),
+                _ => unreachable!("a set picks backend chains"),
+            };
+            for part in [
+                "-A ",
+                name,
+                " -m recent --rcheck --seconds ",
+                &text,
+                " --reap --name ",
+                sep,
+                " --mask ",
+                mask,
+                " --rsource -j ",
+                sep,
+                "\n",
+            ] {
+                out.push_str(part);
+            }
+        }
+    }
+}
+
+/// The two rules of backend chain `name`.
+fn write_backend(
+    out: &mut String,
+    name: &str,
+    address: IpAddr,
+    port: u16,
+    protocol: Protocol,
+    affinity: bool,
+) {
+    let a = AddrText::new(address);
+    let a = a.as_str();
+    let v4 = address.is_ipv4();
+    out.push_str("-A ");
+    out.push_str(name);
+    out.push_str(" -s ");
+    out.push_str(a);
+    out.push_str(if v4 {
+        "/32 -j KNC-MARK-MASQ\n-A "
+    } else {
+        "/128 -j KNC-MARK-MASQ\n-A "
+    });
+    out.push_str(name);
+    out.push_str(match protocol {
+        Protocol::Tcp => " -p tcp",
+        Protocol::Udp => " -p udp",
+        Protocol::Sctp => " -p sctp",
+    });
+    if affinity {
+        for part in [
+            " -m recent --set --name ",
+            name,
+            " --mask ",
+            full_mask(address),
+            " --rsource",
+        ] {
+            out.push_str(part);
+        }
+    }
+    out.push_str(match (protocol, v4) {
+        (Protocol::Tcp, true) => " -m tcp -j DNAT --to-destination ",
+        (Protocol::Udp, true) => " -m udp -j DNAT --to-destination ",
+        (Protocol::Sctp, true) => " -m sctp -j DNAT --to-destination ",
+        (Protocol::Tcp, false) => " -m tcp -j DNAT --to-destination [",
+        (Protocol::Udp, false) => " -m udp -j DNAT --to-destination [",
+        (Protocol::Sctp, false) => " -m sctp -j DNAT --to-destination [",
+    });
+    out.push_str(a);
+    out.push_str(if v4 { ":" } else { "]:" });
+    push_decimal(out, u64::from(port));
+    out.push('\n');
+}
+
+/// The mask `-m recent` keys sources by: the whole address.
+pub(crate) fn full_mask(a: IpAddr) -> &'static str {
+    match a {
+        IpAddr::V4(_) => "255.255.255.255",
+        IpAddr::V6(_) => "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    }
+}
+
+/// Equal when the same chains are declared in the same order with the same
+/// rules (however they are stored).
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        let text = |t: &Table| {
+            let mut out = String::new();
+            t.write_declarations(&mut out);
+            t.write_rules(&mut out);
+            out
+        };
+        text(self) == text(other)
+    }
+}
+
+impl Eq for Table {}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.chains()
+                    .map(|c| (c, self.rules(c).unwrap_or_default())),
+            )
+            .finish()
+    }
+}
