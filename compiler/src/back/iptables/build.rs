@@ -72,6 +72,10 @@ struct Emitter<'a> {
     probabilities: HashMap<u64, u32, Seeded>,
     /// Scratch for one set's picks and weights.
     picks: Vec<(Pick, u64)>,
+    /// The cluster and node-local set chains of the entry being emitted,
+    /// once claimed: each frontend route asks again (up to five times per
+    /// frontend), and naming means hashing.
+    sets: [Option<ChainId>; 2],
 }
 
 impl<'a> Emitter<'a> {
@@ -119,6 +123,7 @@ impl<'a> Emitter<'a> {
             },
             probabilities: HashMap::default(),
             picks: Vec::new(),
+            sets: [None; 2],
         }
     }
 
@@ -167,6 +172,7 @@ impl<'a> Emitter<'a> {
             );
             name.clear();
             push_comment(&mut name, &sp.display_name());
+            self.sets = [None; 2];
             for fe in &sp.frontends {
                 let target = self.frontend_target(sp, &spid, fe);
                 let target = self.nat.target(target);
@@ -359,6 +365,9 @@ impl<'a> Emitter<'a> {
     /// invariants (checked by `ir::validate`) say is not empty and of the
     /// entry's family.
     fn set_chain(&mut self, sp: &Entry, spid: &str, set: SetKind) -> ChainId {
+        if let Some(chain) = self.sets[set as usize] {
+            return chain;
+        }
         let kind = match set {
             SetKind::Cluster => "SVC",
             SetKind::Local => "SVL",
@@ -373,6 +382,7 @@ impl<'a> Emitter<'a> {
         let Claim { chain, fresh } = self.namer.claim(&mut self.nat, kind, |id| {
             id.raw(spid);
         });
+        self.sets[set as usize] = Some(chain);
         if !fresh {
             return chain;
         }

@@ -151,11 +151,11 @@ struct NameKey {
 
 impl NameKey {
     fn new(kind: &str, digest: &Digest) -> NameKey {
-        let mut packed = [0u8; 8];
-        packed[2..2 + kind.len()].copy_from_slice(kind.as_bytes());
+        // Packed in a register, not through a byte array (see `base32_16`).
+        let kind = kind.bytes().fold(0u64, |k, b| (k << 8) | u64::from(b));
         NameKey {
             bits: (u64::from(digest[0]) << 32) | u64::from(digest[1]),
-            rest: u64::from_le_bytes(packed) | u64::from(digest[2] >> 16),
+            rest: (kind << 16) | u64::from(digest[2] >> 16),
         }
     }
 }
@@ -228,9 +228,7 @@ impl Namer {
                 }
                 Entry::Vacant(v) => {
                     v.insert(u32::try_from(self.owners.len()).expect("fewer than 2^32 names"));
-                    let base32 = base32_16(&digest);
-                    let base32 = std::str::from_utf8(&base32).expect("base32 is ASCII");
-                    let chain = table.chain_of_parts(&["KNC-", kind, "-", base32]);
+                    let chain = table.chain_hashed(kind, base32_16(&digest));
                     self.owners.push(Owner {
                         digest: owner,
                         chain,

@@ -281,17 +281,30 @@ impl Table {
     /// unique: fixed ones, and the [`Namer`](super::names::Namer)'s fresh
     /// ones), with no rules; its id.
     pub(crate) fn chain(&mut self, name: &str) -> ChainId {
-        self.chain_of_parts(&[name])
+        self.declare(|names| names.push_str(name))
     }
 
-    /// [`Table::chain`] of the name `parts` make together.
-    pub(crate) fn chain_of_parts(&mut self, parts: &[&str]) -> ChainId {
+    /// [`Table::chain`] of `KNC-<kind>-<base32>`, `base32` being ASCII
+    /// letters and digits.
+    pub(crate) fn chain_hashed(&mut self, kind: &str, base32: [u8; 16]) -> ChainId {
+        self.declare(|names| {
+            names.push_str("KNC-");
+            names.push_str(kind);
+            names.push('-');
+            // Pushed as characters: the bytes were just stored, and reading
+            // them back as a block (validating them as a `str`) stalls.
+            for b in base32 {
+                names.push(char::from(b));
+            }
+        })
+    }
+
+    /// Declares the chain whose name `write` appends.
+    fn declare(&mut self, write: impl FnOnce(&mut String)) -> ChainId {
         debug_assert!(self.index.get().is_none(), "declared after a lookup");
         let id = ChainId::try_from(self.chains.len()).expect("fewer than 2^32 chains");
         let start = self.names.len();
-        for part in parts {
-            self.names.push_str(part);
-        }
+        write(&mut self.names);
         let len = self.names.len() - start;
         assert!(len <= NAME_MAX, "chain name longer than iptables allows");
         self.chains.push(Chain {
