@@ -72,6 +72,7 @@ mod build;
 mod dispatch;
 mod names;
 mod restore;
+mod taken;
 
 use std::fmt::Write as _;
 

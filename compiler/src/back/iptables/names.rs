@@ -14,12 +14,13 @@
 //!   wraps it in double quotes. No quote, backslash, space or newline taken
 //!   from input can reach the ruleset text.
 
-use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use sha2::block_api::compress256;
 
 use super::restore::{ChainId, Table};
+use super::taken::{NameKey, Take, Taken};
 use crate::text::push_decimal;
 
 /// Longest chain name iptables accepts (`XT_EXTENSION_MAXNAMELEN` - 1).
@@ -120,14 +121,14 @@ impl Hasher for Folded {
 /// chain the first time its name is given out.
 #[derive(Debug, Default)]
 pub(crate) struct Namer {
-    /// name → index in `owners` of the identity it was given to.
-    taken: HashMap<NameKey, u32, Seeded>,
+    /// The names given out, each with the index in `owners` of the identity
+    /// it was given to.
+    taken: Taken,
     /// Per name given out: the SHA-256 of the `kind\0identity` it was given
     /// to, and its chain. Two identities are taken for the same when their
     /// full 256-bit digests are equal (finding two that are would break
     /// SHA-256 itself; the 80 bits in a name are what an attacker can
-    /// search). Kept apart from `taken` so the map's entries are small: at
-    /// 10,000 Services it holds over 100,000.
+    /// search).
     owners: Vec<Owner>,
     /// Reused buffers for `kind\0identity`.
     scratch: Identity,
@@ -137,34 +138,6 @@ pub(crate) struct Namer {
 struct Owner {
     digest: Digest,
     chain: ChainId,
-}
-
-/// What makes a hashed name: the first 80 bits of its digest, and its kind
-/// (`kind` of [`Namer::claim`], packed; at most 6 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct NameKey {
-    /// Digest bits 0..64.
-    bits: u64,
-    /// Digest bits 64..80, then the kind's bytes.
-    rest: u64,
-}
-
-impl NameKey {
-    fn new(kind: &str, digest: &Digest) -> NameKey {
-        // Packed in a register, not through a byte array (see `base32_16`).
-        let kind = kind.bytes().fold(0u64, |k, b| (k << 8) | u64::from(b));
-        NameKey {
-            bits: (u64::from(digest[0]) << 32) | u64::from(digest[1]),
-            rest: (kind << 16) | u64::from(digest[2] >> 16),
-        }
-    }
-}
-
-impl Hash for NameKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.bits);
-        state.write_u64(self.rest);
-    }
 }
 
 /// A chain an identity names, and whether this is the first time it was
@@ -179,7 +152,7 @@ impl Namer {
     /// A namer with room for about `names` names.
     pub fn with_capacity(names: usize) -> Namer {
         Namer {
-            taken: HashMap::with_capacity_and_hasher(names, Seeded::default()),
+            taken: Taken::with_capacity(names),
             owners: Vec::with_capacity(names),
             scratch: Identity::default(),
         }
@@ -199,7 +172,6 @@ impl Namer {
     ) -> Claim {
         // The hashed text, `kind\0identity`, is written in one buffer and
         // digested in one call.
-        debug_assert!(kind.len() <= 6, "chain kind `{kind}` too long");
         let id = &mut self.scratch;
         id.text.clear();
         id.text.push_str(kind);
@@ -216,9 +188,9 @@ impl Namer {
                 push_decimal(&mut id.text, u64::from(attempt));
                 sha256(id.text.as_bytes())
             };
-            match self.taken.entry(NameKey::new(kind, &digest)) {
-                Entry::Occupied(o) => {
-                    let known = self.owners[*o.get() as usize];
+            match self.taken.take(NameKey::new(kind, &digest)) {
+                Take::Known(known) => {
+                    let known = self.owners[known as usize];
                     if known.digest == owner {
                         return Claim {
                             chain: known.chain,
@@ -226,8 +198,8 @@ impl Namer {
                         };
                     }
                 }
-                Entry::Vacant(v) => {
-                    v.insert(u32::try_from(self.owners.len()).expect("fewer than 2^32 names"));
+                Take::New(new) => {
+                    debug_assert_eq!(new as usize, self.owners.len());
                     let chain = table.chain_hashed(kind, base32_16(&digest));
                     self.owners.push(Owner {
                         digest: owner,
@@ -479,7 +451,7 @@ mod tests {
         // Force a collision by pre-claiming the name for another identity.
         let (mut m, mut u) = (Namer::default(), Table::default());
         let other = u.chain("KNC-OTHER");
-        m.taken.insert(NameKey::new("SVC", &sha256(b"SVC\0x")), 0);
+        m.taken.take(NameKey::new("SVC", &sha256(b"SVC\0x")));
         m.owners.push(Owner {
             digest: sha256(b"SVC\0other"),
             chain: other,

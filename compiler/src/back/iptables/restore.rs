@@ -291,11 +291,7 @@ impl Table {
             names.push_str("KNC-");
             names.push_str(kind);
             names.push('-');
-            // Pushed as characters: the bytes were just stored, and reading
-            // them back as a block (validating them as a `str`) stalls.
-            for b in base32 {
-                names.push(char::from(b));
-            }
+            names.push_str(std::str::from_utf8(&base32).expect("base32 is ASCII"));
         })
     }
 
