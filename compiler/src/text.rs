@@ -82,7 +82,11 @@ impl AddrText {
     }
 
     pub fn as_str(&self) -> &str {
-        ascii(&self.bytes[..usize::from(self.len)])
+        ascii(self.as_bytes())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 

@@ -76,6 +76,11 @@ struct Emitter<'a> {
     /// once claimed: each frontend route asks again (up to five times per
     /// frontend), and naming means hashing.
     sets: [Option<ChainId>; 2],
+    /// The identity of the entry being emitted (family, namespace, name,
+    /// port name, protocol), as is and as one length-prefixed field: every
+    /// chain of the entry is named from it.
+    spid: String,
+    spid_field: String,
 }
 
 impl<'a> Emitter<'a> {
@@ -124,6 +129,8 @@ impl<'a> Emitter<'a> {
             probabilities: HashMap::default(),
             picks: Vec::new(),
             sets: [None; 2],
+            spid: String::new(),
+            spid_field: String::new(),
         }
     }
 
@@ -156,12 +163,11 @@ impl<'a> Emitter<'a> {
         let mut by_address = Leaves::default();
         let mut by_port: [Leaves; 3] = Default::default();
         let (ruleset, family, fam) = (self.ruleset, self.family, self.fam());
-        let mut spid = String::new();
         let mut name = String::new();
         for sp in ruleset.services.iter().filter(|s| s.family == family) {
-            spid.clear();
+            self.spid.clear();
             push_identity(
-                &mut spid,
+                &mut self.spid,
                 &[
                     fam,
                     &sp.namespace,
@@ -170,11 +176,13 @@ impl<'a> Emitter<'a> {
                     sp.protocol.as_str(),
                 ],
             );
+            self.spid_field.clear();
+            push_identity(&mut self.spid_field, &[&self.spid]);
             name.clear();
             push_comment(&mut name, &sp.display_name());
             self.sets = [None; 2];
             for fe in &sp.frontends {
-                let target = self.frontend_target(sp, &spid, fe);
+                let target = self.frontend_target(sp, fe);
                 let target = self.nat.target(target);
                 let proto = sp.protocol.as_str();
                 let what = match fe.kind {
@@ -268,14 +276,14 @@ impl<'a> Emitter<'a> {
     /// The chain a frontend's dispatch rule jumps to: its frontend chain, or
     /// directly the one target when routing is the same, unmasqueraded, for
     /// every source and no source ranges apply.
-    fn frontend_target(&mut self, sp: &Entry, spid: &str, fe: &crate::ir::Frontend) -> Target {
+    fn frontend_target(&mut self, sp: &Entry, fe: &crate::ir::Frontend) -> Target {
         let r = fe.routing;
         let pods_differ = r.pods != r.external
             && (!self.pod_cidrs.is_empty() || !self.ruleset.local_detector.is_cidrs());
         let node_differs = r.node != r.external || pods_differ;
         let simple = fe.allowed_sources.is_empty() && !node_differs && !pods_differ;
         if simple {
-            if let Some(target) = self.plain_target(sp, spid, r.external) {
+            if let Some(target) = self.plain_target(sp, r.external) {
                 return target;
             }
         }
@@ -286,7 +294,7 @@ impl<'a> Emitter<'a> {
             .collect::<Vec<_>>()
             .join(",");
         let fe_chain = self.namer.claim(&mut self.nat, "FE", |id| {
-            id.field(spid)
+            id.raw(&self.spid_field)
                 .field(route_id(r.node))
                 .field(route_id(r.pods))
                 .field(route_id(r.external))
@@ -315,26 +323,26 @@ impl<'a> Emitter<'a> {
             self.nat.jump(chain, "", Target::Chain(fw.chain));
         }
         if node_differs {
-            self.route(sp, spid, chain, "-m addrtype --src-type LOCAL ", r.node);
+            self.route(sp, chain, "-m addrtype --src-type LOCAL ", r.node);
         }
         if pods_differ {
             let matches = std::mem::take(&mut self.pod_matches);
             for m in &matches {
-                self.route(sp, spid, chain, m, r.pods);
+                self.route(sp, chain, m, r.pods);
             }
             self.pod_matches = matches;
         }
-        self.route(sp, spid, chain, "", r.external);
+        self.route(sp, chain, "", r.external);
         Target::Chain(chain)
     }
 
     /// The single target of an unmasqueraded route, if it has one.
-    fn plain_target(&mut self, sp: &Entry, spid: &str, route: Route) -> Option<Target> {
+    fn plain_target(&mut self, sp: &Entry, route: Route) -> Option<Target> {
         match route {
             Route::Forward {
                 set,
                 masquerade: false,
-            } => Some(Target::Chain(self.set_chain(sp, spid, set))),
+            } => Some(Target::Chain(self.set_chain(sp, set))),
             Route::Forward {
                 masquerade: true, ..
             } => None,
@@ -345,10 +353,10 @@ impl<'a> Emitter<'a> {
 
     /// Appends to `chain` the rules taking connections matching `m` (empty
     /// or ending with a space) where `route` says.
-    fn route(&mut self, sp: &Entry, spid: &str, chain: ChainId, m: &str, route: Route) {
+    fn route(&mut self, sp: &Entry, chain: ChainId, m: &str, route: Route) {
         let target = match route {
             Route::Forward { set, masquerade } => {
-                let set_chain = self.set_chain(sp, spid, set);
+                let set_chain = self.set_chain(sp, set);
                 if masquerade {
                     self.nat.jump(chain, m, Target::Fixed("KNC-MARK-MASQ"));
                 }
@@ -364,7 +372,7 @@ impl<'a> Emitter<'a> {
     /// Only called for a set a `Forward` route names, which the IR's
     /// invariants (checked by `ir::validate`) say is not empty and of the
     /// entry's family.
-    fn set_chain(&mut self, sp: &Entry, spid: &str, set: SetKind) -> ChainId {
+    fn set_chain(&mut self, sp: &Entry, set: SetKind) -> ChainId {
         if let Some(chain) = self.sets[set as usize] {
             return chain;
         }
@@ -380,7 +388,7 @@ impl<'a> Emitter<'a> {
             sp.display_name()
         );
         let Claim { chain, fresh } = self.namer.claim(&mut self.nat, kind, |id| {
-            id.raw(spid);
+            id.raw(&self.spid);
         });
         self.sets[set as usize] = Some(chain);
         if !fresh {
@@ -391,7 +399,7 @@ impl<'a> Emitter<'a> {
         picks.clear();
         for b in sp.backends.get(set).iter().filter(of_family) {
             let pick = Pick {
-                chain: self.backend_chain(sp, spid, b),
+                chain: self.backend_chain(sp, b),
                 probability: NONE,
             };
             picks.push((pick, u64::from(b.weight.max(1))));
@@ -418,11 +426,11 @@ impl<'a> Emitter<'a> {
     }
 
     /// The chain sending a connection to backend `b`, built on first use.
-    fn backend_chain(&mut self, sp: &Entry, spid: &str, b: &Backend) -> ChainId {
+    fn backend_chain(&mut self, sp: &Entry, b: &Backend) -> ChainId {
         let Claim { chain, fresh } = self.namer.claim(&mut self.nat, "SEP", |id| {
-            id.field(spid)
-                .field_with(|s| push_ip(s, b.address))
-                .field_with(|s| push_decimal(s, u64::from(b.port)));
+            id.raw(&self.spid_field)
+                .address(b.address)
+                .decimal(u128::from(b.port));
         });
         if fresh {
             self.nat.backend(

@@ -18,7 +18,6 @@
 
 use super::names::{Name, Namer};
 use super::restore::{ChainId, Table};
-use crate::text::push_decimal;
 
 /// Most rules a chain holds before it is split.
 const LEAF_MAX: usize = 16;
@@ -116,8 +115,8 @@ impl Tree<'_> {
             let prefix = self.top(part[0].key, len) << (self.width - len);
             let child = namer.claim(table, self.kind, |id| {
                 id.field(&self.scope)
-                    .field_with(|s| push_u128(s, prefix))
-                    .field_with(|s| push_decimal(s, u64::from(len)));
+                    .decimal(prefix)
+                    .decimal(u128::from(len));
             });
             // Prefixes are unique within a tree, and the scope tells trees
             // apart: every child is new.
@@ -147,17 +146,6 @@ impl Tree<'_> {
             0
         } else {
             key >> (self.width - bits)
-        }
-    }
-}
-
-/// Appends `n` in decimal, as `Display` writes it.
-fn push_u128(out: &mut String, n: u128) {
-    match u64::try_from(n) {
-        Ok(n) => push_decimal(out, n),
-        Err(_) => {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{n}");
         }
     }
 }

@@ -21,7 +21,9 @@ use sha2::block_api::compress256;
 
 use super::restore::{ChainId, Table};
 use super::taken::{NameKey, Take, Taken};
-use crate::text::push_decimal;
+use std::net::IpAddr;
+
+use crate::text::{push_decimal, AddrText};
 
 /// Longest chain name iptables accepts (`XT_EXTENSION_MAXNAMELEN` - 1).
 pub(crate) const NAME_MAX: usize = 28;
@@ -174,19 +176,19 @@ impl Namer {
         // digested in one call.
         let id = &mut self.scratch;
         id.text.clear();
-        id.text.push_str(kind);
-        id.text.push('\0');
+        id.text.extend_from_slice(kind.as_bytes());
+        id.text.push(0);
         fields(id);
-        let owner = sha256(id.text.as_bytes());
+        let owner = sha256(&id.text);
         let full = id.text.len();
         for attempt in 0u32.. {
             let digest = if attempt == 0 {
                 owner
             } else {
                 id.text.truncate(full);
-                id.text.push('\0');
-                push_decimal(&mut id.text, u64::from(attempt));
-                sha256(id.text.as_bytes())
+                id.text.push(0);
+                put_decimal(&mut id.text, u128::from(attempt));
+                sha256(&id.text)
             };
             match self.taken.take(NameKey::new(kind, &digest)) {
                 Take::Known(known) => {
@@ -215,35 +217,77 @@ impl Namer {
 
 /// An identity string being built from fields, each length-prefixed
 /// (`<len>:<field>;`) so that no two different field lists give the same
-/// string.
+/// string. Only ever hashed, so kept as bytes.
 #[derive(Debug, Default)]
 pub(crate) struct Identity {
-    text: String,
-    /// Scratch for [`Identity::field_with`].
-    field: String,
+    text: Vec<u8>,
 }
 
 impl Identity {
     /// Appends `text` as it is (a whole identity, or fields already
     /// length-prefixed).
     pub fn raw(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
+        self.text.extend_from_slice(text.as_bytes());
         self
     }
 
     /// Appends `field`.
     pub fn field(&mut self, field: &str) -> &mut Self {
-        push_field(&mut self.text, field);
-        self
+        self.field_bytes(field.as_bytes())
     }
 
-    /// Appends the field `write` writes.
-    pub fn field_with(&mut self, write: impl FnOnce(&mut String)) -> &mut Self {
-        self.field.clear();
-        write(&mut self.field);
-        push_field(&mut self.text, &self.field);
+    /// Appends `n` in decimal as a field.
+    pub fn decimal(&mut self, n: u128) -> &mut Self {
+        self.field_bytes(write_decimal(&mut [0; 39], n))
+    }
+
+    /// Appends `a`, as `Display` writes it, as a field.
+    pub fn address(&mut self, a: IpAddr) -> &mut Self {
+        self.field_bytes(AddrText::new(a).as_bytes())
+    }
+
+    fn field_bytes(&mut self, field: &[u8]) -> &mut Self {
+        if field.len() < 10 {
+            self.text.push(b'0' + field.len() as u8);
+        } else {
+            put_decimal(&mut self.text, field.len() as u128);
+        }
+        self.text.push(b':');
+        self.text.extend_from_slice(field);
+        self.text.push(b';');
         self
     }
+}
+
+/// Appends `n` in decimal.
+fn put_decimal(out: &mut Vec<u8>, n: u128) {
+    out.extend_from_slice(write_decimal(&mut [0; 39], n));
+}
+
+/// Writes `n` in decimal at the end of `digits`; the digits. In 64-bit
+/// arithmetic when it fits: dividing a `u128` is a library call, and
+/// identities hold small numbers (lengths, ports, prefix lengths).
+fn write_decimal(digits: &mut [u8; 39], n: u128) -> &[u8] {
+    let mut i = digits.len();
+    match u64::try_from(n) {
+        Ok(mut n) => loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut n = n;
+            while n > 0 {
+                i -= 1;
+                digits[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+    }
+    &digits[i..]
 }
 
 fn push_field(out: &mut String, field: &str) {
@@ -478,8 +522,8 @@ mod tests {
         });
         let b = n.claim(&mut t, "SEP", |id| {
             id.field("a/b")
-                .field_with(|s| s.push_str("10.0.0.1"))
-                .field_with(|s| push_decimal(s, 80));
+                .address("10.0.0.1".parse().unwrap())
+                .decimal(80);
         });
         assert_eq!(
             b,
@@ -501,6 +545,18 @@ mod tests {
             seeded.hash_one(Name::fixed("KNC-SERVICES")),
             seeded.hash_one(Name::new("KNC-SERVICES").unwrap())
         );
+    }
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for n in [0u128, 7, 9, 10, 99, 100, 65535, u128::MAX] {
+            let mut out = b"x".to_vec();
+            put_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+            let mut id = Identity::default();
+            id.decimal(n);
+            assert_eq!(id.text, identity(&[&n.to_string()]).into_bytes());
+        }
     }
 
     #[test]
