@@ -19,7 +19,7 @@ use super::restore::{ChainId, Pick, Restore, Table, Target, NONE};
 use crate::ir::{
     Backend, Entry, Family, FrontendKind, LocalDetector, Protocol, Route, Ruleset, SetKind,
 };
-use crate::text::{push_decimal, push_ipv4};
+use crate::text::{push_decimal, push_ipv4, AddrText};
 
 /// The model of `family`'s part of `ruleset`.
 pub(super) fn build(ruleset: &Ruleset, family: Family) -> Restore {
@@ -427,15 +427,17 @@ impl<'a> Emitter<'a> {
 
     /// The chain sending a connection to backend `b`, built on first use.
     fn backend_chain(&mut self, sp: &Entry, b: &Backend) -> ChainId {
+        let address = AddrText::new(b.address);
         let Claim { chain, fresh } = self.namer.claim(&mut self.nat, "SEP", |id| {
             id.raw(&self.spid_field)
-                .address(b.address)
+                .field(address.as_str())
                 .decimal(u128::from(b.port));
         });
         if fresh {
             self.nat.backend(
                 chain,
-                b.address,
+                &address,
+                b.address.is_ipv6(),
                 b.port,
                 sp.protocol,
                 sp.affinity_timeout_seconds.is_some(),

@@ -21,9 +21,7 @@ use sha2::block_api::compress256;
 
 use super::restore::{ChainId, Table};
 use super::taken::{NameKey, Take, Taken};
-use std::net::IpAddr;
-
-use crate::text::{push_decimal, AddrText};
+use crate::text::push_decimal;
 
 /// Longest chain name iptables accepts (`XT_EXTENSION_MAXNAMELEN` - 1).
 pub(crate) const NAME_MAX: usize = 28;
@@ -239,11 +237,6 @@ impl Identity {
     /// Appends `n` in decimal as a field.
     pub fn decimal(&mut self, n: u128) -> &mut Self {
         self.field_bytes(write_decimal(&mut [0; 39], n))
-    }
-
-    /// Appends `a`, as `Display` writes it, as a field.
-    pub fn address(&mut self, a: IpAddr) -> &mut Self {
-        self.field_bytes(AddrText::new(a).as_bytes())
     }
 
     fn field_bytes(&mut self, field: &[u8]) -> &mut Self {
@@ -521,9 +514,7 @@ mod tests {
             id.raw(&whole);
         });
         let b = n.claim(&mut t, "SEP", |id| {
-            id.field("a/b")
-                .address("10.0.0.1".parse().unwrap())
-                .decimal(80);
+            id.field("a/b").field("10.0.0.1").decimal(80);
         });
         assert_eq!(
             b,

@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use super::names::{comment, Name, Seeded, NAME_MAX};
@@ -202,9 +201,13 @@ pub(crate) enum Body {
     },
     /// A backend's chain: mark hairpin connections for masquerade, then
     /// DNAT (recording the source first under session affinity).
+    /// `text[start..start + len]` is the DNAT destination, `A:port` or
+    /// `[A]:port`, the address `A` being its `address` bytes from the start.
     Backend {
-        address: IpAddr,
-        port: u16,
+        start: u32,
+        len: u8,
+        address: (u8, u8),
+        v6: bool,
         protocol: Protocol,
         affinity: bool,
     },
@@ -424,11 +427,23 @@ impl Table {
     pub(crate) fn backend(
         &mut self,
         chain: ChainId,
-        address: IpAddr,
+        address: &AddrText,
+        v6: bool,
         port: u16,
         protocol: Protocol,
         affinity: bool,
     ) {
+        // The destination is written now, once: rendering copies it.
+        let start = self.text.len();
+        if v6 {
+            self.text.push('[');
+        }
+        let a = self.text.len() - start;
+        self.text.push_str(address.as_str());
+        let a = (a as u8, address.as_bytes().len() as u8);
+        self.text.push_str(if v6 { "]:" } else { ":" });
+        push_decimal(&mut self.text, u64::from(port));
+        let len = (self.text.len() - start) as u8;
         // `-A SEP -s A/128 -j KNC-MARK-MASQ` and `-A SEP -p sctp -m recent
         // --set --name SEP --mask M --rsource -m sctp -j DNAT
         // --to-destination [A]:65535`.
@@ -439,8 +454,10 @@ impl Table {
         self.fill(
             chain,
             Body::Backend {
-                address,
-                port,
+                start: u32::try_from(start).expect("rule text under 4 GiB"),
+                len,
+                address: a,
+                v6,
                 protocol,
                 affinity,
             },
@@ -548,11 +565,18 @@ impl Table {
                 }
             }
             Body::Backend {
+                start,
+                len,
                 address,
-                port,
+                v6,
                 protocol,
                 affinity,
-            } => write_backend(out, name, address, port, protocol, affinity),
+            } => {
+                let destination = &self.text[start as usize..start as usize + usize::from(len)];
+                let (from, to) = (usize::from(address.0), usize::from(address.0 + address.1));
+                let address = &destination[from..to];
+                write_backend(out, name, destination, address, v6, protocol, affinity);
+            }
         }
     }
 
@@ -564,7 +588,7 @@ impl Table {
         for pick in picks {
             let sep = self.name(pick.chain);
             let mask = match self.chains[pick.chain as usize].body {
-                Body::Backend { address, .. } => full_mask(address),
+                Body::Backend { v6, .. } => full_mask(v6),
                 _ => unreachable!("a set picks backend chains"),
             };
             for part in [
@@ -586,26 +610,25 @@ impl Table {
     }
 }
 
-/// The two rules of backend chain `name`.
+/// The two rules of backend chain `name`, whose DNAT destination is
+/// `destination` and its address `address`.
 fn write_backend(
     out: &mut String,
     name: &str,
-    address: IpAddr,
-    port: u16,
+    destination: &str,
+    address: &str,
+    v6: bool,
     protocol: Protocol,
     affinity: bool,
 ) {
-    let a = AddrText::new(address);
-    let a = a.as_str();
-    let v4 = address.is_ipv4();
     out.push_str("-A ");
     out.push_str(name);
     out.push_str(" -s ");
-    out.push_str(a);
-    out.push_str(if v4 {
-        "/32 -j KNC-MARK-MASQ\n-A "
-    } else {
+    out.push_str(address);
+    out.push_str(if v6 {
         "/128 -j KNC-MARK-MASQ\n-A "
+    } else {
+        "/32 -j KNC-MARK-MASQ\n-A "
     });
     out.push_str(name);
     out.push_str(match protocol {
@@ -618,31 +641,27 @@ fn write_backend(
             " -m recent --set --name ",
             name,
             " --mask ",
-            full_mask(address),
+            full_mask(v6),
             " --rsource",
         ] {
             out.push_str(part);
         }
     }
-    out.push_str(match (protocol, v4) {
-        (Protocol::Tcp, true) => " -m tcp -j DNAT --to-destination ",
-        (Protocol::Udp, true) => " -m udp -j DNAT --to-destination ",
-        (Protocol::Sctp, true) => " -m sctp -j DNAT --to-destination ",
-        (Protocol::Tcp, false) => " -m tcp -j DNAT --to-destination [",
-        (Protocol::Udp, false) => " -m udp -j DNAT --to-destination [",
-        (Protocol::Sctp, false) => " -m sctp -j DNAT --to-destination [",
+    out.push_str(match protocol {
+        Protocol::Tcp => " -m tcp -j DNAT --to-destination ",
+        Protocol::Udp => " -m udp -j DNAT --to-destination ",
+        Protocol::Sctp => " -m sctp -j DNAT --to-destination ",
     });
-    out.push_str(a);
-    out.push_str(if v4 { ":" } else { "]:" });
-    push_decimal(out, u64::from(port));
+    out.push_str(destination);
     out.push('\n');
 }
 
 /// The mask `-m recent` keys sources by: the whole address.
-pub(crate) fn full_mask(a: IpAddr) -> &'static str {
-    match a {
-        IpAddr::V4(_) => "255.255.255.255",
-        IpAddr::V6(_) => "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+pub(crate) fn full_mask(v6: bool) -> &'static str {
+    if v6 {
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    } else {
+        "255.255.255.255"
     }
 }
 
