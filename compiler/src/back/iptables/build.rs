@@ -8,7 +8,6 @@
 //! rendered; every other chain's rules are written here, as text.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -19,7 +18,7 @@ use super::restore::{ChainId, Pick, Restore, Table, Target, NONE};
 use crate::ir::{
     Backend, Entry, Family, FrontendKind, LocalDetector, Protocol, Route, Ruleset, SetKind,
 };
-use crate::text::{push_decimal, push_ipv4, AddrText};
+use crate::text::{push_decimal, push_ip};
 
 /// The model of `family`'s part of `ruleset`.
 pub(super) fn build(ruleset: &Ruleset, family: Family) -> Restore {
@@ -81,6 +80,8 @@ struct Emitter<'a> {
     /// chain of the entry is named from it.
     spid: String,
     spid_field: String,
+    /// Scratch for a backend's address.
+    address: String,
 }
 
 impl<'a> Emitter<'a> {
@@ -131,6 +132,7 @@ impl<'a> Emitter<'a> {
             sets: [None; 2],
             spid: String::new(),
             spid_field: String::new(),
+            address: String::new(),
         }
     }
 
@@ -427,16 +429,17 @@ impl<'a> Emitter<'a> {
 
     /// The chain sending a connection to backend `b`, built on first use.
     fn backend_chain(&mut self, sp: &Entry, b: &Backend) -> ChainId {
-        let address = AddrText::new(b.address);
+        self.address.clear();
+        push_ip(&mut self.address, b.address);
         let Claim { chain, fresh } = self.namer.claim(&mut self.nat, "SEP", |id| {
             id.raw(&self.spid_field)
-                .field(address.as_str())
+                .field(&self.address)
                 .decimal(u128::from(b.port));
         });
         if fresh {
             self.nat.backend(
                 chain,
-                &address,
+                &self.address,
                 b.address.is_ipv6(),
                 b.port,
                 sp.protocol,
@@ -554,16 +557,6 @@ fn key_of(a: IpAddr) -> u128 {
     match a {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-/// Appends `a` as `Display` writes it (IPv4 without going through `fmt`).
-fn push_ip(out: &mut String, a: IpAddr) {
-    match a {
-        IpAddr::V4(v4) => push_ipv4(out, v4),
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
     }
 }
 

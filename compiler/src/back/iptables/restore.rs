@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use super::names::{comment, Name, Seeded, NAME_MAX};
 use super::{hooks, stale_of, table_order, tool, Hook, Hooks};
 use crate::ir::{Family, Protocol};
-use crate::text::{push_decimal, AddrText};
+use crate::text::push_decimal;
 
 /// One family's `iptables-restore` content: knc's `nat` and `filter`
 /// chains, rendered with the hooks a load needs.
@@ -427,7 +427,7 @@ impl Table {
     pub(crate) fn backend(
         &mut self,
         chain: ChainId,
-        address: &AddrText,
+        address: &str,
         v6: bool,
         port: u16,
         protocol: Protocol,
@@ -439,8 +439,8 @@ impl Table {
             self.text.push('[');
         }
         let a = self.text.len() - start;
-        self.text.push_str(address.as_str());
-        let a = (a as u8, address.as_bytes().len() as u8);
+        self.text.push_str(address);
+        let a = (a as u8, address.len() as u8);
         self.text.push_str(if v6 { "]:" } else { ":" });
         push_decimal(&mut self.text, u64::from(port));
         let len = (self.text.len() - start) as u8;
