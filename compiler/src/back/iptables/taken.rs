@@ -2,14 +2,16 @@
 //! name's key (its kind and the 80 bits of digest it shows) with the index
 //! of its owner.
 //!
-//! An open-addressing table of 8-byte slots (`tag << 32 | owner + 1`, 0 for
-//! empty) probed linearly, the keys kept apart in order of owner. At 10,000
-//! Services × 10 it holds 125,000 names in 2 MiB of slots, and a probe
-//! rarely leaves one cache line: a `HashMap<NameKey, u32>` (control bytes
-//! and 24-byte buckets apart) cost a trip to memory per new name, about
-//! 14 ms of the emitter's time at that size against 5 ms now. Slots are
-//! placed by a hash with a random seed per table, so nobody can compute
-//! names that pile into one run of slots.
+//! An open-addressing table of 4-byte slots probed linearly, the keys kept
+//! apart in order of owner. A slot holds `owner + 1` in its low bits (as
+//! many as it takes to count the slots, so any owner fits) and bits of the
+//! key's hash above them, so that a probe rarely reads a key; 0 is empty.
+//! At 10,000 Services × 10 it holds 125,000 names in 1 MiB of slots, and a
+//! probe rarely leaves one cache line: a `HashMap<NameKey, u32>` (control
+//! bytes and 24-byte buckets apart, 6 MiB) cost a trip to memory per new
+//! name, about 14 ms of the emitter's time at that size. Slots are placed
+//! by a hash with a random seed per table, so nobody can compute names that
+//! pile into one run of slots.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -46,9 +48,11 @@ impl Hash for NameKey {
 /// The names given out (see the module documentation).
 #[derive(Debug, Default)]
 pub(super) struct Taken {
-    /// `tag << 32 | owner + 1`, or 0; a power of two long, at most three
-    /// quarters full.
-    slots: Vec<u64>,
+    /// `tag << shift | owner + 1`, or 0; a power of two long, at most
+    /// three quarters full.
+    slots: Vec<u32>,
+    /// log2 of the number of slots: the bits of a slot that hold an owner.
+    shift: u32,
     /// The key of each owner.
     keys: Vec<NameKey>,
     seed: Seeded,
@@ -82,38 +86,49 @@ impl Taken {
         }
         let (mut i, tag) = self.place(&key);
         let mask = self.slots.len() - 1;
+        let owners = self.owner_mask();
         loop {
             let slot = self.slots[i];
             if slot == 0 {
-                let owner = u32::try_from(self.keys.len()).expect("fewer than 2^32 names");
-                self.slots[i] = (tag << 32) | (u64::from(owner) + 1);
+                // Fewer keys than slots, and slots fit in the low bits.
+                let owner = self.keys.len() as u32;
+                self.slots[i] = tag | (owner + 1);
                 self.keys.push(key);
                 return Take::New(owner);
             }
-            let owner = (slot as u32).wrapping_sub(1);
-            if slot >> 32 == tag && self.keys[owner as usize] == key {
+            let owner = (slot & owners) - 1;
+            if slot & !owners == tag && self.keys[owner as usize] == key {
                 return Take::Known(owner);
             }
             i = (i + 1) & mask;
         }
     }
 
-    /// The first slot to probe for `key`, and its tag.
-    fn place(&self, key: &NameKey) -> (usize, u64) {
+    /// The first slot to probe for `key`, and its tag (already in place
+    /// above the owner bits).
+    fn place(&self, key: &NameKey) -> (usize, u32) {
         let h = self.seed.hash_one(key);
-        (h as usize & (self.slots.len() - 1), h >> 32)
+        let tag = ((h >> 32) as u32) & !self.owner_mask();
+        (h as usize & (self.slots.len() - 1), tag)
     }
 
-    /// Rebuilds the slots, `len` of them (a power of two).
+    /// The bits of a slot that hold `owner + 1`.
+    fn owner_mask(&self) -> u32 {
+        u32::MAX.checked_shr(32 - self.shift).unwrap_or(0)
+    }
+
+    /// Rebuilds the slots, `len` of them (a power of two, at most 2^32).
     fn resize(&mut self, len: usize) {
         self.slots = vec![0; len];
+        self.shift = len.trailing_zeros();
+        assert!(self.shift <= 32, "at most 2^32 slots");
         let mask = len - 1;
-        for (owner, key) in (1u64..).zip(&self.keys) {
+        for (owner, key) in (1u32..).zip(&self.keys) {
             let (mut i, tag) = self.place(key);
             while self.slots[i] != 0 {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = (tag << 32) | owner;
+            self.slots[i] = tag | owner;
         }
     }
 }
