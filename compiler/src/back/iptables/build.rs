@@ -14,7 +14,7 @@ use ipnet::IpNet;
 
 use super::dispatch::{Leaves, Tree};
 use super::names::{identity, push_comment, push_identity, Claim, Namer, Seeded};
-use super::restore::{ChainId, Pick, Restore, Table, Target, NONE};
+use super::restore::{ChainId, Frontend, Jump, Pick, Restore, Table, Target, NONE};
 use crate::ir::{
     Backend, Entry, Family, FrontendKind, LocalDetector, Protocol, Route, Ruleset, SetKind,
 };
@@ -62,9 +62,6 @@ struct Emitter<'a> {
     filter: Table,
     /// Cluster CIDRs of this family: sources of the `pods` class.
     pod_cidrs: Vec<IpNet>,
-    /// The matches (each ending with a space) of the `pods` class, as the
-    /// local detector says: one per pod CIDR, or the input interface.
-    pod_matches: Vec<String>,
     /// Index in `nat` of `{p:.10}` of each probability written, by its
     /// bits: sets repeat the same few (1/2, 1/3, … for equal weights), and
     /// `fmt` is slow.
@@ -100,16 +97,28 @@ impl<'a> Emitter<'a> {
         }
         let chains = backends + 2 * entries + frontends / 4 + 64;
         let clusters_ips = ruleset.cluster_ips.len();
+        let mut nat = Table::with_capacity(
+            chains,
+            frontends / 8 + 64,
+            50 * backends + 150 * frontends + 4096,
+            backends,
+        );
+        // The pods class as the local detector says: one match per pod
+        // CIDR, or the input interface (a name is 1 to 15 of
+        // [A-Za-z0-9_.-], an IR invariant: one shell-free word).
+        nat.set_pod_matches(match &ruleset.local_detector {
+            LocalDetector::Cidrs => of_family(&ruleset.cluster_cidrs, family)
+                .iter()
+                .map(|c| format!(" -s {c} -j "))
+                .collect(),
+            LocalDetector::InterfacePrefix(prefix) => vec![format!(" -i {prefix}+ -j ")],
+            LocalDetector::Interface(name) => vec![format!(" -i {name} -j ")],
+        });
         Emitter {
             ruleset,
             family,
             namer: Namer::with_capacity(chains + clusters_ips / 8),
-            nat: Table::with_capacity(
-                chains,
-                5 * frontends + frontends / 8 + 64,
-                300 * frontends + 4096,
-                backends,
-            ),
+            nat,
             filter: Table::with_capacity(
                 clusters_ips / 8 + 16,
                 clusters_ips + clusters_ips / 8 + 16,
@@ -117,16 +126,6 @@ impl<'a> Emitter<'a> {
                 0,
             ),
             pod_cidrs: of_family(&ruleset.cluster_cidrs, family),
-            // An interface name is 1 to 15 of [A-Za-z0-9_.-] (IR
-            // invariant), one shell-free word.
-            pod_matches: match &ruleset.local_detector {
-                LocalDetector::Cidrs => of_family(&ruleset.cluster_cidrs, family)
-                    .iter()
-                    .map(|c| format!("-s {c} "))
-                    .collect(),
-                LocalDetector::InterfacePrefix(prefix) => vec![format!("-i {prefix}+ ")],
-                LocalDetector::Interface(name) => vec![format!("-i {name} ")],
-            },
             probabilities: HashMap::default(),
             picks: Vec::new(),
             sets: [None; 2],
@@ -311,7 +310,7 @@ impl<'a> Emitter<'a> {
         if !fresh {
             return Target::Chain(chain);
         }
-        if !fe.allowed_sources.is_empty() {
+        let firewall = if !fe.allowed_sources.is_empty() {
             let fam = self.fam();
             let fw = self.namer.claim(&mut self.nat, "FW", |id| {
                 id.field(fam).field(&allowed_text);
@@ -322,19 +321,24 @@ impl<'a> Emitter<'a> {
                 }
                 self.nat.rule(fw.chain, "-j KNC-MARK-DROP");
             }
-            self.nat.jump(chain, "", Target::Chain(fw.chain));
-        }
-        if node_differs {
-            self.route(sp, chain, "-m addrtype --src-type LOCAL ", r.node);
-        }
-        if pods_differ {
-            let matches = std::mem::take(&mut self.pod_matches);
-            for m in &matches {
-                self.route(sp, chain, m, r.pods);
-            }
-            self.pod_matches = matches;
-        }
-        self.route(sp, chain, "", r.external);
+            Some(fw.chain)
+        } else {
+            None
+        };
+        // In this order: the set chains a route needs are declared after
+        // the frontend chain, in the order of the routes.
+        let node = node_differs.then(|| self.jump(sp, r.node));
+        let pods = pods_differ.then(|| self.jump(sp, r.pods));
+        let external = self.jump(sp, r.external);
+        self.nat.frontend(
+            chain,
+            Frontend {
+                firewall,
+                node,
+                pods,
+                external,
+            },
+        );
         Target::Chain(chain)
     }
 
@@ -353,21 +357,22 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Appends to `chain` the rules taking connections matching `m` (empty
-    /// or ending with a space) where `route` says.
-    fn route(&mut self, sp: &Entry, chain: ChainId, m: &str, route: Route) {
-        let target = match route {
-            Route::Forward { set, masquerade } => {
-                let set_chain = self.set_chain(sp, set);
-                if masquerade {
-                    self.nat.jump(chain, m, Target::Fixed("KNC-MARK-MASQ"));
-                }
-                Target::Chain(set_chain)
-            }
-            Route::Reject => Target::Fixed("KNC-MARK-REJECT"),
-            Route::Drop => Target::Fixed("KNC-MARK-DROP"),
-        };
-        self.nat.jump(chain, m, target);
+    /// Where connections routed by `route` go.
+    fn jump(&mut self, sp: &Entry, route: Route) -> Jump {
+        match route {
+            Route::Forward { set, masquerade } => Jump {
+                masquerade,
+                target: Target::Chain(self.set_chain(sp, set)),
+            },
+            Route::Reject => Jump {
+                masquerade: false,
+                target: Target::Fixed("KNC-MARK-REJECT"),
+            },
+            Route::Drop => Jump {
+                masquerade: false,
+                target: Target::Fixed("KNC-MARK-DROP"),
+            },
+        }
     }
 
     /// The chain choosing a backend of `sp`'s `set`, built on first use.

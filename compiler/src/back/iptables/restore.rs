@@ -3,8 +3,9 @@
 //!
 //! Built for size and speed: 10,000 Services × 10 endpoints make about
 //! 125,000 chains and 400,000 rules (37 MB of text). Most chains are backend
-//! chains (two rules each) and set chains (one rule per backend); the model
-//! keeps those as a few numbers ([`Body::Backend`], [`Body::Set`]) and writes
+//! chains (two rules each), set chains (one rule per backend) and frontend
+//! chains (a few rules per class of source); the model keeps those as a few
+//! numbers ([`Body::Backend`], [`Body::Set`], [`Body::Frontend`]) and writes
 //! their text only when rendering, straight into the output. Every other
 //! chain's rules are kept as text. So a render writes every byte once, in
 //! order, into one buffer sized up front, and the model holds a tenth of
@@ -164,6 +165,11 @@ pub struct Table {
     text: String,
     /// The backends of every [`Body::Set`], each set's in order.
     picks: Vec<Pick>,
+    /// The routes of every [`Body::Frontend`].
+    frontends: Vec<Frontend>,
+    /// The matches selecting pods as sources, which frontend chains route
+    /// apart when their routing says so, each as ` <matches> -j `.
+    pod_matches: Vec<String>,
     /// `{p:.10}` of the probabilities picks use ([`Pick::probability`]).
     probabilities: Vec<String>,
     /// An upper bound of the bytes the declarations and rules render to.
@@ -199,6 +205,8 @@ pub(crate) enum Body {
         len: u32,
         affinity: Option<u32>,
     },
+    /// A frontend chain: `frontends[index]`.
+    Frontend { index: u32 },
     /// A backend's chain: mark hairpin connections for masquerade, then
     /// DNAT (recording the source first under session affinity).
     /// `text[start..start + len]` is the DNAT destination, `A:port` or
@@ -229,6 +237,30 @@ pub(crate) struct Pick {
     /// Index in `Table::probabilities` of the chance to take this pick when
     /// no earlier one was taken, or [`NONE`] (the last pick: always).
     pub probability: u32,
+}
+
+/// The rules of a frontend chain: the source check, then per class of
+/// sources (the node, pods, the rest) in that order, where it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frontend {
+    /// The `allowedSources` chain to run first (it drops what it does not
+    /// allow).
+    pub firewall: Option<ChainId>,
+    /// Connections from the node (`-m addrtype --src-type LOCAL`), when
+    /// they go elsewhere than the rest.
+    pub node: Option<Jump>,
+    /// Connections from pods (each of the table's pod matches), when they
+    /// go elsewhere than the rest.
+    pub pods: Option<Jump>,
+    /// Every other connection.
+    pub external: Jump,
+}
+
+/// Where a class of sources goes, masqueraded first or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Jump {
+    pub masquerade: bool,
+    pub target: Target,
 }
 
 /// Where a rule jumps: a chain of its table, or a chain knc always declares
@@ -342,37 +374,11 @@ impl Table {
         self.rule_with(chain, |out| out.push_str(rule));
     }
 
-    /// Appends to a declared chain the rule `matches-j target` (`matches`
-    /// empty or ending with a space).
-    pub(crate) fn jump(&mut self, chain: ChainId, matches: &str, target: Target) {
-        let target = match target {
-            Target::Chain(c) => {
-                let c = &self.chains[c as usize];
-                Ok(c.name as usize..c.name as usize + usize::from(c.name_len))
-            }
-            Target::Fixed(name) => Err(name),
-        };
-        self.rule_with_names(chain, |out, names| {
-            out.push_str(matches);
-            out.push_str("-j ");
-            out.push_str(match target {
-                Ok(range) => &names[range],
-                Err(name) => name,
-            });
-        });
-    }
-
     /// Appends to a declared chain the rule `write` appends to the buffer
     /// it is given.
     pub(crate) fn rule_with(&mut self, chain: ChainId, write: impl FnOnce(&mut String)) {
-        self.rule_with_names(chain, |out, _| write(out));
-    }
-
-    /// [`Table::rule_with`], `write` also given the chain names (to copy
-    /// one into the rule).
-    fn rule_with_names(&mut self, chain: ChainId, write: impl FnOnce(&mut String, &str)) {
         let start = self.text.len();
-        write(&mut self.text, &self.names);
+        write(&mut self.text);
         let offset = |n: usize| u32::try_from(n).expect("rule text under 4 GiB");
         let (start, end) = (offset(start), offset(self.text.len()));
         let index = offset(self.rules.len());
@@ -464,6 +470,35 @@ impl Table {
         );
     }
 
+    /// Sets the matches selecting pods as sources (each as
+    /// ` <matches> -j `), before any frontend chain.
+    pub(crate) fn set_pod_matches(&mut self, matches: Vec<String>) {
+        debug_assert!(self.frontends.is_empty());
+        self.pod_matches = matches;
+    }
+
+    /// Makes `chain`, declared and still without rules, a frontend chain
+    /// routing as `frontend` says.
+    pub(crate) fn frontend(&mut self, chain: ChainId, frontend: Frontend) {
+        let index = u32::try_from(self.frontends.len()).expect("fewer than 2^32 frontends");
+        self.frontends.push(frontend);
+        // Per rule `-A FE <matches> -j <target>`.
+        let longest = self.pod_matches.iter().map(String::len).max().unwrap_or(0);
+        let line = 10 + 2 * NAME_MAX + longest.max(30);
+        self.bound += line * self.frontend_rules(&frontend);
+        self.fill(chain, Body::Frontend { index });
+    }
+
+    fn frontend_rules(&self, f: &Frontend) -> usize {
+        let rules = |j: &Jump| 1 + usize::from(j.masquerade);
+        usize::from(f.firewall.is_some())
+            + f.node.as_ref().map_or(0, rules)
+            + f.pods
+                .as_ref()
+                .map_or(0, |j| rules(j) * self.pod_matches.len())
+            + rules(&f.external)
+    }
+
     /// Adds a probability's text; its index for [`Pick::probability`].
     pub(crate) fn probability(&mut self, text: String) -> u32 {
         self.probabilities.push(text);
@@ -501,6 +536,7 @@ impl Table {
             Body::Set { len, affinity, .. } => {
                 len as usize * if affinity.is_some() { 2 } else { 1 }
             }
+            Body::Frontend { index } => self.frontend_rules(&self.frontends[index as usize]),
             Body::Backend { .. } => 2,
         }
     }
@@ -564,6 +600,21 @@ impl Table {
                     out.push('\n');
                 }
             }
+            Body::Frontend { index } => {
+                let f = &self.frontends[index as usize];
+                if let Some(firewall) = f.firewall {
+                    write_rule(out, name, " -j ", self.name(firewall));
+                }
+                if let Some(node) = f.node {
+                    self.write_jump(out, name, " -m addrtype --src-type LOCAL -j ", node);
+                }
+                if let Some(pods) = f.pods {
+                    for m in &self.pod_matches {
+                        self.write_jump(out, name, m, pods);
+                    }
+                }
+                self.write_jump(out, name, " -j ", f.external);
+            }
             Body::Backend {
                 start,
                 len,
@@ -578,6 +629,15 @@ impl Table {
                 write_backend(out, name, destination, address, v6, protocol, affinity);
             }
         }
+    }
+
+    /// The rules of chain `name` sending connections matching `matches`
+    /// (as ` <matches> -j `) where `jump` says.
+    fn write_jump(&self, out: &mut String, name: &str, matches: &str, jump: Jump) {
+        if jump.masquerade {
+            write_rule(out, name, matches, "KNC-MARK-MASQ");
+        }
+        write_rule(out, name, matches, self.target(jump.target));
     }
 
     /// A set chain's `-m recent --rcheck` rules: a connection from a source
@@ -607,6 +667,13 @@ impl Table {
                 out.push_str(part);
             }
         }
+    }
+}
+
+/// `-A <chain> <matches> -j <target>`, `matches` given as ` <matches> -j `.
+fn write_rule(out: &mut String, chain: &str, matches: &str, target: &str) {
+    for part in ["-A ", chain, matches, target, "\n"] {
+        out.push_str(part);
     }
 }
 
