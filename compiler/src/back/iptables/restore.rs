@@ -149,8 +149,8 @@ impl Restore {
 ///
 /// Chain names are stored back to back in one string; rules kept as text
 /// live in one buffer, each chain's linked in order (a chain's rules need
-/// not be written contiguously: a frontend chain's rules are written around
-/// the chains they jump to).
+/// not be written contiguously: a dispatch chain's rules are written around
+/// the rules of the child chains they jump to).
 #[derive(Clone, Default)]
 pub struct Table {
     chains: Vec<Chain>,
