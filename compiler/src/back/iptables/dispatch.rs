@@ -16,9 +16,8 @@
 //! addresses outside every prefix usually leaves after a rule or two. The
 //! price is chains: about n / 10 of them, each a few rules.
 
-use super::names::Namer;
-use super::{ChainId, Table};
-use crate::text::push_decimal;
+use super::names::{Name, Namer};
+use super::restore::{ChainId, Table};
 
 /// Most rules a chain holds before it is split.
 const LEAF_MAX: usize = 16;
@@ -114,20 +113,21 @@ impl Tree<'_> {
             }
             let len = self.common_prefix(part[0].key, part[n - 1].key);
             let prefix = self.top(part[0].key, len) << (self.width - len);
-            let child = namer
-                .name_with(self.kind, |id| {
-                    id.field(&self.scope)
-                        .field_with(|s| push_u128(s, prefix))
-                        .field_with(|s| push_decimal(s, u64::from(len)));
-                })
-                .name;
-            let child_id = table.chain(child);
+            let child = namer.claim(table, self.kind, |id| {
+                id.field(&self.scope)
+                    .decimal(prefix)
+                    .decimal(u128::from(len));
+            });
+            // Prefixes are unique within a tree, and the scope tells trees
+            // apart: every child is new.
+            debug_assert!(child.fresh, "a dispatch chain named twice");
+            let name = Name::fixed(table.name(child.chain));
             table.rule_with(chain, |out| {
                 (self.prefix_match)(out, prefix, len);
                 out.push_str(" -j ");
-                out.push_str(child.as_str());
+                out.push_str(name.as_str());
             });
-            self.node(table, namer, child_id, part, text);
+            self.node(table, namer, child.chain, part, text);
         }
     }
 
@@ -150,22 +150,9 @@ impl Tree<'_> {
     }
 }
 
-/// Appends `n` in decimal, as `Display` writes it.
-fn push_u128(out: &mut String, n: u128) {
-    match u64::try_from(n) {
-        Ok(n) => push_decimal(out, n),
-        Err(_) => {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{n}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use super::super::names::Name;
 
     fn port_tree(prefix_match: &dyn Fn(&mut String, u128, u32)) -> Tree<'_> {
         Tree {
@@ -193,7 +180,7 @@ mod tests {
     fn small_sets_stay_in_one_chain() {
         let mut t = Table::default();
         let mut n = Namer::default();
-        let root = t.chain(Name::fixed("ROOT"));
+        let root = t.chain("ROOT");
         let leaves = leaves((0..16).map(|i| (100 + i, format!("r{i}"))));
         port_tree(&range).build(&mut t, &mut n, root, leaves);
         assert_eq!(t.chains().count(), 1);
@@ -223,7 +210,7 @@ mod tests {
     fn large_sets_split_into_short_chains_reaching_every_leaf() {
         let mut t = Table::default();
         let mut n = Namer::default();
-        let root = t.chain(Name::fixed("ROOT"));
+        let root = t.chain("ROOT");
         let keys: Vec<u128> = (0..3000u128).map(|i| 30000 + (i * 7919) % 2768).collect();
         let leaves = leaves(
             keys.iter()
@@ -235,7 +222,7 @@ mod tests {
         for chain in t.chains() {
             let rules = t.rules(chain).unwrap();
             assert!(rules.len() <= 32, "chain too long: {}", rules.len());
-            seen += rules.filter(|r| r.contains("-j L")).count();
+            seen += rules.iter().filter(|r| r.contains("-j L")).count();
         }
         assert_eq!(seen, 3000);
         assert!(t.chains().count() > 20);
@@ -253,11 +240,11 @@ mod tests {
     fn equal_keys_never_split_and_keep_order() {
         let mut t = Table::default();
         let mut n = Namer::default();
-        let root = t.chain(Name::fixed("ROOT"));
+        let root = t.chain("ROOT");
         let leaves = leaves((0..40).map(|i| (7, format!("r{i}"))));
         port_tree(&range).build(&mut t, &mut n, root, leaves);
         assert_eq!(t.chains().count(), 1);
         let want: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
-        assert_eq!(t.rules("ROOT").unwrap().collect::<Vec<_>>(), want);
+        assert_eq!(t.rules("ROOT").unwrap(), want);
     }
 }

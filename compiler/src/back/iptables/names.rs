@@ -14,11 +14,13 @@
 //!   wraps it in double quotes. No quote, backslash, space or newline taken
 //!   from input can reach the ruleset text.
 
-use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use sha2::{Digest, Sha256};
+use sha2::block_api::compress256;
 
+use super::restore::{ChainId, Table};
+use super::taken::{NameKey, Take, Taken};
 use crate::text::push_decimal;
 
 /// Longest chain name iptables accepts (`XT_EXTENSION_MAXNAMELEN` - 1).
@@ -54,22 +56,6 @@ impl Name {
     /// When `text` is too long for iptables: a bug in knc.
     pub fn fixed(text: &str) -> Name {
         Name::new(text).expect("fixed chain names fit in 28 bytes")
-    }
-
-    /// `KNC-<kind>-` and the first 80 bits of `digest` in base32 (`kind`
-    /// has at most 7 bytes).
-    fn hashed(kind: &str, digest: &[u8; 32]) -> Name {
-        let mut bytes = [0u8; NAME_MAX];
-        let mut len = 0;
-        for part in [b"KNC-".as_slice(), kind.as_bytes(), b"-"] {
-            bytes[len..len + part.len()].copy_from_slice(part);
-            len += part.len();
-        }
-        bytes[len..len + 16].copy_from_slice(&base32_16(digest));
-        Name {
-            len: (len + 16) as u8,
-            bytes,
-        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -117,9 +103,13 @@ impl Hasher for Folded {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            let m = u128::from(self.0 ^ u64::from_le_bytes(word)) * 0x9e37_79b9_7f4a_7c15;
-            self.0 = (m as u64) ^ ((m >> 64) as u64);
+            self.write_u64(u64::from_le_bytes(word));
         }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        let m = u128::from(self.0 ^ word) * 0x9e37_79b9_7f4a_7c15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
     }
 
     fn finish(&self) -> u64 {
@@ -127,46 +117,34 @@ impl Hasher for Folded {
     }
 }
 
-/// Hands out collision-free, deterministic chain names.
+/// Hands out collision-free, deterministic chain names, and declares each
+/// chain the first time its name is given out.
 #[derive(Debug, Default)]
 pub(crate) struct Namer {
-    /// name → SHA-256 of the `kind\0identity` it was given to. Two
-    /// identities are taken for the same when their full 256-bit digests
-    /// are equal (finding two that are would break SHA-256 itself; the
-    /// 80 bits in a name are what an attacker can search).
-    taken: HashMap<NameKey, u32, Seeded>,
-    /// The digests `taken` refers to (kept apart so the map's entries are
-    /// small: at 10,000 Services it holds over 100,000).
-    owners: Vec<[u8; 32]>,
+    /// The names given out, each with the index in `owners` of the identity
+    /// it was given to.
+    taken: Taken,
+    /// Per name given out: the SHA-256 of the `kind\0identity` it was given
+    /// to, and its chain. Two identities are taken for the same when their
+    /// full 256-bit digests are equal (finding two that are would break
+    /// SHA-256 itself; the 80 bits in a name are what an attacker can
+    /// search).
+    owners: Vec<Owner>,
     /// Reused buffers for `kind\0identity`.
     scratch: Identity,
 }
 
-/// What makes a hashed name: its kind (at most 7 bytes, as the name is at
-/// most 28) and the 80 bits of digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct NameKey([u8; 17]);
-
-impl NameKey {
-    fn new(kind: &str, digest: &[u8; 32]) -> NameKey {
-        let mut key = [0u8; 17];
-        key[..kind.len()].copy_from_slice(kind.as_bytes());
-        key[7..].copy_from_slice(&digest[..10]);
-        NameKey(key)
-    }
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    digest: Digest,
+    chain: ChainId,
 }
 
-impl Hash for NameKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(&self.0);
-    }
-}
-
-/// A chain name, and whether this is the first time it was asked for (the
-/// caller then has to fill the chain).
+/// A chain an identity names, and whether this is the first time it was
+/// asked for (the caller then has to fill the chain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Named {
-    pub name: Name,
+pub(crate) struct Claim {
+    pub chain: ChainId,
     pub fresh: bool,
 }
 
@@ -174,49 +152,60 @@ impl Namer {
     /// A namer with room for about `names` names.
     pub fn with_capacity(names: usize) -> Namer {
         Namer {
-            taken: HashMap::with_capacity_and_hasher(names, Seeded::default()),
+            taken: Taken::with_capacity(names),
             owners: Vec::with_capacity(names),
             scratch: Identity::default(),
         }
     }
 
-    /// The chain name for `identity` under `kind` (`SVC`, `SEP`, …): the same
-    /// identity always gets the same name; a different identity whose digest
-    /// collides gets the digest of `kind\0identity\0<counter>` instead.
-    pub fn name(&mut self, kind: &str, identity: &str) -> Named {
-        self.name_with(kind, |id| id.text.push_str(identity))
-    }
-
-    /// [`Namer::name`] of the identity `fields` writes (in a reused buffer).
-    pub fn name_with(&mut self, kind: &str, fields: impl FnOnce(&mut Identity)) -> Named {
+    /// The chain of `table` named for the identity `fields` writes (in a
+    /// reused buffer) under `kind` (`SVC`, `SEP`, …), declared in `table`
+    /// the first time. The same identity always gets the same name; a
+    /// different identity whose digest collides gets the digest of
+    /// `kind\0identity\0<counter>` instead. A namer serves one table per
+    /// kind (its chain ids are that table's); `kind` has at most 6 bytes.
+    pub fn claim(
+        &mut self,
+        table: &mut Table,
+        kind: &str,
+        fields: impl FnOnce(&mut Identity),
+    ) -> Claim {
         // The hashed text, `kind\0identity`, is written in one buffer and
         // digested in one call.
         let id = &mut self.scratch;
         id.text.clear();
-        id.text.push_str(kind);
-        id.text.push('\0');
+        id.text.extend_from_slice(kind.as_bytes());
+        id.text.push(0);
         fields(id);
-        let owner: [u8; 32] = Sha256::digest(id.text.as_bytes()).into();
+        let owner = sha256(&id.text);
         let full = id.text.len();
         for attempt in 0u32.. {
             let digest = if attempt == 0 {
                 owner
             } else {
                 id.text.truncate(full);
-                id.text.push('\0');
-                push_decimal(&mut id.text, u64::from(attempt));
-                Sha256::digest(id.text.as_bytes()).into()
+                id.text.push(0);
+                put_decimal(&mut id.text, u128::from(attempt));
+                sha256(&id.text)
             };
-            let name = Name::hashed(kind, &digest);
-            match self.taken.entry(NameKey::new(kind, &digest)) {
-                Entry::Occupied(o) if self.owners[*o.get() as usize] == owner => {
-                    return Named { name, fresh: false }
+            match self.taken.take(NameKey::new(kind, &digest)) {
+                Take::Known(known) => {
+                    let known = self.owners[known as usize];
+                    if known.digest == owner {
+                        return Claim {
+                            chain: known.chain,
+                            fresh: false,
+                        };
+                    }
                 }
-                Entry::Occupied(_) => continue,
-                Entry::Vacant(v) => {
-                    v.insert(u32::try_from(self.owners.len()).expect("fewer than 2^32 names"));
-                    self.owners.push(owner);
-                    return Named { name, fresh: true };
+                Take::New(new) => {
+                    debug_assert_eq!(new as usize, self.owners.len());
+                    let chain = table.chain_hashed(kind, base32_16(&digest));
+                    self.owners.push(Owner {
+                        digest: owner,
+                        chain,
+                    });
+                    return Claim { chain, fresh: true };
                 }
             }
         }
@@ -226,28 +215,72 @@ impl Namer {
 
 /// An identity string being built from fields, each length-prefixed
 /// (`<len>:<field>;`) so that no two different field lists give the same
-/// string.
+/// string. Only ever hashed, so kept as bytes.
 #[derive(Debug, Default)]
 pub(crate) struct Identity {
-    text: String,
-    /// Scratch for [`Identity::field_with`].
-    field: String,
+    text: Vec<u8>,
 }
 
 impl Identity {
-    /// Appends `field`.
-    pub fn field(&mut self, field: &str) -> &mut Self {
-        push_field(&mut self.text, field);
+    /// Appends `text` as it is (a whole identity, or fields already
+    /// length-prefixed).
+    pub fn raw(&mut self, text: &str) -> &mut Self {
+        self.text.extend_from_slice(text.as_bytes());
         self
     }
 
-    /// Appends the field `write` writes.
-    pub fn field_with(&mut self, write: impl FnOnce(&mut String)) -> &mut Self {
-        self.field.clear();
-        write(&mut self.field);
-        push_field(&mut self.text, &self.field);
+    /// Appends `field`.
+    pub fn field(&mut self, field: &str) -> &mut Self {
+        self.field_bytes(field.as_bytes())
+    }
+
+    /// Appends `n` in decimal as a field.
+    pub fn decimal(&mut self, n: u128) -> &mut Self {
+        self.field_bytes(write_decimal(&mut [0; 39], n))
+    }
+
+    fn field_bytes(&mut self, field: &[u8]) -> &mut Self {
+        if field.len() < 10 {
+            self.text.push(b'0' + field.len() as u8);
+        } else {
+            put_decimal(&mut self.text, field.len() as u128);
+        }
+        self.text.push(b':');
+        self.text.extend_from_slice(field);
+        self.text.push(b';');
         self
     }
+}
+
+/// Appends `n` in decimal.
+fn put_decimal(out: &mut Vec<u8>, n: u128) {
+    out.extend_from_slice(write_decimal(&mut [0; 39], n));
+}
+
+/// Writes `n` in decimal at the end of `digits`; the digits. In 64-bit
+/// arithmetic when it fits: dividing a `u128` is a library call, and
+/// identities hold small numbers (lengths, ports, prefix lengths).
+fn write_decimal(digits: &mut [u8; 39], n: u128) -> &[u8] {
+    let mut i = digits.len();
+    match u64::try_from(n) {
+        Ok(mut n) => loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut n = n;
+            while n > 0 {
+                i -= 1;
+                digits[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+    }
+    &digits[i..]
 }
 
 fn push_field(out: &mut String, field: &str) {
@@ -261,10 +294,15 @@ fn push_field(out: &mut String, field: &str) {
 /// two different field lists give the same string.
 pub(crate) fn identity(fields: &[&str]) -> String {
     let mut out = String::new();
-    for f in fields {
-        push_field(&mut out, f);
-    }
+    push_identity(&mut out, fields);
     out
+}
+
+/// Appends [`identity`]`(fields)` to `out`.
+pub(crate) fn push_identity(out: &mut String, fields: &[&str]) {
+    for f in fields {
+        push_field(out, f);
+    }
 }
 
 /// Longest comment text knc emits (the kernel allows 255 bytes).
@@ -293,29 +331,70 @@ pub(crate) fn push_comment(out: &mut String, text: &str) {
     }
 }
 
+/// A SHA-256 digest as the eight big-endian words of the hash state (the
+/// digest's bytes are these words' bytes, in order).
+pub(crate) type Digest = [u32; 8];
+
 /// The first 80 bits of `digest` in RFC 4648 base32 (`A-Z2-7`).
-fn base32_16(digest: &[u8; 32]) -> [u8; 16] {
+///
+/// Computed in registers and stored in one write: bytes stored one by one
+/// and then read back as a word stall the processor (the store cannot be
+/// forwarded to the load), which cost more than the hash did.
+fn base32_16(digest: &Digest) -> [u8; 16] {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bits: u128 = 0;
-    for b in &digest[..10] {
-        bits = (bits << 8) | u128::from(*b);
+    // Bits 0..40 and 40..80, right-aligned.
+    let halves = [
+        (u64::from(digest[0]) << 8) | u64::from(digest[1] >> 24),
+        (u64::from(digest[1] & 0x00ff_ffff) << 16) | u64::from(digest[2] >> 16),
+    ];
+    let mut text: u128 = 0;
+    for (h, bits) in halves.into_iter().enumerate() {
+        for i in 0..8 {
+            let c = ALPHABET[((bits >> (35 - 5 * i)) & 31) as usize];
+            text |= u128::from(c) << (8 * (8 * h + i));
+        }
     }
-    std::array::from_fn(|i| ALPHABET[((bits >> (75 - 5 * i)) & 31) as usize])
+    text.to_le_bytes()
 }
 
-/// SHA-256 of `data`, from the `sha2` crate; only used for naming (the
-/// names must stay byte-identical, so the tests pin the standard vectors).
-#[cfg(test)]
-pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
+/// SHA-256 of `data`: the padded message through the `sha2` crate's
+/// compression function in one call (knc's identities are a block or two;
+/// the streaming hasher's buffering cost more than the hashing). Names must
+/// stay byte-identical, so the tests pin this to the standard vectors and
+/// to the crate's own hasher.
+pub(crate) fn sha256(data: &[u8]) -> Digest {
+    const H0: Digest = [
+        0x6a09_e667,
+        0xbb67_ae85,
+        0x3c6e_f372,
+        0xa54f_f53a,
+        0x510e_527f,
+        0x9b05_688c,
+        0x1f83_d9ab,
+        0x5be0_cd19,
+    ];
+    let mut state = H0;
+    let (blocks, rest) = data.as_chunks::<64>();
+    compress256(&mut state, blocks);
+    // The rest, 0x80, zeros, and the length in bits: one block, or two when
+    // the 9 bytes do not fit after the rest.
+    let mut tail = [[0u8; 64]; 2];
+    let n = if rest.len() + 9 <= 64 { 1 } else { 2 };
+    let flat = tail.as_flattened_mut();
+    flat[..rest.len()].copy_from_slice(rest);
+    flat[rest.len()] = 0x80;
+    let bits = (data.len() as u64).wrapping_mul(8);
+    flat[64 * n - 8..64 * n].copy_from_slice(&bits.to_be_bytes());
+    compress256(&mut state, &tail[..n]);
+    state
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hex(d: &[u8]) -> String {
-        d.iter().map(|b| format!("{b:02x}")).collect()
+    fn hex(d: &Digest) -> String {
+        d.iter().map(|w| format!("{w:08x}")).collect()
     }
 
     #[test]
@@ -343,63 +422,104 @@ mod tests {
 
     #[test]
     fn base32_takes_first_80_bits() {
-        let mut d = [0u8; 32];
-        d[0] = 0b0000_1000; // first 5-bit group is 1
+        let mut d = [0u32; 8];
+        d[0] = 0b0000_1000 << 24; // first 5-bit group is 1
         assert_eq!(&base32_16(&d), b"BAAAAAAAAAAAAAAA");
-        d = [0xff; 32];
+        d[2] = 1 << 16; // bit 79, the last one
+        assert_eq!(&base32_16(&d), b"BAAAAAAAAAAAAAAB");
+        d = [u32::MAX; 8];
         assert_eq!(&base32_16(&d), b"7777777777777777");
+        // "SVC\0x" as first hashed (RFC 4648 of the digest's first 10 bytes).
+        let digest: Vec<u8> = sha256(b"SVC\0x")
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
+        let mut bits: u128 = 0;
+        for b in &digest[..10] {
+            bits = (bits << 8) | u128::from(*b);
+        }
+        let want: Vec<u8> = (0..16)
+            .map(|i| b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[((bits >> (75 - 5 * i)) & 31) as usize])
+            .collect();
+        assert_eq!(base32_16(&sha256(b"SVC\0x")).to_vec(), want);
+    }
+
+    #[test]
+    fn sha256_is_the_crates_own_at_every_padding_length() {
+        use sha2::{Digest, Sha256};
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..data.len() {
+            let want: [u8; 32] = Sha256::digest(&data[..len]).into();
+            let got: Vec<u8> = sha256(&data[..len])
+                .iter()
+                .flat_map(|w| w.to_be_bytes())
+                .collect();
+            assert_eq!(got, want, "length {len}");
+        }
+    }
+
+    fn svc(n: &mut Namer, t: &mut Table, identity: &str) -> Claim {
+        n.claim(t, "SVC", |id| {
+            id.raw(identity);
+        })
     }
 
     #[test]
     fn names_are_stable_short_and_collision_free() {
-        let mut n = Namer::default();
-        let a = n.name("SVC", "x");
+        let (mut n, mut t) = (Namer::default(), Table::default());
+        let a = svc(&mut n, &mut t, "x");
         assert!(a.fresh);
-        assert_eq!(a.name.as_str().len(), 24);
+        assert_eq!(t.name(a.chain).len(), 24);
         // The name as it was first defined: KNC-SVC- and base32 of
         // SHA-256("SVC\0x").
         let want = format!(
             "KNC-SVC-{}",
             std::str::from_utf8(&base32_16(&sha256(b"SVC\0x"))).unwrap()
         );
-        assert_eq!(a.name.as_str(), want);
+        assert_eq!(t.name(a.chain), want);
         assert_eq!(
-            n.name("SVC", "x"),
-            Named {
-                name: a.name,
+            svc(&mut n, &mut t, "x"),
+            Claim {
+                chain: a.chain,
                 fresh: false
             }
         );
+        assert_eq!(t.chains().count(), 1);
         // Force a collision by pre-claiming the name for another identity.
-        let mut m = Namer::default();
-        m.taken.insert(NameKey::new("SVC", &sha256(b"SVC\0x")), 0);
-        m.owners.push(sha256(b"SVC\0other"));
-        let b = m.name("SVC", "x");
+        let (mut m, mut u) = (Namer::default(), Table::default());
+        let other = u.chain("KNC-OTHER");
+        m.taken.take(NameKey::new("SVC", &sha256(b"SVC\0x")));
+        m.owners.push(Owner {
+            digest: sha256(b"SVC\0other"),
+            chain: other,
+        });
+        let b = svc(&mut m, &mut u, "x");
         assert!(b.fresh);
-        assert_ne!(b.name, a.name);
+        assert_ne!(u.name(b.chain), t.name(a.chain));
         // The rehash is of "SVC\0x\01".
         let want = format!(
             "KNC-SVC-{}",
             std::str::from_utf8(&base32_16(&sha256(b"SVC\0x\x001"))).unwrap()
         );
-        assert_eq!(b.name.as_str(), want);
-        assert_eq!(m.name("SVC", "x").name, b.name);
-        assert!(!m.name("SVC", "x").fresh);
+        assert_eq!(u.name(b.chain), want);
+        assert_eq!(svc(&mut m, &mut u, "x").chain, b.chain);
+        assert!(!svc(&mut m, &mut u, "x").fresh);
     }
 
     #[test]
-    fn name_with_builds_the_same_identity() {
-        let mut n = Namer::default();
-        let a = n.name("SEP", &identity(&["a/b", "10.0.0.1", "80"]));
-        let b = n.name_with("SEP", |id| {
-            id.field("a/b")
-                .field_with(|s| s.push_str("10.0.0.1"))
-                .field_with(|s| push_decimal(s, 80));
+    fn fields_build_the_same_identity_as_identity() {
+        let (mut n, mut t) = (Namer::default(), Table::default());
+        let whole = identity(&["a/b", "10.0.0.1", "80"]);
+        let a = n.claim(&mut t, "SEP", |id| {
+            id.raw(&whole);
+        });
+        let b = n.claim(&mut t, "SEP", |id| {
+            id.field("a/b").field("10.0.0.1").decimal(80);
         });
         assert_eq!(
             b,
-            Named {
-                name: a.name,
+            Claim {
+                chain: a.chain,
                 fresh: false
             }
         );
@@ -416,6 +536,18 @@ mod tests {
             seeded.hash_one(Name::fixed("KNC-SERVICES")),
             seeded.hash_one(Name::new("KNC-SERVICES").unwrap())
         );
+    }
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for n in [0u128, 7, 9, 10, 99, 100, 65535, u128::MAX] {
+            let mut out = b"x".to_vec();
+            put_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+            let mut id = Identity::default();
+            id.decimal(n);
+            assert_eq!(id.text, identity(&[&n.to_string()]).into_bytes());
+        }
     }
 
     #[test]

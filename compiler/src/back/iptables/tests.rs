@@ -1,7 +1,11 @@
 //! Unit tests on hand-built IRs: the essential lines of each feature.
 
+use super::build::{probabilities, route_id};
 use super::*;
-use crate::ir::{BackendSets, Frontend, NodePortScope, Routing};
+use crate::ir::{
+    Backend, BackendSets, Entry, Frontend, FrontendKind, NodePortScope, Protocol, Route, Routing,
+    SetKind,
+};
 
 fn fwd(set: SetKind, masquerade: bool) -> Route {
     Route::Forward { set, masquerade }
@@ -598,7 +602,7 @@ fn the_model_compares_and_prints_by_content() {
     assert_eq!(a, b);
     assert_ne!(a, restore(&rs, Family::Ipv6));
     let nat = a.table("nat").unwrap();
-    let rules: Vec<&str> = nat.rules("KNC-MARK-DROP").unwrap().collect();
+    let rules = nat.rules("KNC-MARK-DROP").unwrap();
     assert_eq!(rules, ["-j MARK --set-xmark 0x8000/0xc000", "-j ACCEPT"]);
     assert!(format!("{nat:?}")
         .contains("\"KNC-MARK-DROP\": [\"-j MARK --set-xmark 0x8000/0xc000\", \"-j ACCEPT\"]"));
