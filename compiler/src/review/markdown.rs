@@ -17,21 +17,26 @@ pub fn render(review: &Review) -> String {
     }
     let ports: usize = review.nodes.iter().map(|n| n.ports.len()).sum();
     let changed = review.nodes.iter().filter(|n| !n.is_empty()).count();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let _ = writeln!(
         out,
-        "{} across {changed} of {} node{}.",
-        phrase::port_count(ports),
+        "Changes for {ports} Service port{} on {changed} of {} node{}.",
+        plural(ports),
         review.nodes.len(),
-        if review.nodes.len() == 1 { "" } else { "s" }
+        plural(review.nodes.len())
     );
     for node in &review.nodes {
-        let _ = writeln!(out, "\n#### {}\n", node_title(node));
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "#### {}\n", node_title(node));
         if node.is_empty() {
             out.push_str("Nothing changes.\n");
             continue;
         }
         if !node.settings.is_empty() {
             out.push_str("Node-wide:\n\n");
+            // Settings may hold an interface name (`cali_*`): escaped.
             for setting in &node.settings {
                 let _ = writeln!(out, "- {}", escape(&phrase::setting(setting)));
             }
@@ -44,8 +49,10 @@ pub fn render(review: &Review) -> String {
                 escape(&port.display_name()),
                 phrase::port_detail(port.family, port.protocol, port.presence)
             );
+            // Change phrases hold only what knc writes (addresses, ports,
+            // numbers, fixed words): nothing to escape.
             for change in &port.changes {
-                let _ = writeln!(out, "- {}", escape(&phrase::change(change)));
+                let _ = writeln!(out, "- {}", phrase::change(change));
             }
             out.push('\n');
         }

@@ -1,6 +1,8 @@
 //! The words for each change, shared by the text and markdown renderers.
-//! Phrases hold only what knc writes itself (addresses, ports, numbers,
-//! fixed words), never a name from a manifest; renderers treat names.
+//! Change phrases hold only what knc writes itself (addresses, ports,
+//! numbers, fixed words), never a name from a manifest; renderers treat
+//! names. Setting phrases may hold an interface name from the
+//! KubeProxyConfiguration, so markdown escapes them.
 
 use std::net::IpAddr;
 
