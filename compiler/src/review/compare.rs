@@ -169,9 +169,20 @@ fn compare_entries(old: &Entry, new: &Entry) -> Vec<Change> {
             changes.push(Change::FrontendRemoved { frontend: *id });
         }
     }
-    for (id, _) in new_frontends.iter() {
+    for (id, frontend) in new_frontends.iter() {
         if !old_frontends.contains_key(id) {
-            changes.push(Change::FrontendAdded { frontend: *id });
+            let refusing = |refusal: Route| {
+                classes(&frontend.routing)
+                    .into_iter()
+                    .filter(|(_, route)| *route == refusal)
+                    .map(|(class, _)| class)
+                    .collect()
+            };
+            changes.push(Change::FrontendAdded {
+                frontend: *id,
+                rejects: refusing(Route::Reject),
+                drops: refusing(Route::Drop),
+            });
         }
     }
     for set in [SetKind::Cluster, SetKind::Local] {

@@ -160,8 +160,13 @@ pub enum Refusal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "change")]
 pub enum Change {
-    /// A new address (or NodePort) where the port is reached.
-    FrontendAdded { frontend: FrontendRef },
+    /// A new address (or NodePort) where the port is reached, with the
+    /// source classes it refuses from the start (empty: it forwards all).
+    FrontendAdded {
+        frontend: FrontendRef,
+        rejects: Vec<SourceClass>,
+        drops: Vec<SourceClass>,
+    },
     /// An address (or NodePort) that no longer reaches the port.
     FrontendRemoved { frontend: FrontendRef },
     /// A backend joins a set that some frontend routes to.

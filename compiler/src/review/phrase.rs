@@ -55,6 +55,16 @@ fn class(class: SourceClass) -> &'static str {
     }
 }
 
+/// `pods`, `pods and outside the cluster`, `this node, pods and outside
+/// the cluster`.
+fn classes(classes: &[SourceClass]) -> String {
+    let names: Vec<&str> = classes.iter().map(|c| class(*c)).collect();
+    match names.split_last() {
+        Some((last, first)) if !first.is_empty() => format!("{} and {last}", first.join(", ")),
+        _ => names.join(""),
+    }
+}
+
 fn ranges(ranges: &[IpNet]) -> String {
     if ranges.is_empty() {
         return "everyone".to_string();
@@ -112,7 +122,20 @@ fn route(route: &RouteChange) -> String {
 /// One line for one change.
 pub fn change(change: &Change) -> String {
     match change {
-        Change::FrontendAdded { frontend: f } => format!("new frontend: {}", frontend(f)),
+        Change::FrontendAdded {
+            frontend: f,
+            rejects,
+            drops,
+        } => {
+            let mut line = format!("new frontend: {}", frontend(f));
+            if !rejects.is_empty() {
+                line += &format!(", rejecting from {}", classes(rejects));
+            }
+            if !drops.is_empty() {
+                line += &format!(", dropping from {}", classes(drops));
+            }
+            line
+        }
         Change::FrontendRemoved { frontend: f } => format!("frontend gone: {}", frontend(f)),
         Change::BackendAdded {
             set: s,
@@ -151,17 +174,10 @@ pub fn change(change: &Change) -> String {
         ),
         Change::Route {
             frontend: f,
-            classes,
+            classes: list,
             route: r,
         } => {
-            let classes: Vec<&str> = classes.iter().map(|c| class(*c)).collect();
-            let classes = match classes.split_last() {
-                Some((last, first)) if !first.is_empty() => {
-                    format!("{} and {last}", first.join(", "))
-                }
-                _ => classes.join(""),
-            };
-            format!("{} (from {classes}): {}", frontend(f), route(r))
+            format!("{} (from {}): {}", frontend(f), classes(list), route(r))
         }
         Change::SourceRanges {
             frontend: f,
