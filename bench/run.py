@@ -299,8 +299,11 @@ def bench_incremental(n):
     delta = os.path.join(WORK, "incr.nft")
     t0 = time.perf_counter()
     with open(delta, "w") as f:
-        sh(ARGS.target + "/knc", "diff", old_dir, new_dir, "--node", "node1",
-           "--service-cidr", "10.96.0.0/12", stdout=f)
+        # Exit 1 says something changes (as diff(1)); anything else is a failure.
+        done = subprocess.run([ARGS.target + "/knc", "diff", old_dir, new_dir, "--node", "node1",
+                               "--service-cidr", "10.96.0.0/12", "--format", "nft"], stdout=f)
+        if done.returncode != 1:
+            raise SystemExit(f"knc diff exited {done.returncode}, expected 1 (changes)")
     diff_s = time.perf_counter() - t0
     ns = netns("incr")
     applies = []

@@ -36,14 +36,19 @@ pub enum Command {
     /// kinds are skipped. Prints one atomic `nft -f` transaction that replaces
     /// knc's own tables and touches nothing else.
     Compile(CompileArgs),
-    /// Print the nft transaction that turns OLD's ruleset into NEW's.
+    /// Say what changes for traffic between two sets of manifests.
     ///
-    /// Both inputs are compiled for the same node with the same options.
-    /// When only Services' frontends and endpoints changed, the output is an
-    /// incremental update (`add element` / `delete element`, and new or
-    /// unused chains and maps), to apply with `nft -f` on top of OLD's
-    /// ruleset; when anything structural changed, it is NEW's full ruleset,
-    /// which replaces knc's tables atomically. The first line says which.
+    /// Compiles OLD and NEW with the same options and reports, per node and
+    /// Service port: frontends added or removed, backends added or removed
+    /// and their changes of probability, frontends that start or stop
+    /// rejecting or dropping a source class, traffic policy and masquerade
+    /// changes, source ranges, session affinity. Without --node every node
+    /// of the inputs is compared (one node-agnostic comparison when there
+    /// are no Nodes). `--format nft` prints the nft transaction that turns
+    /// OLD's ruleset into NEW's instead (for one node, as before). Exit 0
+    /// when nothing changes for traffic, 1 when something does (or the
+    /// input is invalid, with diagnostics on stderr and nothing on stdout),
+    /// 2 usage error.
     Diff(DiffArgs),
     /// Explain what the node's ruleset does with one new connection.
     ///
@@ -252,6 +257,24 @@ pub struct DiffArgs {
 
     #[command(flatten)]
     pub options: CompileOptions,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+}
+
+/// Output formats of `knc diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// what changes for traffic, per node and Service port, as plain text
+    Text,
+    /// the same, as markdown ready to post as a pull-request comment
+    Markdown,
+    /// the same, as JSON for tools
+    Json,
+    /// the nft transaction from OLD's ruleset to NEW's, for one node
+    /// (incremental when only elements changed, a full replace otherwise)
+    Nft,
 }
 
 /// Output formats.

@@ -564,3 +564,147 @@ fn an_interface_name_that_could_change_a_rule_is_refused() {
         assert_stderr_has(&out, "is not an interface name");
     }
 }
+
+/// `knc diff`'s exit statuses, as `diff`'s: 0 nothing changes for traffic,
+/// 1 something does, 2 usage; invalid input is 1 as for `compile`, told
+/// apart by the diagnostics on stderr and nothing on stdout.
+#[test]
+fn diff_exit_statuses() {
+    let same = knc(
+        &[
+            "diff",
+            "fixtures/diff-unchanged/old",
+            "fixtures/diff-unchanged/new",
+        ],
+        None,
+    );
+    assert_eq!(same.status.code(), Some(0), "stderr: {}", stderr(&same));
+    assert_eq!(stdout(&same), "nothing changes for traffic.\n");
+
+    let changed = knc(
+        &[
+            "diff",
+            "fixtures/diff-backends/old",
+            "fixtures/diff-backends/new",
+            "--node",
+            "node2",
+        ],
+        None,
+    );
+    assert_eq!(
+        changed.status.code(),
+        Some(1),
+        "stderr: {}",
+        stderr(&changed)
+    );
+    assert!(stdout(&changed).starts_with("node node2: 1 Service port changes\n"));
+    assert!(!stdout(&changed).contains("node1"), "--node keeps one node");
+
+    let unknown = knc(
+        &[
+            "diff",
+            "fixtures/diff-backends/old",
+            "fixtures/diff-backends/new",
+            "--node",
+            "node9",
+        ],
+        None,
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert_stderr_has(&unknown, "node `node9` is a Node of neither OLD nor NEW");
+
+    let format = knc(&["diff", "a", "b", "--format", "yaml"], None);
+    assert_eq!(format.status.code(), Some(2));
+
+    let invalid = knc(
+        &[
+            "diff",
+            "fixtures/bad-port-range",
+            "fixtures/diff-backends/new",
+        ],
+        None,
+    );
+    assert_eq!(invalid.status.code(), Some(1));
+    assert_eq!(stdout(&invalid), "");
+    assert_stderr_has(&invalid, "nothing was compiled");
+}
+
+/// `--format nft` is the transaction `knc diff` printed before it had
+/// formats: incremental element updates when only elements changed, for
+/// one node (several Nodes need --node, as before). Its exit status says
+/// whether anything changes for traffic, as the other formats' does.
+#[test]
+fn diff_format_nft_is_the_transaction() {
+    let out = knc(
+        &[
+            "diff",
+            "fixtures/diff-backends/old",
+            "fixtures/diff-backends/new",
+            "--node",
+            "node1",
+            "--format",
+            "nft",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("# knc incremental update."), "{text}");
+    assert!(text.contains("delete element ip knc frontends {\n\t10.96.0.10 . tcp . 80,\n}"));
+    assert!(text.contains("10.96.0.10 . tcp . 80 . 2 : 10.244.2.3 . 8080,"));
+
+    let same = knc(
+        &[
+            "diff",
+            "fixtures/diff-unchanged/old",
+            "fixtures/diff-unchanged/new",
+            "--format",
+            "nft",
+        ],
+        None,
+    );
+    assert_eq!(same.status.code(), Some(0), "stderr: {}", stderr(&same));
+    assert_eq!(
+        stdout(&same),
+        "# knc incremental update. Apply only on top of the previous ruleset.\n"
+    );
+
+    let several = knc(
+        &[
+            "diff",
+            "fixtures/diff-backends/old",
+            "fixtures/diff-backends/new",
+            "--format",
+            "nft",
+        ],
+        None,
+    );
+    assert_eq!(several.status.code(), Some(2));
+    assert_stderr_has(&several, "choose one with --node NAME");
+}
+
+/// Names from manifests cannot add markup to the markdown review.
+#[test]
+fn diff_markdown_escapes_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.yaml");
+    let new = dir.path().join("new.yaml");
+    std::fs::write(&old, "").unwrap();
+    std::fs::write(&new, SERVICE.replace("name: web", "name: \"w_e*b|<i>\"")).unwrap();
+    let out = knc(
+        &[
+            "diff",
+            old.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--format",
+            "markdown",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("**default/w\\_e\\*b\\|\\<i\\>** (IPv4 tcp, new)"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -54,8 +54,13 @@ fn every_snapshot_belongs_to_a_fixture() {
         let report = name
             .strip_prefix("diagnostics@")
             .or_else(|| name.strip_prefix("lint@"));
+        let review = name.strip_prefix("diff@");
         let fixture = if let Some(case) = report {
             case.strip_suffix(".snap")
+        } else if let Some(case) = review {
+            [".text.snap", ".markdown.snap", ".json.snap"]
+                .iter()
+                .find_map(|f| case.strip_suffix(f))
         } else {
             formats.iter().find_map(|f| name.strip_suffix(f))
         };

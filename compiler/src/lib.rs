@@ -34,6 +34,7 @@ pub mod kinds;
 pub mod lower;
 pub mod model;
 pub mod names;
+pub mod review;
 pub mod session;
 pub mod source;
 mod text;

@@ -22,15 +22,18 @@ pub fn fixture_dirs(keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 }
 
 /// Fixtures that compile: not `bad-*` (invalid input), `kernel-*` (kernel
-/// tests' own) or `lint-*` (one per diagnostic code, see
-/// tests/diagnostics.rs).
+/// tests' own), `lint-*` (one per diagnostic code, see
+/// tests/diagnostics.rs) or `diff-*` (pairs of `old/` and `new/`
+/// manifests, see tests/diff.rs).
 pub fn compile_fixture_dirs() -> Vec<PathBuf> {
     fixture_dirs(is_compile_fixture)
 }
 
 /// Whether the fixture named `name` is one that compiles.
 pub fn is_compile_fixture(name: &str) -> bool {
-    !name.starts_with("bad-") && !name.starts_with("kernel-") && !name.starts_with("lint-")
+    !["bad-", "kernel-", "lint-", "diff-"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
 }
 
 /// The manifest files of a fixture, as source files named relative to the
