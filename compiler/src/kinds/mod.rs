@@ -182,7 +182,19 @@ pub struct Converted {
 
 /// Converts every loaded object, once. Order of the documents does not
 /// matter to the model: everything is keyed and sorted.
+///
+/// Big inputs are converted by a few threads, each taking a run of
+/// documents; their results are then joined one document after the other,
+/// in input order, exactly as one thread would (diagnostics in the same
+/// order too).
 pub fn convert(loaded: &Loaded) -> Converted {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    convert_with(loaded, threads)
+}
+
+/// [`convert`] with at most `threads` threads.
+fn convert_with(loaded: &Loaded, threads: usize) -> Converted {
+    let parts = convert_each(&loaded.documents, threads);
     let mut diagnostics = Vec::new();
     let mut services = BTreeMap::new();
     let mut slices: BTreeMap<(String, String), Vec<endpoint_slice::Converted>> = BTreeMap::new();
@@ -193,12 +205,14 @@ pub fn convert(loaded: &Loaded) -> Converted {
     let mut nodeport_claims = Vec::new();
     let mut inventory = Inventory::default();
 
-    for (index, doc) in loaded.documents.iter().enumerate() {
-        let mut at = Located::new(index, doc, &mut diagnostics);
-        missing_name(&mut at);
-        match &*doc.object {
-            Object::Service(svc) => {
-                let converted = service::convert(&mut at, svc);
+    for (index, (part, mut found)) in parts.into_iter().enumerate() {
+        let doc = &loaded.documents[index];
+        diagnostics.append(&mut found);
+        match part {
+            Part::Service(converted) => {
+                let Object::Service(svc) = &*doc.object else {
+                    continue;
+                };
                 nodeport_claims.extend(converted.nodeport_claims.into_iter().map(|c| (index, c)));
                 match (converted.service, &svc.metadata.name) {
                     (Some(service), _) => {
@@ -211,35 +225,35 @@ pub fn convert(loaded: &Loaded) -> Converted {
                     (None, None) => {}
                 }
             }
-            Object::EndpointSlice(slice) => {
-                let converted = endpoint_slice::convert(&mut at, slice);
+            Part::Slice(converted) => {
                 inventory
                     .endpoints
-                    .push(endpoints_object(&at, &converted.service));
+                    .push(endpoints_object(index, doc, &converted.service));
                 if let Some(service) = converted.service.clone() {
                     slices.entry(service).or_default().push(converted);
                 }
             }
-            Object::Endpoints(eps) => {
-                let converted = endpoints::convert(&mut at, eps);
+            Part::Endpoints(converted) => {
                 inventory
                     .endpoints
-                    .push(endpoints_object(&at, &converted.service));
+                    .push(endpoints_object(index, doc, &converted.service));
                 if let Some(service) = converted.service {
                     legacy.insert(service, converted.endpoints);
                 }
             }
-            Object::Node(node) => {
-                if let Some(node) = node::convert(&mut at, node) {
+            Part::Node(node) => {
+                if let Some(node) = node {
                     nodes.insert(node.name.clone(), node);
                 }
             }
-            Object::KubeProxyConfiguration(config) => {
-                kube_proxy_config::convert(&mut at, config, &mut proxy_config)
+            Part::Config => {
+                // Later configurations build on earlier ones: in order, here.
+                if let Object::KubeProxyConfiguration(config) = &*doc.object {
+                    let mut at = Located::new(index, doc, &mut diagnostics);
+                    kube_proxy_config::convert(&mut at, config, &mut proxy_config);
+                }
             }
-            Object::ServiceCIDR(object) => {
-                service_cidrs.extend(service_cidr::convert(&mut at, object));
-            }
+            Part::ServiceCidr(cidrs) => service_cidrs.extend(cidrs),
         }
     }
     duplicate_objects(&loaded.documents, &mut diagnostics);
@@ -257,6 +271,71 @@ pub fn convert(loaded: &Loaded) -> Converted {
         },
         inventory,
         diagnostics,
+    }
+}
+
+/// What converting one document gave, before it joins the others.
+enum Part {
+    Service(service::Converted),
+    Slice(endpoint_slice::Converted),
+    Endpoints(endpoints::Converted),
+    Node(Option<crate::model::Node>),
+    /// Converted when joined: configurations merge in input order.
+    Config,
+    ServiceCidr(Vec<ipnet::IpNet>),
+}
+
+/// Each document's part and the diagnostics converting it found.
+type Parts = Vec<(Part, Vec<Diagnostic>)>;
+
+/// Documents from this many on are converted by several threads.
+const PARALLEL_FROM: usize = 2048;
+
+/// Every document's [`Part`] and diagnostics, in input order.
+fn convert_each(documents: &[Document], threads: usize) -> Parts {
+    if threads < 2 || documents.len() < PARALLEL_FROM {
+        return convert_run(0, documents);
+    }
+    let share = documents.len().div_ceil(threads);
+    let runs: Option<Vec<Parts>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = documents
+            .chunks(share)
+            .enumerate()
+            .map(|(i, run)| scope.spawn(move || convert_run(i * share, run)))
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    });
+    match runs {
+        Some(runs) => runs.into_iter().flatten().collect(),
+        // A thread panicked (a bug): convert on this thread, where the
+        // panic is reported as usual.
+        None => convert_run(0, documents),
+    }
+}
+
+/// [`Part`]s of `documents`, the first of which has index `first`.
+fn convert_run(first: usize, documents: &[Document]) -> Parts {
+    documents
+        .iter()
+        .enumerate()
+        .map(|(i, doc)| {
+            let mut found = Vec::new();
+            let part = convert_one(first + i, doc, &mut found);
+            (part, found)
+        })
+        .collect()
+}
+
+fn convert_one(index: usize, doc: &Document, found: &mut Vec<Diagnostic>) -> Part {
+    let mut at = Located::new(index, doc, found);
+    missing_name(&mut at);
+    match &*doc.object {
+        Object::Service(svc) => Part::Service(service::convert(&mut at, svc)),
+        Object::EndpointSlice(slice) => Part::Slice(endpoint_slice::convert(&mut at, slice)),
+        Object::Endpoints(eps) => Part::Endpoints(endpoints::convert(&mut at, eps)),
+        Object::Node(node) => Part::Node(node::convert(&mut at, node)),
+        Object::KubeProxyConfiguration(_) => Part::Config,
+        Object::ServiceCIDR(object) => Part::ServiceCidr(service_cidr::convert(&mut at, object)),
     }
 }
 
@@ -348,10 +427,14 @@ pub fn refresh_endpoints(
 }
 
 /// An EndpointSlice or Endpoints object for the inventory.
-fn endpoints_object(at: &Located<'_>, service: &Option<(String, String)>) -> EndpointsObject {
+fn endpoints_object(
+    index: usize,
+    doc: &Document,
+    service: &Option<(String, String)>,
+) -> EndpointsObject {
     EndpointsObject {
-        origin: at.origin(),
-        kind: at.doc.object.kind(),
+        origin: crate::model::Origin { document: index },
+        kind: doc.object.kind(),
         service: service.as_ref().map(|(ns, name)| object_key(ns, name)),
     }
 }
@@ -476,6 +559,55 @@ mod tests {
     use crate::front::{load, SourceFile};
     use crate::model::addr::{parse_cidr, parse_ip};
     use std::net::IpAddr;
+
+    #[test]
+    fn threads_convert_what_one_thread_converts() {
+        let mut text = String::from(
+            "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.244.0.0/16\n",
+        );
+        for i in 0..1500 {
+            let port = if i % 97 == 5 { 70000 } else { 80 };
+            let ns = if i % 300 == 7 { "dup" } else { "ns" };
+            let name = if ns == "dup" {
+                "same".to_string()
+            } else {
+                format!("s{i}")
+            };
+            text.push_str(&format!(
+                "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  clusterIP: 10.96.{}.{}\n  ports: [{{port: {port}, nodePort: {}}}]\n  type: NodePort\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: {ns}, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{port: 8080}}]\nendpoints: [{{addresses: [\"10.1.{}.{}\"]}}]\n",
+                i / 250,
+                i % 250 + 1,
+                30000 + i % 2000,
+                i / 250,
+                i % 250 + 1,
+            ));
+            if i == 700 {
+                text.push_str("---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.245.0.0/16\nmode: bogus\n");
+            }
+        }
+        let loaded = load(&[SourceFile::new("many.yaml", text)]);
+        assert!(loaded.documents.len() > PARALLEL_FROM);
+        let render = |c: &Converted| {
+            let diagnostics: Vec<String> = c
+                .diagnostics
+                .iter()
+                .map(|d| format!("{d} {:?}", d.position()))
+                .collect();
+            format!("{:?}\n{:?}\n{diagnostics:?}", c.cluster, c.inventory)
+        };
+        let one = render(&convert_with(&loaded, 1));
+        assert!(
+            one.contains("out of range") || one.contains("65535"),
+            "the input has problems to report"
+        );
+        for threads in [2, 3, 4] {
+            assert_eq!(
+                render(&convert_with(&loaded, threads)),
+                one,
+                "{threads} threads"
+            );
+        }
+    }
 
     /// Codes and `line:column` of every diagnostic for these files.
     fn check(files: &[(&str, &str)]) -> Vec<(Code, String)> {
