@@ -105,11 +105,7 @@ fn chosen_node<'a>(
 pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowered, LowerError> {
     let node = chosen_node(cluster, options)?;
     let context = Context::new(cluster, node, options);
-    let mut services: Vec<Entry> = cluster
-        .services
-        .iter()
-        .flat_map(|svc| context.service(svc))
-        .collect();
+    let mut services = context.services(&cluster.services);
     services.sort_by(|a, b| entry_key(a).cmp(&entry_key(b)));
     // Kubernetes refuses a Service whose ports share a name (two unnamed
     // ports, say), but the inputs may not have been through an API server:
@@ -346,6 +342,31 @@ impl<'a> Context<'a> {
     /// Whether the `pods` class can be told apart in `family`.
     fn has_cluster_cidr(&self, family: Family) -> bool {
         self.local_detector.knows_pods(&self.cluster_cidrs, family)
+    }
+
+    /// The entries of `services`, in their order; big clusters are lowered
+    /// by a few threads (each Service on its own: the result is the same).
+    fn services(&self, services: &[model::Service]) -> Vec<Entry> {
+        const PARALLEL_FROM: usize = 2048;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let one_run = |run: &[model::Service]| -> Vec<Entry> {
+            run.iter().flat_map(|svc| self.service(svc)).collect()
+        };
+        if threads < 2 || services.len() < PARALLEL_FROM {
+            return one_run(services);
+        }
+        let share = services.len().div_ceil(threads);
+        let runs: Option<Vec<Vec<Entry>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = services
+                .chunks(share)
+                .map(|run| scope.spawn(move || one_run(run)))
+                .collect();
+            handles.into_iter().map(|h| h.join().ok()).collect()
+        });
+        match runs {
+            Some(runs) => runs.into_iter().flatten().collect(),
+            None => one_run(services),
+        }
     }
 
     /// One IR entry per port and family of the Service.
