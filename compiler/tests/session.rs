@@ -27,7 +27,7 @@ fn service(i: usize, variant: usize) -> String {
         1 => "  type: LoadBalancer\n",
         _ => "",
     };
-    let affinity = if i % 5 == 0 {
+    let affinity = if i.is_multiple_of(5) {
         "  sessionAffinity: ClientIP\n"
     } else {
         ""
