@@ -228,6 +228,19 @@ pub struct ExplainArgs {
 
     #[command(flatten)]
     pub options: RequiredNodeOptions,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExplainOutput::Text)]
+    pub output: ExplainOutput,
+}
+
+/// Output formats of `knc explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainOutput {
+    /// sentences for people
+    Text,
+    /// the same decisions as JSON for tools (fields documented in README)
+    Json,
 }
 
 /// `10.96.0.10:80`, `10.96.0.10:53/udp`, `[fd00::1]:80/tcp`.

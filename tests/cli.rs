@@ -708,3 +708,24 @@ fn diff_markdown_escapes_names() {
         stdout(&out)
     );
 }
+
+#[test]
+fn explain_output_json_is_one_document_and_text_is_the_default() {
+    let args = [
+        "explain",
+        "fixtures/etp-local",
+        "--node",
+        "node1",
+        "--to",
+        "10.96.1.10:80",
+    ];
+    let text = knc(&args, None);
+    let explicit = knc(&[&args[..], &["--output", "text"]].concat(), None);
+    assert_eq!(stdout(&text), stdout(&explicit));
+    assert!(stdout(&text).contains("is the ClusterIP of Service port"));
+    let json = knc(&[&args[..], &["--output", "json"]].concat(), None);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["frontend"]["kind"], "cluster-ip");
+    assert_eq!(value["sources"].as_array().unwrap().len(), 3);
+}
