@@ -93,6 +93,32 @@ pub enum Command {
     /// Remove knc's tables (nft) and its chains and jumps (iptables), and
     /// nothing else. Succeeds when there is nothing to remove.
     Cleanup(CleanupArgs),
+    /// Print a shell completion script for knc on standard output.
+    ///
+    /// bash: `knc completions bash > ~/.local/share/bash-completion/completions/knc`;
+    /// zsh: `knc completions zsh > "${fpath[1]}/_knc"`; fish: `knc
+    /// completions fish > ~/.config/fish/completions/knc.fish`.
+    Completions(CompletionsArgs),
+    /// Print knc's manual page (roff) on standard output, or one command's.
+    ///
+    /// `knc man | man -l -` reads it; `knc man > knc.1` installs it.
+    /// `knc man compile` prints the page of `knc compile` (knc-compile(1)).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete knc in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command whose own page to print (knc-COMMAND(1)); without it,
+    /// knc(1).
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// Which netfilter interface the runtime programs.
@@ -228,6 +254,19 @@ pub struct ExplainArgs {
 
     #[command(flatten)]
     pub options: RequiredNodeOptions,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExplainOutput::Text)]
+    pub output: ExplainOutput,
+}
+
+/// Output formats of `knc explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainOutput {
+    /// sentences for people
+    Text,
+    /// the same decisions as JSON for tools (fields documented in README)
+    Json,
 }
 
 /// `10.96.0.10:80`, `10.96.0.10:53/udp`, `[fd00::1]:80/tcp`.

@@ -3,7 +3,7 @@
 use knc_compiler::explain::{self, Query};
 use knc_compiler::lower::ProxyMode;
 
-use crate::cli::ExplainArgs;
+use crate::cli::{ExplainArgs, ExplainOutput};
 use crate::compiling;
 use crate::outcome::{print_output, Outcome};
 
@@ -21,5 +21,14 @@ pub fn run(args: &ExplainArgs, verbose: bool) -> Outcome {
         protocol,
         from: args.from,
     };
-    print_output(&explain::explain(&ruleset, &query))
+    match args.output {
+        ExplainOutput::Text => print_output(&explain::explain(&ruleset, &query)),
+        ExplainOutput::Json => {
+            let explanation = explain::explanation(&ruleset, &query);
+            let mut json = serde_json::to_string_pretty(&explanation)
+                .expect("an explanation serialises: plain data, string keys");
+            json.push('\n');
+            print_output(&json)
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod compile_command;
 mod compiling;
 mod diff_command;
+mod docs_commands;
 mod explain_command;
 mod lint_command;
 mod node_commands;
@@ -27,6 +28,8 @@ fn main() {
         Command::Apply(args) => node_commands::apply(&args),
         Command::Reconcile(args) => node_commands::reconcile(&args, verbose),
         Command::Cleanup(args) => node_commands::cleanup(&args),
+        Command::Completions(args) => docs_commands::completions(&args),
+        Command::Man(args) => docs_commands::man(&args),
     };
     std::process::exit(outcome.report());
 }

@@ -708,3 +708,81 @@ fn diff_markdown_escapes_names() {
         stdout(&out)
     );
 }
+
+#[test]
+fn completions_cover_every_shell_and_command() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = knc(&["completions", shell], None);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for word in ["explain", "reconcile", "completions", "metrics-addr"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let out = knc(&["completions", "tcsh"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The bash script is valid bash and completes `knc ex` to `explain`.
+#[test]
+fn bash_completion_completes_a_command() {
+    let script = stdout(&knc(&["completions", "bash"], None));
+    let probe = format!(
+        "{script}\nCOMP_WORDS=(knc ex); COMP_CWORD=1; COMP_LINE='knc ex'; COMP_POINT=6\n\
+         _knc knc ex knc\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n"
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &probe])
+        .output()
+        .expect("bash runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "explain\n");
+}
+
+#[test]
+fn man_pages_document_knc_and_each_command() {
+    let out = knc(&["man"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH knc 1"), "{page}");
+    for command in ["compile", "explain", "completions", "man"] {
+        assert!(page.contains(command), "knc(1) lacks {command}");
+    }
+    let out = knc(&["man", "compile"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH knc-compile 1"), "{page}");
+    assert!(page.contains("nodeport\\-addresses"), "{page}");
+    let out = knc(&["man", "nope"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "`nope` is not a knc command");
+}
+
+#[test]
+fn help_lists_completions_and_man() {
+    let out = knc(&["--help"], None);
+    let help = stdout(&out);
+    assert!(help.contains("completions"), "{help}");
+    assert!(help.contains("man"), "{help}");
+}
+
+#[test]
+fn explain_output_json_is_one_document_and_text_is_the_default() {
+    let args = [
+        "explain",
+        "fixtures/etp-local",
+        "--node",
+        "node1",
+        "--to",
+        "10.96.1.10:80",
+    ];
+    let text = knc(&args, None);
+    let explicit = knc(&[&args[..], &["--output", "text"]].concat(), None);
+    assert_eq!(stdout(&text), stdout(&explicit));
+    assert!(stdout(&text).contains("is the ClusterIP of Service port"));
+    let json = knc(&[&args[..], &["--output", "json"]].concat(), None);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["frontend"]["kind"], "cluster-ip");
+    assert_eq!(value["sources"].as_array().unwrap().len(), 3);
+}

@@ -54,7 +54,9 @@ fn every_snapshot_belongs_to_a_fixture() {
         let report = name
             .strip_prefix("diagnostics@")
             .or_else(|| name.strip_prefix("lint@"));
-        let review = name.strip_prefix("diff@");
+        let review = name
+            .strip_prefix("diff@")
+            .or_else(|| name.strip_prefix("explain@"));
         let fixture = if let Some(case) = report {
             case.strip_suffix(".snap")
         } else if let Some(case) = review {

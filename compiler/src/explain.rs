@@ -4,9 +4,18 @@
 use std::fmt::{self, Write};
 use std::net::IpAddr;
 
+use serde::Serialize;
+
 use crate::ir::{
     Backend, Entry, Family, Frontend, FrontendKind, LocalDetector, Protocol, Route, Ruleset,
     SetKind,
+};
+
+mod explanation;
+
+pub use explanation::{
+    explanation, Affinity, AffinityFrontend, Candidate, Connection, Explanation, MatchedFrontend,
+    Reason, ServicePort, SourceVerdict, Verdict,
 };
 
 /// A connection to explain: destination, protocol and optionally the source.
@@ -19,7 +28,8 @@ pub struct Query {
 }
 
 /// Which source class a client falls in, as the rules tell them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SourceClass {
     Node,
     Pods,
@@ -84,15 +94,7 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
             Family::Ipv6 => "IPv6",
         }
     );
-    let classes: Vec<SourceClass> = match query.from {
-        Some(from)
-            if !ruleset.local_detector.is_cidrs() && !ruleset.node_addresses.contains(&from) =>
-        {
-            vec![SourceClass::Pods, SourceClass::External]
-        }
-        Some(from) => vec![classify(ruleset, from)],
-        None => vec![SourceClass::Node, SourceClass::Pods, SourceClass::External],
-    };
+    let classes = classes(ruleset, query);
     if !frontend.allowed_sources.is_empty() {
         let ranges: Vec<String> = frontend
             .allowed_sources
@@ -105,7 +107,7 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
             ranges.join(", ")
         );
         if let Some(from) = query.from {
-            if !frontend.allowed_sources.iter().any(|r| r.contains(&from)) {
+            if !source_allowed(frontend, Some(from)) {
                 let _ = writeln!(
                     out,
                     "From {from}: dropped, the source is outside those ranges."
@@ -128,6 +130,42 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
         let _ = describe_route(&mut out, service, route);
     }
     out
+}
+
+/// The source classes `query` is explained for: its source's class, both
+/// classes an address may be under an interface detector, or all three
+/// without a source.
+fn classes(ruleset: &Ruleset, query: &Query) -> Vec<SourceClass> {
+    match query.from {
+        Some(from)
+            if !ruleset.local_detector.is_cidrs() && !ruleset.node_addresses.contains(&from) =>
+        {
+            vec![SourceClass::Pods, SourceClass::External]
+        }
+        Some(from) => vec![classify(ruleset, from)],
+        None => vec![SourceClass::Node, SourceClass::Pods, SourceClass::External],
+    }
+}
+
+/// Whether `from` may use `frontend` (`loadBalancerSourceRanges`); an
+/// unknown source may.
+fn source_allowed(frontend: &Frontend, from: Option<IpAddr>) -> bool {
+    match from {
+        Some(from) if !frontend.allowed_sources.is_empty() => {
+            frontend.allowed_sources.iter().any(|r| r.contains(&from))
+        }
+        _ => true,
+    }
+}
+
+/// Selection share of each backend, in order: weight over total weight
+/// (a zero weight counts as one, as the back ends select).
+fn shares(backends: &[Backend]) -> Vec<f64> {
+    let total: u64 = backends.iter().map(|b| u64::from(b.weight.max(1))).sum();
+    backends
+        .iter()
+        .map(|b| f64::from(b.weight.max(1)) / total as f64)
+        .collect()
 }
 
 fn describe_route(out: &mut String, service: &Entry, route: Route) -> fmt::Result {
@@ -157,14 +195,8 @@ fn describe_route(out: &mut String, service: &Entry, route: Route) -> fmt::Resul
                 },
                 if backends.len() == 1 { "" } else { "s" }
             )?;
-            let total: u64 = backends.iter().map(|b| u64::from(b.weight.max(1))).sum();
-            for Backend {
-                address,
-                port,
-                weight,
-            } in backends
-            {
-                let share = 100.0 * f64::from((*weight).max(1)) / total as f64;
+            for (Backend { address, port, .. }, share) in backends.iter().zip(shares(backends)) {
+                let share = 100.0 * share;
                 let endpoint = match address {
                     IpAddr::V4(ip) => format!("{ip}:{port}"),
                     IpAddr::V6(ip) => format!("[{ip}]:{port}"),
@@ -194,14 +226,7 @@ pub fn affinity_scope(service: &Entry, timeout: u32) -> String {
             (kind, Some(IpAddr::V6(ip))) => format!("{} [{ip}]:{}", kind_name(kind), f.port),
         })
         .collect();
-    let forwards = |set: SetKind| {
-        service.frontends.iter().any(|f| {
-            [f.routing.node, f.routing.pods, f.routing.external]
-                .iter()
-                .any(|r| matches!(r, Route::Forward { set: s, .. } if *s == set))
-        })
-    };
-    let apart = if forwards(SetKind::Cluster) && forwards(SetKind::Local) {
+    let apart = if sets_remembered_apart(service) {
         "; the cluster-wide and the node-local backends are remembered apart"
     } else {
         ""
@@ -211,6 +236,19 @@ pub fn affinity_scope(service: &Entry, timeout: u32) -> String {
          of this Service port it uses ({}){apart}.",
         addresses.join(", ")
     )
+}
+
+/// Whether some frontend of `service` routes to the cluster-wide and some
+/// to the node-local backends, so affinity remembers a client per set.
+fn sets_remembered_apart(service: &Entry) -> bool {
+    let forwards = |set: SetKind| {
+        service.frontends.iter().any(|f| {
+            [f.routing.node, f.routing.pods, f.routing.external]
+                .iter()
+                .any(|r| matches!(r, Route::Forward { set: s, .. } if *s == set))
+        })
+    };
+    forwards(SetKind::Cluster) && forwards(SetKind::Local)
 }
 
 fn kind_name(kind: FrontendKind) -> &'static str {
@@ -252,12 +290,33 @@ fn nodeport_accepts(ruleset: &Ruleset, to: IpAddr) -> bool {
 }
 
 fn unmatched(ruleset: &Ruleset, query: &Query) -> String {
+    match unmatched_verdict(ruleset, query) {
+        Verdict::Rejected { .. } => {
+            "refused: an active ClusterIP, but no Service port listens there.".to_string()
+        }
+        Verdict::Dropped { .. } => {
+            "dropped: inside a service CIDR, but no Service has this address.".to_string()
+        }
+        _ => {
+            "not a Service address or NodePort here; knc's rules let it pass untouched.".to_string()
+        }
+    }
+}
+
+/// What happens to a connection that reaches no frontend: refused on an
+/// active ClusterIP, dropped elsewhere in a service CIDR, untouched
+/// otherwise.
+fn unmatched_verdict(ruleset: &Ruleset, query: &Query) -> Verdict {
     if ruleset.cluster_ips.contains(&query.to) {
-        "refused: an active ClusterIP, but no Service port listens there.".to_string()
+        Verdict::Rejected {
+            reason: Reason::NoServicePort,
+        }
     } else if ruleset.service_cidrs.iter().any(|c| c.contains(&query.to)) {
-        "dropped: inside a service CIDR, but no Service has this address.".to_string()
+        Verdict::Dropped {
+            reason: Reason::UnallocatedServiceAddress,
+        }
     } else {
-        "not a Service address or NodePort here; knc's rules let it pass untouched.".to_string()
+        Verdict::NoFrontend
     }
 }
 
@@ -266,7 +325,7 @@ mod tests {
     use super::*;
     use crate::ir::{BackendSets, NodePortScope, Routing};
 
-    fn ruleset() -> Ruleset {
+    pub(super) fn ruleset() -> Ruleset {
         let forward = |set, masquerade| Route::Forward { set, masquerade };
         let backend = |a: &str| Backend {
             address: a.parse().unwrap(),
@@ -322,7 +381,7 @@ mod tests {
         }
     }
 
-    fn query(to: &str, port: u16, from: Option<&str>) -> Query {
+    pub(super) fn query(to: &str, port: u16, from: Option<&str>) -> Query {
         Query {
             to: to.parse().unwrap(),
             port,
