@@ -199,6 +199,7 @@ pub fn convert(loaded: &Loaded) -> Converted {
         match &*doc.object {
             Object::Service(svc) => {
                 let converted = service::convert(&mut at, svc);
+                service::lint_facts(&at, svc, &mut inventory);
                 nodeport_claims.extend(converted.nodeport_claims.into_iter().map(|c| (index, c)));
                 match (converted.service, &svc.metadata.name) {
                     (Some(service), _) => {
@@ -353,6 +354,11 @@ fn endpoints_object(at: &Located<'_>, service: &Option<(String, String)>) -> End
         origin: at.origin(),
         kind: at.doc.object.kind(),
         service: service.as_ref().map(|(ns, name)| object_key(ns, name)),
+        families: match &*at.doc.object {
+            Object::EndpointSlice(slice) => endpoint_slice::families(slice),
+            Object::Endpoints(eps) => endpoints::families(eps),
+            _ => Vec::new(),
+        },
     }
 }
 
