@@ -62,9 +62,13 @@ pub enum Command {
     /// Check manifests: every validation error, plus warnings for valid but
     /// suspicious configurations (Services without endpoints, endpoints of
     /// no Service, ports no endpoint carries, NodePorts outside the default
-    /// range, addresses two Services claim, Services without a ClusterIP).
-    /// Exit 1 on errors, 0 otherwise. `--list` lists every code, `--explain
-    /// CODE` documents one.
+    /// range, addresses two Services claim, Services without a ClusterIP,
+    /// Local-policy Services with no endpoint on some node, endpoints of
+    /// another IP family, external IPs that are a node's or in a service
+    /// CIDR).
+    /// Exit 1 on errors, 0 otherwise, whatever the format. `--list` lists
+    /// every code, `--explain CODE` documents one, `--format json|sarif`
+    /// prints the diagnostics for tools on stdout.
     Lint(LintArgs),
     /// Compile for this node and apply the result to the kernel in one
     /// atomic transaction.
@@ -235,6 +239,24 @@ pub struct LintArgs {
     /// or just `port-range`): what it checks, why it matters, an example.
     #[arg(long, value_name = "CODE")]
     pub explain: Option<String>,
+
+    /// How to print the diagnostics: for people on stderr (text), or for
+    /// tools on stdout (json, sarif).
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    pub format: LintFormat,
+}
+
+/// Output formats of `knc lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    /// rendered diagnostics with the source lines, on stderr
+    Text,
+    /// every diagnostic with its code, severity, message, help and
+    /// file:line:column, as one JSON object on stdout
+    Json,
+    /// SARIF 2.1.0 on stdout, for code scanning (GitHub's upload-sarif
+    /// annotates the pull request at each diagnostic's line)
+    Sarif,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,7 @@
 //! `knc lint`: validation errors and lint warnings, nothing compiled.
 
-use crate::cli::LintArgs;
-use crate::outcome::{print_diagnostics, Outcome};
+use crate::cli::{LintArgs, LintFormat};
+use crate::outcome::{print_diagnostics, print_output, Outcome};
 
 pub fn run(args: &LintArgs) -> Outcome {
     if args.list {
@@ -22,10 +22,29 @@ pub fn run(args: &LintArgs) -> Outcome {
     let (files, mut diagnostics) = knc_runtime::inputs::read(&args.paths);
     diagnostics.extend(knc_compiler::lint(&files));
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    // For tools the whole report goes to stdout, errors included (a CI job
+    // uploads it, then fails on the exit status); stderr keeps the
+    // rendered diagnostics of errors and the summary for the job's log.
+    let printed = match args.format {
+        LintFormat::Text => Outcome::Success,
+        LintFormat::Json => print_output(&knc_compiler::report::json::render(
+            &diagnostics,
+            files.len(),
+        )),
+        LintFormat::Sarif => print_output(&knc_compiler::report::sarif::render(
+            &diagnostics,
+            env!("CARGO_PKG_VERSION"),
+        )),
+    };
+    if let Outcome::Refused(_) = printed {
+        return printed;
+    }
     if errors > 0 {
         return Outcome::InvalidInput(diagnostics);
     }
-    print_diagnostics(&diagnostics);
+    if args.format == LintFormat::Text {
+        print_diagnostics(&diagnostics);
+    }
     eprintln!(
         "{} file{} checked: no errors, {} warning{}",
         files.len(),

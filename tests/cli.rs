@@ -465,6 +465,113 @@ fn lint_lists_and_explains_codes() {
     assert_stderr_has(&out, "`knc lint --list` lists them");
 }
 
+/// `--format json`: one object on stdout with totals and every diagnostic
+/// located; stderr keeps only the summary; the exit status is text's.
+#[test]
+fn lint_json_is_one_object_on_stdout() {
+    let out = knc(
+        &["lint", "--format", "json", "fixtures/lint-unmatched-port"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["files"], 1);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["warnings"], 1);
+    let diagnostic = &report["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "knc::unmatched-port");
+    assert_eq!(diagnostic["severity"], "warning");
+    let location = &diagnostic["location"];
+    assert_eq!(location["file"], "fixtures/lint-unmatched-port/svc.yaml");
+    // `  - name: http`: the port's name, line 9, columns 11 to 15.
+    assert_eq!(
+        [
+            &location["line"],
+            &location["column"],
+            &location["endLine"],
+            &location["endColumn"]
+        ],
+        [9, 11, 9, 15]
+    );
+    assert!(
+        !stderr(&out).contains("knc::unmatched-port"),
+        "{}",
+        stderr(&out)
+    );
+    assert_stderr_has(&out, "no errors, 1 warning");
+
+    let out = knc(
+        &["lint", "--format", "json", "fixtures/bad-port-range"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["errors"], 2, "port and targetPort");
+    assert_eq!(report["diagnostics"][0]["code"], "knc::port-range");
+    assert_stderr_has(&out, "knc::port-range");
+}
+
+/// `--format sarif`: a SARIF 2.1.0 log whose results point at the right
+/// line of the fixture, with every rule described, for errors too.
+#[test]
+fn lint_sarif_points_at_the_offending_line() {
+    let out = knc(
+        &["lint", "--format", "sarif", "fixtures/bad-port-range"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(log["version"], "2.1.0");
+    assert!(log["$schema"].as_str().unwrap().contains("sarif-2.1.0"));
+    let run = &log["runs"][0];
+    let driver = &run["tool"]["driver"];
+    assert_eq!(driver["name"], "knc");
+    assert_eq!(driver["version"], env!("CARGO_PKG_VERSION"));
+    let rules = driver["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), knc_compiler::checks::RULES.len());
+    for rule in rules {
+        assert!(rule["id"].as_str().unwrap().starts_with("knc::"), "{rule}");
+        assert!(rule["help"]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("## Why is this bad?"));
+    }
+    let result = &run["results"][0];
+    assert_eq!(result["ruleId"], "knc::port-range");
+    assert_eq!(result["level"], "error");
+    let index = result["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(rules[index]["id"], "knc::port-range");
+    let location = &result["locations"][0]["physicalLocation"];
+    assert_eq!(
+        location["artifactLocation"]["uri"],
+        "fixtures/bad-port-range/svc.yaml"
+    );
+    // The README shows this error at svc.yaml:11:11, under `70000`.
+    let region = &location["region"];
+    assert_eq!(
+        [
+            &region["startLine"],
+            &region["startColumn"],
+            &region["endLine"],
+            &region["endColumn"]
+        ],
+        [11, 11, 11, 16]
+    );
+    let text =
+        std::fs::read_to_string(common::root().join("fixtures/bad-port-range/svc.yaml")).unwrap();
+    assert_eq!(&text.lines().nth(10).unwrap()[10..15], "70000");
+}
+
+#[test]
+fn lint_rejects_an_unknown_format() {
+    let out = knc(
+        &["lint", "--format", "xml", "fixtures/lint-unmatched-port"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn lint_fails_on_invalid_input() {
     let out = knc(&["lint", "fixtures/bad-port-range"], None);

@@ -119,3 +119,36 @@ fn render(diagnostics: &[Diagnostic]) -> String {
     }
     out
 }
+
+/// What `knc lint --format json` and `--format sarif` print for one lint
+/// fixture, read by relative path as in CI, so the paths in the snapshots
+/// are the ones a code-scanning upload resolves against the repository.
+/// The SARIF snapshot lists the rules by id only: their docs have their
+/// own snapshots through `--explain`.
+#[test]
+fn lint_reports_for_tools() {
+    let dir = common::root().join("fixtures/lint-unmatched-port");
+    let (files, mut diagnostics) = knc_runtime::inputs::read(&lint_paths(&dir));
+    diagnostics.extend(knc_compiler::lint(&files));
+    diagnostics.sort_by_key(Diagnostic::sort_key);
+
+    let json = knc_compiler::report::json::render(&diagnostics, files.len());
+    let mut sarif: serde_json::Value =
+        serde_json::from_str(&knc_compiler::report::sarif::render(&diagnostics, "0.0.0"))
+            .expect("SARIF is JSON");
+    let rules = &mut sarif["runs"][0]["tool"]["driver"]["rules"];
+    let ids: Vec<serde_json::Value> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| rule["id"].clone())
+        .collect();
+    *rules = serde_json::Value::Array(ids);
+    common::in_snapshot_dir(|| {
+        insta::assert_snapshot!("lint-json@lint-unmatched-port", json);
+        insta::assert_snapshot!(
+            "lint-sarif@lint-unmatched-port",
+            serde_json::to_string_pretty(&sarif).unwrap()
+        );
+    });
+}

@@ -53,7 +53,9 @@ fn every_snapshot_belongs_to_a_fixture() {
         }
         let report = name
             .strip_prefix("diagnostics@")
-            .or_else(|| name.strip_prefix("lint@"));
+            .or_else(|| name.strip_prefix("lint@"))
+            .or_else(|| name.strip_prefix("lint-json@"))
+            .or_else(|| name.strip_prefix("lint-sarif@"));
         let review = name
             .strip_prefix("diff@")
             .or_else(|| name.strip_prefix("explain@"));

@@ -35,6 +35,10 @@ pub enum Code {
     NodePortOutOfRange,
     ContestedAddress,
     UnallocatedClusterIp,
+    SelectorlessWithoutEndpoints,
+    NodeWithoutLocalEndpoints,
+    IpFamilyMismatch,
+    ExternalAddressOverlap,
 }
 
 impl Code {

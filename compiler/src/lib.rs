@@ -22,6 +22,7 @@
 //! * [`lower`]: the model for one node becomes the IR; every policy decision
 //!   (traffic policies, endpoint fallback, masquerade) is made here.
 //! * [`back`]: one module per output format, each a pure function of the IR.
+//! * [`report`]: diagnostics as JSON and SARIF, for CI (`knc lint --format`).
 
 pub mod back;
 pub mod checks;
@@ -34,6 +35,7 @@ pub mod kinds;
 pub mod lower;
 pub mod model;
 pub mod names;
+pub mod report;
 pub mod review;
 pub mod session;
 pub mod source;

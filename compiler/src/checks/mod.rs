@@ -11,19 +11,23 @@
 mod affinity_timeout_range;
 mod contested_address;
 mod duplicate_object;
+mod external_address_overlap;
 mod invalid_address;
 mod invalid_enum_value;
 mod invalid_interface_name;
 mod invalid_port_name;
 mod invalid_protocol;
 mod io;
+mod ip_family_mismatch;
 mod missing_field;
+mod node_without_local_endpoints;
 mod nodeport_conflict;
 mod nodeport_out_of_range;
 mod not_an_object;
 mod orphan_endpoints;
 mod port_range;
 mod schema;
+mod selectorless_without_endpoints;
 mod service_without_endpoints;
 mod syntax;
 mod unallocated_cluster_ip;
@@ -72,6 +76,10 @@ pub const RULES: &[&Rule] = &[
     &nodeport_out_of_range::RULE,
     &contested_address::RULE,
     &unallocated_cluster_ip::RULE,
+    &selectorless_without_endpoints::RULE,
+    &node_without_local_endpoints::RULE,
+    &ip_family_mismatch::RULE,
+    &external_address_overlap::RULE,
 ];
 
 /// Codes retired by splitting, still accepted by `--explain` because users
@@ -215,6 +223,10 @@ mod tests {
             Code::NodePortOutOfRange,
             Code::ContestedAddress,
             Code::UnallocatedClusterIp,
+            Code::SelectorlessWithoutEndpoints,
+            Code::NodeWithoutLocalEndpoints,
+            Code::IpFamilyMismatch,
+            Code::ExternalAddressOverlap,
         ];
         for code in &all {
             match code {
@@ -238,7 +250,11 @@ mod tests {
                 | Code::UnmatchedPort
                 | Code::NodePortOutOfRange
                 | Code::ContestedAddress
-                | Code::UnallocatedClusterIp => {}
+                | Code::UnallocatedClusterIp
+                | Code::SelectorlessWithoutEndpoints
+                | Code::NodeWithoutLocalEndpoints
+                | Code::IpFamilyMismatch
+                | Code::ExternalAddressOverlap => {}
             }
         }
         all

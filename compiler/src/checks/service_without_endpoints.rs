@@ -14,7 +14,8 @@ pub const RULE: Rule = Rule {
 ## What it does
 Flags a Service that gets rules but for which the inputs hold no
 EndpointSlice (labelled `kubernetes.io/service-name`) and no Endpoints
-object.
+object. A Service without a selector gets
+`knc::selectorless-without-endpoints` instead.
 
 ## Why is this bad?
 Without endpoints every connection to the Service is refused. In a GitOps
@@ -27,6 +28,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: lonely}
 spec:
+  selector: {app: lonely}
   clusterIP: 10.96.9.1
   ports: [{port: 80}]
 ```
@@ -37,7 +39,8 @@ and no EndpointSlice labelled `kubernetes.io/service-name: lonely`.",
 fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
     for service in &cx.compiled {
         let key = service.key();
-        if !cx.served.contains(key.as_str()) {
+        let selectorless = cx.inventory.selectorless.iter().any(|s| s.key == key);
+        if !cx.served.contains(key.as_str()) && !selectorless {
             out.push(cx.warning(
                 &service.origin,
                 Code::ServiceWithoutEndpoints,

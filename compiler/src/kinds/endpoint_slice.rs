@@ -5,6 +5,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 
 use super::{KindDef, Located};
 use crate::front::fields::fields_of;
+use crate::ir::Family;
 use crate::model::{Endpoint, EndpointPort};
 
 pub const DEF: KindDef = kind_def!(
@@ -31,6 +32,16 @@ pub(super) fn service_of(slice: &discovery::EndpointSlice) -> Option<(&str, &str
     let labels = slice.metadata.labels.as_ref()?;
     let name = labels.get(SERVICE_NAME_LABEL)?;
     Some((super::namespace_str(&slice.metadata), name))
+}
+
+/// The family a slice's `addressType` declares (none for FQDN), for lint.
+pub(super) fn families(slice: &discovery::EndpointSlice) -> Vec<(String, Family)> {
+    let family = match slice.address_type.as_str() {
+        "IPv4" => Family::Ipv4,
+        "IPv6" => Family::Ipv6,
+        _ => return Vec::new(),
+    };
+    vec![("addressType".to_string(), family)]
 }
 
 /// A slice's endpoints, for the Service `(namespace, name)` it names.

@@ -6,6 +6,8 @@ use k8s_openapi::api::core::v1 as core;
 
 use super::{KindDef, Located};
 use crate::front::fields::fields_of;
+use crate::ir::Family;
+use crate::model::addr::parse_ip;
 use crate::model::{Endpoint, EndpointPort};
 
 pub const DEF: KindDef = kind_def!(
@@ -36,6 +38,25 @@ pub(super) struct Converted {
 pub(super) fn service_of(eps: &core::Endpoints) -> Option<(&str, &str)> {
     let name = eps.metadata.name.as_deref()?;
     Some((super::namespace_str(&eps.metadata), name))
+}
+
+/// The family of every address, with its field, for lint.
+pub(super) fn families(eps: &core::Endpoints) -> Vec<(String, Family)> {
+    let mut out = Vec::new();
+    for (i, subset) in eps.subsets.iter().flatten().enumerate() {
+        let lists = [
+            ("addresses", &subset.addresses),
+            ("notReadyAddresses", &subset.not_ready_addresses),
+        ];
+        for (field, list) in lists {
+            for (j, address) in list.iter().flatten().enumerate() {
+                if let Some(ip) = parse_ip(&address.ip) {
+                    out.push((format!("subsets[{i}].{field}[{j}].ip"), Family::of(&ip)));
+                }
+            }
+        }
+    }
+    out
 }
 
 pub(super) fn convert(at: &mut Located<'_>, eps: &core::Endpoints) -> Converted {

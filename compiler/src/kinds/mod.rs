@@ -213,6 +213,9 @@ fn convert_with(loaded: &Loaded, threads: usize) -> Converted {
                 let Object::Service(svc) = &*doc.object else {
                     continue;
                 };
+                // Lint facts are read from the object, not reported.
+                let mut none = Vec::new();
+                service::lint_facts(&Located::new(index, doc, &mut none), svc, &mut inventory);
                 nodeport_claims.extend(converted.nodeport_claims.into_iter().map(|c| (index, c)));
                 match (converted.service, &svc.metadata.name) {
                     (Some(service), _) => {
@@ -436,6 +439,11 @@ fn endpoints_object(
         origin: crate::model::Origin { document: index },
         kind: doc.object.kind(),
         service: service.as_ref().map(|(ns, name)| object_key(ns, name)),
+        families: match &*doc.object {
+            Object::EndpointSlice(slice) => endpoint_slice::families(slice),
+            Object::Endpoints(eps) => endpoints::families(eps),
+            _ => Vec::new(),
+        },
     }
 }
 

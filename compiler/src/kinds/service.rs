@@ -263,6 +263,52 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
     out
 }
 
+/// What lint needs of a Service besides its model: whether it has a
+/// selector, and where each of its external addresses is written. Values
+/// that do not parse are skipped ([`convert`] reports them).
+pub(super) fn lint_facts(at: &Located<'_>, svc: &core::Service, inventory: &mut model::Inventory) {
+    let (Some(spec), Some(name)) = (&svc.spec, &svc.metadata.name) else {
+        return;
+    };
+    let service = model::ServiceRef {
+        key: model::object_key(super::namespace_str(&svc.metadata), name),
+        origin: at.origin(),
+    };
+    let selected = spec.selector.as_ref().is_some_and(|s| !s.is_empty());
+    if !selected && spec.type_.as_deref() != Some("ExternalName") {
+        inventory.selectorless.push(service.clone());
+    }
+    let external = spec
+        .external_ips
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, ip)| (ip, format!("spec.externalIPs[{i}]")));
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    let load_balancer = ingress
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, ingress)| ingress.ip_mode.as_deref() != Some("Proxy"))
+        .filter_map(|(i, ingress)| {
+            let ip = ingress.ip.as_ref()?;
+            Some((ip, format!("status.loadBalancer.ingress[{i}].ip")))
+        });
+    for (text, path) in external.chain(load_balancer) {
+        if let Some(address) = crate::model::addr::parse_ip(text) {
+            inventory.external_addresses.push(model::ExternalAddress {
+                service: service.clone(),
+                address,
+                path,
+            });
+        }
+    }
+}
+
 /// Addresses in first-seen order, each once.
 pub(super) fn unique(ips: Vec<IpAddr>) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = Vec::with_capacity(ips.len());

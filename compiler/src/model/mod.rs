@@ -34,14 +34,39 @@ pub struct Cluster {
 }
 
 /// What the inputs hold besides what gets rules, for lint: the Services
-/// that get none (headless, ExternalName), and every
-/// EndpointSlice and Endpoints object with the Service it names.
+/// that get none (headless, ExternalName), every EndpointSlice and
+/// Endpoints object with the Service it names, and the facts about
+/// Services that only lint asks (selectors, where addresses are written).
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     /// `namespace/name` of the Services that are not in the cluster
     /// (headless, ExternalName).
     pub other_services: std::collections::BTreeSet<String>,
     pub endpoints: Vec<EndpointsObject>,
+    /// Services without a selector (absent or empty), ExternalName ones
+    /// excepted: nothing in a cluster creates endpoints for them.
+    pub selectorless: Vec<ServiceRef>,
+    /// Every external IP and LoadBalancer ingress IP (except `ipMode:
+    /// Proxy`) a Service lists, with the field it is written in.
+    pub external_addresses: Vec<ExternalAddress>,
+}
+
+/// A Service named and located, for lint.
+#[derive(Debug, Clone)]
+pub struct ServiceRef {
+    /// `namespace/name`.
+    pub key: String,
+    pub origin: Origin,
+}
+
+/// One external address a Service lists: `spec.externalIPs[i]` or
+/// `status.loadBalancer.ingress[i].ip`.
+#[derive(Debug, Clone)]
+pub struct ExternalAddress {
+    pub service: ServiceRef,
+    pub address: IpAddr,
+    /// The field it is written in, to point at.
+    pub path: String,
 }
 
 /// An EndpointSlice or Endpoints object, as lint sees it.
@@ -53,6 +78,10 @@ pub struct EndpointsObject {
     /// `namespace/name` of the Service it belongs to: a slice's
     /// `kubernetes.io/service-name` label, an Endpoints object's own name.
     pub service: Option<String>,
+    /// The IP families of its endpoints, each with the field that says
+    /// so: a slice's `addressType` (none for FQDN), an Endpoints object's
+    /// addresses one by one.
+    pub families: Vec<(String, crate::ir::Family)>,
 }
 
 /// kube-proxy settings found in the inputs.
