@@ -35,6 +35,7 @@ pub enum Code {
     NodePortOutOfRange,
     ContestedAddress,
     UnallocatedClusterIp,
+    UnknownBackendSelection,
 }
 
 impl Code {

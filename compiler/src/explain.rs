@@ -318,6 +318,7 @@ mod tests {
                 },
                 affinity_timeout_seconds: None,
                 health_check_node_port: Some(31000),
+                selection: Default::default(),
             })],
         }
     }

@@ -27,6 +27,7 @@ mod schema;
 mod service_without_endpoints;
 mod syntax;
 mod unallocated_cluster_ip;
+mod unknown_backend_selection;
 mod unknown_field;
 mod unmatched_port;
 
@@ -72,6 +73,7 @@ pub const RULES: &[&Rule] = &[
     &nodeport_out_of_range::RULE,
     &contested_address::RULE,
     &unallocated_cluster_ip::RULE,
+    &unknown_backend_selection::RULE,
 ];
 
 /// Codes retired by splitting, still accepted by `--explain` because users
@@ -215,6 +217,7 @@ mod tests {
             Code::NodePortOutOfRange,
             Code::ContestedAddress,
             Code::UnallocatedClusterIp,
+            Code::UnknownBackendSelection,
         ];
         for code in &all {
             match code {
@@ -238,7 +241,8 @@ mod tests {
                 | Code::UnmatchedPort
                 | Code::NodePortOutOfRange
                 | Code::ContestedAddress
-                | Code::UnallocatedClusterIp => {}
+                | Code::UnallocatedClusterIp
+                | Code::UnknownBackendSelection => {}
             }
         }
         all
@@ -259,8 +263,10 @@ mod tests {
             assert!(!rule.summary.ends_with('.'), "{}: summary", rule.name);
             assert_eq!(
                 rule.lint.is_some(),
-                rule.severity == Severity::Warning && code != Code::UnknownField,
-                "{}: lint checks are the warnings found on a valid model",
+                rule.severity == Severity::Warning
+                    && !matches!(code, Code::UnknownField | Code::UnknownBackendSelection),
+                "{}: lint checks are the warnings found on a valid model \
+                 (the others are found while loading)",
                 rule.name
             );
         }

@@ -990,6 +990,7 @@ mod tests {
                 backends: Default::default(),
                 affinity_timeout_seconds: None,
                 health_check_node_port: None,
+                selection: Default::default(),
             })],
         };
         let text = emit(&ruleset);
