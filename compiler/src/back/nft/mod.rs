@@ -431,40 +431,37 @@ impl<'a> FamilyEmitter<'a> {
         let mut pickers = [None, None];
         for set in forwarded_sets(frontend) {
             let backends = service.backends.get(set);
-            let targets: Vec<String> = backends
-                .iter()
-                .map(|backend| {
-                    let mut target = String::with_capacity(24);
-                    push_ip(&mut target, &backend.address);
-                    target.push_str(" . ");
-                    push_decimal(&mut target, u64::from(backend.port));
-                    target
-                })
-                .collect();
-            // Slot by slot, the index of the backend it names: runs of one
-            // backend in proportion to its weight, or the source-hash table.
-            let table: Vec<u32> = match service.selection {
-                Selection::Random => slots(backends)
-                    .into_iter()
-                    .enumerate()
-                    .flat_map(|(i, count)| std::iter::repeat_n(i as u32, count as usize))
-                    .collect(),
-                Selection::SourceHash => selection::slot_table(backends),
+            // Slot by slot, the backend it names: runs of one backend in
+            // proportion to its weight, or the source-hash table.
+            let (runs, table) = match service.selection {
+                Selection::Random => (slots(backends), Vec::new()),
+                Selection::SourceHash => (Vec::new(), selection::slot_table(backends)),
             };
-            let modulus = table.len() as u32;
+            let modulus = runs.iter().sum::<u32>() + table.len() as u32;
             let group = (kind, set, modulus, service.selection);
             // One map lookup per set, not per slot: big clusters have
             // hundreds of thousands of slots.
             let map = self.elements.entry(backends_map(group)).or_default();
-            for (slot, backend) in table.into_iter().enumerate() {
+            let mut push = |slot: u32, target: String| {
                 let mut element_key = String::with_capacity(key.len() + 8);
                 element_key.push_str(key);
                 element_key.push_str(" . ");
-                push_decimal(&mut element_key, slot as u64);
-                map.push(Element::mapping(
-                    element_key,
-                    targets[backend as usize].clone(),
-                ));
+                push_decimal(&mut element_key, u64::from(slot));
+                map.push(Element::mapping(element_key, target));
+            };
+            let mut slot: u32 = 0;
+            for (backend, count) in backends.iter().zip(runs) {
+                let target = backend_target(backend);
+                for _ in 0..count {
+                    push(slot, target.clone());
+                    slot += 1;
+                }
+            }
+            if !table.is_empty() {
+                let targets: Vec<String> = backends.iter().map(backend_target).collect();
+                for (slot, backend) in table.into_iter().enumerate() {
+                    push(slot as u32, targets[backend as usize].clone());
+                }
             }
             self.groups.insert(group);
             self.pickers.insert((group, remembers));
@@ -724,6 +721,15 @@ impl<'a> FamilyEmitter<'a> {
             out.push(chain(&dnat_chain(*group, *remembers), rules));
         }
     }
+}
+
+/// A backends map value: `address . port`.
+fn backend_target(backend: &Backend) -> String {
+    let mut target = String::with_capacity(24);
+    push_ip(&mut target, &backend.address);
+    target.push_str(" . ");
+    push_decimal(&mut target, u64::from(backend.port));
+    target
 }
 
 /// Appends `ip` as `Display` writes it; IPv4 without `fmt`, whose
