@@ -18,6 +18,9 @@
 //!   kube-proxy table of who answers and whether the source is masqueraded.
 //! * `selection`: topology hints, the per-set terminating fallback, source
 //!   ranges seen from node1 and from pods.
+//! * `consistent`: selection by source-address hash from 60 client
+//!   addresses: one backend per client, as `knc explain` names it on
+//!   either node, and only a removed backend's clients move.
 //! * `ipv6`: IPv6 ClusterIP, NodePort, reject/drop and hairpin, and a
 //!   dual-stack Service whose families each reach their own endpoints.
 //! * `apply`: the node runtime, `knc apply` / `knc cleanup` run inside
@@ -42,6 +45,8 @@
 mod affinity;
 #[path = "kernel/apply.rs"]
 mod apply;
+#[path = "kernel/consistent.rs"]
+mod consistent;
 #[path = "kernel/fixtures_load.rs"]
 mod fixtures_load;
 #[path = "kernel/harness.rs"]

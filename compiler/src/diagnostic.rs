@@ -39,6 +39,7 @@ pub enum Code {
     NodeWithoutLocalEndpoints,
     IpFamilyMismatch,
     ExternalAddressOverlap,
+    UnknownBackendSelection,
 }
 
 impl Code {

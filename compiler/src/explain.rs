@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::ir::{
-    Backend, Entry, Family, Frontend, FrontendKind, LocalDetector, Protocol, Route, Ruleset,
-    SetKind,
+    selection, Backend, Entry, Family, Frontend, FrontendKind, LocalDetector, Protocol, Route,
+    Ruleset, Selection, SetKind,
 };
 
 mod explanation;
@@ -127,7 +127,7 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
             None => format!("From {}", class.describe(ruleset)),
         };
         let _ = write!(out, "{who}: ");
-        let _ = describe_route(&mut out, service, route);
+        let _ = describe_route(&mut out, service, route, query.from);
     }
     out
 }
@@ -158,9 +158,17 @@ fn source_allowed(frontend: &Frontend, from: Option<IpAddr>) -> bool {
     }
 }
 
-/// Selection share of each backend, in order: weight over total weight
-/// (a zero weight counts as one, as the back ends select).
-fn shares(backends: &[Backend]) -> Vec<f64> {
+/// Selection share of each backend of `service`, in order: weight over
+/// total weight for random selection (a zero weight counts as one, as the
+/// back ends select), its share of the slot table for selection by
+/// source-address hash.
+fn shares(service: &Entry, backends: &[Backend]) -> Vec<f64> {
+    if service.selection == Selection::SourceHash {
+        let table = selection::slot_table(backends);
+        return (0..backends.len())
+            .map(|i| table.iter().filter(|&&b| b as usize == i).count() as f64 / table.len() as f64)
+            .collect();
+    }
     let total: u64 = backends.iter().map(|b| u64::from(b.weight.max(1))).sum();
     backends
         .iter()
@@ -168,7 +176,12 @@ fn shares(backends: &[Backend]) -> Vec<f64> {
         .collect()
 }
 
-fn describe_route(out: &mut String, service: &Entry, route: Route) -> fmt::Result {
+fn describe_route(
+    out: &mut String,
+    service: &Entry,
+    route: Route,
+    from: Option<IpAddr>,
+) -> fmt::Result {
     match route {
         Route::Reject => writeln!(
             out,
@@ -180,9 +193,10 @@ fn describe_route(out: &mut String, service: &Entry, route: Route) -> fmt::Resul
         ),
         Route::Forward { set, masquerade } => {
             let backends = service.backends.get(set);
+            let hashed = service.selection == Selection::SourceHash;
             writeln!(
                 out,
-                "{}sent to one of {} {} backend{}:",
+                "{}sent to one of {} {} backend{}{}:",
                 if masquerade {
                     "masqueraded to the node's address and "
                 } else {
@@ -193,21 +207,53 @@ fn describe_route(out: &mut String, service: &Entry, route: Route) -> fmt::Resul
                     SetKind::Cluster => "cluster-wide",
                     SetKind::Local => "node-local",
                 },
-                if backends.len() == 1 { "" } else { "s" }
+                if backends.len() == 1 { "" } else { "s" },
+                if hashed {
+                    ", by source-address hash"
+                } else {
+                    ""
+                }
             )?;
-            for (Backend { address, port, .. }, share) in backends.iter().zip(shares(backends)) {
+            let table = if hashed {
+                selection::slot_table(backends)
+            } else {
+                Vec::new()
+            };
+            for (backend, share) in backends.iter().zip(shares(service, backends)) {
                 let share = 100.0 * share;
-                let endpoint = match address {
-                    IpAddr::V4(ip) => format!("{ip}:{port}"),
-                    IpAddr::V6(ip) => format!("[{ip}]:{port}"),
-                };
-                writeln!(out, "    {endpoint:<28} {share:5.1} %")?;
+                writeln!(out, "    {:<28} {share:5.1} %", endpoint(backend))?;
+            }
+            if let (true, Some(from)) = (hashed, from) {
+                let size = table.len() as u32;
+                let slot = selection::slot_of(from, size);
+                let chosen = &backends[table[slot as usize] as usize];
+                write!(
+                    out,
+                    "  {from} hashes to slot {slot} of {size}: always {}",
+                    endpoint(chosen)
+                )?;
+                // The iptables back end's table is smaller (`-m cluster`).
+                let small = selection::slot_table_of(backends, selection::SMALL_TABLE_SIZE);
+                let slot = selection::slot_of(from, selection::SMALL_TABLE_SIZE);
+                let there = &backends[small[slot as usize] as usize];
+                if there != chosen {
+                    write!(out, " ({} with the iptables back end)", endpoint(there))?;
+                }
+                writeln!(out, ".")?;
             }
             if let Some(timeout) = service.affinity_timeout_seconds {
                 writeln!(out, "  {}", affinity_scope(service, timeout))?;
             }
             Ok(())
         }
+    }
+}
+
+/// `A:port`, or `[A]:port` for IPv6.
+fn endpoint(backend: &Backend) -> String {
+    match backend.address {
+        IpAddr::V4(ip) => format!("{ip}:{}", backend.port),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", backend.port),
     }
 }
 
@@ -377,6 +423,7 @@ mod tests {
                 },
                 affinity_timeout_seconds: None,
                 health_check_node_port: Some(31000),
+                selection: Default::default(),
             })],
         }
     }
@@ -462,6 +509,29 @@ mod tests {
         rs.entry_mut(0).frontends.pop();
         let text = explain(&rs, &query("10.96.0.1", 80, None));
         assert!(text.contains("(ClusterIP 10.96.0.1:80).\n"), "{text}");
+    }
+
+    /// Source-hash selection names the client's backend, the one the slot
+    /// table gives the client's slot, and each backend's share of slots.
+    #[test]
+    fn source_hash_names_the_clients_backend() {
+        let mut rs = ruleset();
+        rs.entry_mut(0).selection = Selection::SourceHash;
+        let from: IpAddr = "10.244.7.7".parse().unwrap();
+        let text = explain(&rs, &query("10.96.0.1", 80, Some("10.244.7.7")));
+        assert!(text.contains(", by source-address hash:\n"), "{text}");
+        let backends = &rs.services[0].backends.cluster;
+        let table = selection::slot_table(backends);
+        let slot = selection::slot_of(from, 251);
+        let chosen = endpoint(&backends[table[slot as usize] as usize]);
+        assert!(
+            text.contains(&format!(
+                "  10.244.7.7 hashes to slot {slot} of 251: always {chosen}"
+            )),
+            "{text}"
+        );
+        let without = explain(&rs, &query("10.96.0.1", 80, None));
+        assert!(!without.contains("hashes to slot"), "{without}");
     }
 
     #[test]

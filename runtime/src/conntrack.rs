@@ -222,6 +222,7 @@ mod tests {
             },
             affinity_timeout_seconds: None,
             health_check_node_port: None,
+            selection: Default::default(),
         }
     }
 

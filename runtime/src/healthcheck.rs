@@ -398,6 +398,7 @@ mod tests {
             },
             affinity_timeout_seconds: None,
             health_check_node_port: hc,
+            selection: Default::default(),
         }
     }
 

@@ -28,7 +28,12 @@
 //!   `KNC-MARK-MASQ` when masqueraded. The set chain picks a backend chain
 //!   `KNC-SEP-…` with `-m statistic --mode random --probability
 //!   w_i / (w_i + … + w_n)`, the last one unconditionally, after the
-//!   `-m recent --rcheck` rules of session affinity. A backend chain marks
+//!   `-m recent --rcheck` rules of session affinity. A source-hash set
+//!   (`Selection::SourceHash`) picks by slot instead: `-m cluster
+//!   --cluster-total-nodes 32 --cluster-local-node K` per slot of the
+//!   32-slot table of `ir::selection` (xt_cluster hashes the source address
+//!   as nft's `jhash` does), the backend with the most slots taking the
+//!   rest unconditionally. A backend chain marks
 //!   hairpin connections (source = backend) for masquerade and DNATs.
 //! * `Drop` and `Reject` cannot happen in `nat` (iptables refuses `DROP`
 //!   there and `REJECT` outside `INPUT`/`FORWARD`/`OUTPUT`), so

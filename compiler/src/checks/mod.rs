@@ -31,6 +31,7 @@ mod selectorless_without_endpoints;
 mod service_without_endpoints;
 mod syntax;
 mod unallocated_cluster_ip;
+mod unknown_backend_selection;
 mod unknown_field;
 mod unmatched_port;
 
@@ -80,6 +81,7 @@ pub const RULES: &[&Rule] = &[
     &node_without_local_endpoints::RULE,
     &ip_family_mismatch::RULE,
     &external_address_overlap::RULE,
+    &unknown_backend_selection::RULE,
 ];
 
 /// Codes retired by splitting, still accepted by `--explain` because users
@@ -227,6 +229,7 @@ mod tests {
             Code::NodeWithoutLocalEndpoints,
             Code::IpFamilyMismatch,
             Code::ExternalAddressOverlap,
+            Code::UnknownBackendSelection,
         ];
         for code in &all {
             match code {
@@ -254,7 +257,8 @@ mod tests {
                 | Code::SelectorlessWithoutEndpoints
                 | Code::NodeWithoutLocalEndpoints
                 | Code::IpFamilyMismatch
-                | Code::ExternalAddressOverlap => {}
+                | Code::ExternalAddressOverlap
+                | Code::UnknownBackendSelection => {}
             }
         }
         all
@@ -275,8 +279,10 @@ mod tests {
             assert!(!rule.summary.ends_with('.'), "{}: summary", rule.name);
             assert_eq!(
                 rule.lint.is_some(),
-                rule.severity == Severity::Warning && code != Code::UnknownField,
-                "{}: lint checks are the warnings found on a valid model",
+                rule.severity == Severity::Warning
+                    && !matches!(code, Code::UnknownField | Code::UnknownBackendSelection),
+                "{}: lint checks are the warnings found on a valid model \
+                 (the others are found while loading)",
                 rule.name
             );
         }

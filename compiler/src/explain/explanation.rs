@@ -208,7 +208,7 @@ fn route_verdict(service: &Entry, route: Route) -> Verdict {
                 backend_set: set,
                 backends: backends
                     .iter()
-                    .zip(shares(backends))
+                    .zip(shares(service, backends))
                     .map(|(b, probability)| Candidate {
                         address: b.address,
                         port: b.port,

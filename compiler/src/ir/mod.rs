@@ -21,6 +21,11 @@
 //!   emitters must honour any weights. Each entry carries two sets:
 //!   [`BackendSets::cluster`] (every usable endpoint) and
 //!   [`BackendSets::local`] (usable endpoints on this node).
+//! * An entry's **[`Selection`]** says how a new connection picks among a
+//!   set's backends: at random in proportion to the weights (the
+//!   default), or by a hash of the client's source address into the slot
+//!   table of [`selection`], so that one client always reaches the same
+//!   backend on every node compiled from the same inputs.
 //! * Each frontend says, per **source class**, what happens to a new
 //!   connection ([`Routing`]): forward to one of the two sets (masqueraded or
 //!   not), reject (ICMP unreachable / TCP reset), or drop. Source classes:
@@ -68,6 +73,7 @@
 //!   serves is rejected; traffic to any other address inside
 //!   [`Ruleset::service_cidrs`] is dropped.
 
+pub mod selection;
 mod validate;
 
 pub use validate::{validate, Invariant, Violation};
@@ -292,6 +298,34 @@ pub struct Entry {
     pub affinity_timeout_seconds: Option<u32>,
     /// Port the runtime serves the ETP Local health check on.
     pub health_check_node_port: Option<u16>,
+    /// How a new connection picks a backend of a set (annotation
+    /// `knc.dev/backend-selection`). Absent in serialised IR means
+    /// [`Selection::Random`], the only way before this field.
+    #[serde(default, skip_serializing_if = "Selection::is_random")]
+    pub selection: Selection,
+}
+
+/// How a new connection picks one backend of a set.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// At random, with probability `weight / sum(weights)` (kube-proxy's way).
+    #[default]
+    Random,
+    /// By a hash of the client's source address into a slot table
+    /// ([`selection::slot_table`], [`selection::slot_of`]): a client always
+    /// reaches the same backend, and removing a backend moves only the
+    /// clients it had.
+    SourceHash,
+}
+
+impl Selection {
+    /// Whether this is [`Selection::Random`].
+    pub fn is_random(&self) -> bool {
+        matches!(self, Selection::Random)
+    }
 }
 
 impl Entry {

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use crate::front::fields::suggest;
 use crate::front::yaml::first_line;
 use crate::front::{Code, Diagnostic, Document};
-use crate::ir::Protocol;
+use crate::ir::{Protocol, Selection};
 use crate::model::addr::{parse_cidr, parse_ip};
 use crate::model::Origin;
 
@@ -242,6 +242,34 @@ impl<'a> Located<'a> {
     }
 
     /// A session affinity timeout, if within 1..=86400 seconds.
+    /// The backend selection an annotation `value` at `path` asks for;
+    /// an unknown value is an `unknown-backend-selection` warning and
+    /// selection stays random.
+    pub fn backend_selection(&mut self, path: &str, value: &str) -> Selection {
+        const ALLOWED: [&str; 2] = ["random", "source-hash"];
+        match value {
+            "random" => return Selection::Random,
+            "source-hash" => return Selection::SourceHash,
+            _ => {}
+        }
+        let message = format!(
+            "backend selection `{value}` of {} is not known; selecting at random",
+            self.what()
+        );
+        let mut d = self.doc.warning_at(
+            Code::UnknownBackendSelection,
+            path,
+            message,
+            "expected `random` or `source-hash`",
+        );
+        if let Some(loc) = &mut d.location {
+            loc.span = first_line(&loc.file.text, loc.span);
+        }
+        d.help = suggest(value, &ALLOWED).map(|s| format!("did you mean `{s}`?"));
+        self.out.push(d);
+        Selection::Random
+    }
+
     pub fn affinity_timeout(&mut self, path: impl Fn() -> String, timeout: i32) -> Option<u32> {
         if (1..=86400).contains(&timeout) {
             return u32::try_from(timeout).ok();

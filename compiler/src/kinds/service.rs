@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{KindDef, Located};
 use crate::front::fields::fields_of;
-use crate::ir::Protocol;
+use crate::ir::{Protocol, Selection};
 use crate::model::{self, ServiceType, TargetPort};
 
 pub const DEF: KindDef = kind_def!(
@@ -30,6 +30,10 @@ fn known_fields(shape: &str) -> &'static [&'static str] {
         _ => &[],
     }
 }
+
+/// The annotation choosing how a Service's connections pick a backend:
+/// `random` (the default) or `source-hash` ([`Selection`]).
+pub const BACKEND_SELECTION: &str = "knc.dev/backend-selection";
 
 /// A NodePort one Service port claims, for the cross-object check.
 pub(super) struct NodePortClaim {
@@ -120,6 +124,15 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
                 || "spec.sessionAffinityConfig.clientIP.timeoutSeconds".into(),
                 t,
             )
+        });
+
+    let selection = svc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(BACKEND_SELECTION))
+        .map_or(Selection::Random, |value| {
+            at.backend_selection(&format!("metadata.annotations.{BACKEND_SELECTION}"), value)
         });
 
     // Addresses.
@@ -257,6 +270,7 @@ pub(super) fn convert(at: &mut Located<'_>, svc: &core::Service) -> Converted {
             .health_check_node_port
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p != 0),
+        selection,
         ports,
         endpoints: Vec::new(),
     });

@@ -499,6 +499,7 @@ impl<'a> Context<'a> {
                 .external_policy_local
                 .then_some(svc.health_check_node_port)
                 .flatten(),
+            selection: svc.selection,
         }
     }
 

@@ -188,6 +188,9 @@ pub struct Service {
     /// `sessionAffinity: ClientIP` timeout in seconds.
     pub affinity_timeout_seconds: Option<u32>,
     pub health_check_node_port: Option<u16>,
+    /// How a new connection picks a backend (annotation
+    /// `knc.dev/backend-selection`).
+    pub selection: crate::ir::Selection,
     pub ports: Vec<ServicePort>,
     /// Endpoints from every EndpointSlice of the Service, or from its
     /// legacy Endpoints object when it has no slice.

@@ -212,6 +212,12 @@ fn compare_entries(old: &Entry, new: &Entry) -> Vec<Change> {
             new: new.affinity_timeout_seconds,
         });
     }
+    if old.selection != new.selection {
+        changes.push(Change::Selection {
+            old: old.selection,
+            new: new.selection,
+        });
+    }
     if old.health_check_node_port != new.health_check_node_port {
         changes.push(Change::HealthCheckNodePort {
             old: old.health_check_node_port,
@@ -401,6 +407,7 @@ mod tests {
             },
             affinity_timeout_seconds: None,
             health_check_node_port: None,
+            selection: Default::default(),
         }
     }
 

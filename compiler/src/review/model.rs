@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::ir::{Family, FrontendKind, Protocol, SetKind};
+use crate::ir::{Family, FrontendKind, Protocol, Selection, SetKind};
 
 /// Everything that changes between two sets of manifests, node by node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,6 +205,8 @@ pub enum Change {
     },
     /// `sessionAffinity: ClientIP` timeout in seconds (`None`: off).
     Affinity { old: Option<u32>, new: Option<u32> },
+    /// How a new connection picks a backend (`knc.dev/backend-selection`).
+    Selection { old: Selection, new: Selection },
     /// The health-check NodePort of `externalTrafficPolicy: Local`.
     HealthCheckNodePort { old: Option<u16>, new: Option<u16> },
 }

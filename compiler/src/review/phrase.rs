@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::ir::{Family, FrontendKind, SetKind};
+use crate::ir::{Family, FrontendKind, Selection, SetKind};
 
 use super::model::{
     Change, FrontendRef, Presence, Refusal, RouteChange, Setting, SettingChange, Share, SourceClass,
@@ -71,6 +71,13 @@ fn ranges(ranges: &[IpNet]) -> String {
     }
     let ranges: Vec<String> = ranges.iter().map(IpNet::to_string).collect();
     ranges.join(", ")
+}
+
+fn selection(selection: Selection) -> &'static str {
+    match selection {
+        Selection::Random => "random",
+        Selection::SourceHash => "by source-address hash",
+    }
 }
 
 fn affinity(timeout: Option<u32>) -> String {
@@ -191,6 +198,13 @@ pub fn change(change: &Change) -> String {
         ),
         Change::Affinity { old, new } => {
             format!("session affinity: {} → {}", affinity(*old), affinity(*new))
+        }
+        Change::Selection { old, new } => {
+            format!(
+                "backend selection: {} → {}",
+                selection(*old),
+                selection(*new)
+            )
         }
         Change::HealthCheckNodePort { old, new } => {
             format!("health-check NodePort: {} → {}", port(*old), port(*new))

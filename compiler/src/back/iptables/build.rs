@@ -16,7 +16,8 @@ use super::dispatch::{Leaves, Tree};
 use super::names::{identity, push_comment, push_identity, Claim, Namer, Seeded};
 use super::restore::{ChainId, Frontend, Jump, Pick, Restore, Table, Target, NONE};
 use crate::ir::{
-    Backend, Entry, Family, FrontendKind, LocalDetector, Protocol, Route, Ruleset, SetKind,
+    selection, Backend, Entry, Family, FrontendKind, LocalDetector, Protocol, Route, Ruleset,
+    Selection, SetKind,
 };
 use crate::text::{push_decimal, push_ip};
 
@@ -66,6 +67,9 @@ struct Emitter<'a> {
     /// bits: sets repeat the same few (1/2, 1/3, … for equal weights), and
     /// `fmt` is slow.
     probabilities: HashMap<u64, u32, Seeded>,
+    /// Index in `nat` of the `-m cluster` match of each source-hash slot
+    /// written.
+    slot_matches: HashMap<u32, u32, Seeded>,
     /// Scratch for one set's picks and weights.
     picks: Vec<(Pick, u64)>,
     /// The cluster and node-local set chains of the entry being emitted,
@@ -127,6 +131,7 @@ impl<'a> Emitter<'a> {
             ),
             pod_cidrs: of_family(&ruleset.cluster_cidrs, family),
             probabilities: HashMap::default(),
+            slot_matches: HashMap::default(),
             picks: Vec::new(),
             sets: [None; 2],
             spid: String::new(),
@@ -411,17 +416,18 @@ impl<'a> Emitter<'a> {
             };
             picks.push((pick, u64::from(b.weight.max(1))));
         }
-        // The chance of each pick but the last given that no earlier one
-        // was taken: w_i / (w_i + … + w_n), the last taken unconditionally.
-        let mut remaining: u64 = picks.iter().map(|(_, w)| w).sum();
-        let last = picks.len() - 1;
-        for (pick, w) in &mut picks[..last] {
-            let p = probability(*w, remaining);
-            remaining -= *w;
-            pick.probability = *self
-                .probabilities
-                .entry(p.to_bits())
-                .or_insert_with(|| self.nat.probability(format!("{p:.10}")));
+        match sp.selection {
+            Selection::Random => self.random_picks(&mut picks),
+            Selection::SourceHash => {
+                let backends: Vec<Backend> = sp
+                    .backends
+                    .get(set)
+                    .iter()
+                    .filter(of_family)
+                    .cloned()
+                    .collect();
+                self.hash_picks(&mut picks, &backends);
+            }
         }
         self.nat.set(
             chain,
@@ -430,6 +436,66 @@ impl<'a> Emitter<'a> {
         );
         self.picks = picks;
         chain
+    }
+
+    /// The chance of each pick but the last given that no earlier one was
+    /// taken: w_i / (w_i + … + w_n), the last taken unconditionally.
+    fn random_picks(&mut self, picks: &mut [(Pick, u64)]) {
+        let mut remaining: u64 = picks.iter().map(|(_, w)| w).sum();
+        let last = picks.len() - 1;
+        for (pick, w) in &mut picks[..last] {
+            let p = probability(*w, remaining);
+            remaining -= *w;
+            pick.probability = *self.probabilities.entry(p.to_bits()).or_insert_with(|| {
+                self.nat
+                    .pick_match(format!(" -m statistic --mode random --probability {p:.10}"))
+            });
+        }
+    }
+
+    /// Source-hash picks (`backends` in the order of `picks`): one rule
+    /// per slot of the table of [`selection::SMALL_TABLE_SIZE`] slots,
+    /// `-m cluster --cluster-local-node <slot + 1>` (which hashes the
+    /// client's address as nft's `jhash` does; iptables 1.8.9 refuses a
+    /// `--cluster-local-nodemask` above 32, so slots cannot be grouped by
+    /// mask), except the slots of the backend with the most, which takes
+    /// what is left unconditionally.
+    fn hash_picks(&mut self, picks: &mut Vec<(Pick, u64)>, backends: &[Backend]) {
+        let table = selection::slot_table_of(backends, selection::SMALL_TABLE_SIZE);
+        let mut counts = vec![0usize; backends.len()];
+        for &backend in &table {
+            counts[backend as usize] += 1;
+        }
+        // The first of the backends with the most slots.
+        let rest = (0..backends.len())
+            .rev()
+            .max_by_key(|&i| counts[i])
+            .expect("a forwarded set has backends");
+        let mut slots = Vec::with_capacity(table.len());
+        for (slot, &backend) in table.iter().enumerate() {
+            if backend as usize == rest {
+                continue;
+            }
+            let slot = slot as u32;
+            let matched = *self.slot_matches.entry(slot).or_insert_with(|| {
+                self.nat.pick_match(format!(
+                    " -m cluster --cluster-total-nodes {} --cluster-local-node {} --cluster-hash-seed {:#010x}",
+                    selection::SMALL_TABLE_SIZE,
+                    slot + 1,
+                    selection::SEED
+                ))
+            });
+            let chain = picks[backend as usize].0.chain;
+            slots.push((
+                Pick {
+                    chain,
+                    probability: matched,
+                },
+                1,
+            ));
+        }
+        slots.push((picks[rest].0, 1));
+        *picks = slots;
     }
 
     /// The chain sending a connection to backend `b`, built on first use.

@@ -170,7 +170,9 @@ pub struct Table {
     /// The matches selecting pods as sources, which frontend chains route
     /// apart when their routing says so, each as ` <matches> -j `.
     pod_matches: Vec<String>,
-    /// `{p:.10}` of the probabilities picks use ([`Pick::probability`]).
+    /// The matches picks use ([`Pick::probability`]): ` -m statistic
+    /// --mode random --probability {p:.10}`, or ` -m cluster …` for
+    /// source-hash sets.
     probabilities: Vec<String>,
     /// An upper bound of the bytes the declarations and rules render to.
     bound: usize,
@@ -234,8 +236,9 @@ struct Rule {
 pub(crate) struct Pick {
     /// The backend's chain.
     pub chain: ChainId,
-    /// Index in `Table::probabilities` of the chance to take this pick when
-    /// no earlier one was taken, or [`NONE`] (the last pick: always).
+    /// Index in `Table::probabilities` of the match taking this pick when
+    /// no earlier one was taken (a chance, or the client's hash slots), or
+    /// [`NONE`] (the last pick: always).
     pub probability: u32,
 }
 
@@ -415,7 +418,7 @@ impl Table {
         // Per pick: `-A SVC -m statistic --mode random --probability
         // 0.xxxxxxxxxx -j SEP`, and with affinity `-A SVC -m recent
         // --rcheck --seconds T --reap --name SEP --mask M --rsource -j SEP`.
-        let line = 4 + 2 * NAME_MAX + 70;
+        let line = 4 + 2 * NAME_MAX + 110;
         let affinity_line = 4 + 3 * NAME_MAX + 90 + ADDR_MAX;
         self.bound += len * (line + affinity.map_or(0, |_| affinity_line));
         self.fill(
@@ -499,8 +502,8 @@ impl Table {
             + rules(&f.external)
     }
 
-    /// Adds a probability's text; its index for [`Pick::probability`].
-    pub(crate) fn probability(&mut self, text: String) -> u32 {
+    /// Adds a pick's match (` -m …`); its index for [`Pick::probability`].
+    pub(crate) fn pick_match(&mut self, text: String) -> u32 {
         self.probabilities.push(text);
         u32::try_from(self.probabilities.len() - 1).expect("fewer than 2^32 probabilities")
     }
@@ -592,7 +595,6 @@ impl Table {
                     out.push_str("-A ");
                     out.push_str(name);
                     if let Some(p) = self.probabilities.get(pick.probability as usize) {
-                        out.push_str(" -m statistic --mode random --probability ");
                         out.push_str(p);
                     }
                     out.push_str(" -j ");
@@ -645,7 +647,12 @@ impl Table {
     fn write_affinity_checks(&self, out: &mut String, name: &str, picks: &[Pick], seconds: u32) {
         let mut text = String::new();
         push_decimal(&mut text, u64::from(seconds));
-        for pick in picks {
+        for (i, pick) in picks.iter().enumerate() {
+            // Source-hash sets pick one backend for several slots: one
+            // check per backend.
+            if picks[..i].iter().any(|p| p.chain == pick.chain) {
+                continue;
+            }
             let sep = self.name(pick.chain);
             let mask = match self.chains[pick.chain as usize].body {
                 Body::Backend { v6, .. } => full_mask(v6),

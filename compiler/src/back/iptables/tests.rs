@@ -56,6 +56,7 @@ fn service(name: &str, frontends: Vec<Frontend>, cluster: Vec<Backend>) -> Entry
         },
         affinity_timeout_seconds: None,
         health_check_node_port: None,
+        selection: Default::default(),
     }
 }
 

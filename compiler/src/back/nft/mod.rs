@@ -68,8 +68,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::ir::{
-    Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, LocalDetector, Route, Routing,
-    Ruleset, SetKind,
+    selection, Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, LocalDetector, Route,
+    Routing, Ruleset, Selection, SetKind,
 };
 use crate::text::{push_decimal, push_ipv4};
 
@@ -207,22 +207,49 @@ struct FamilyEmitter<'a> {
     elements: BTreeMap<String, Vec<Element>>,
 }
 
-/// Frontends whose backend set has the same number of random slots share
-/// one dnat chain and one backends map.
-type Group = (KeyKind, SetKind, u32);
+/// Frontends whose backend set has the same number of slots and the same
+/// way of picking one share one dnat chain and one backends map.
+type Group = (KeyKind, SetKind, u32, Selection);
 
 /// For the cluster-wide and the node-local set (indexed by `SetKind`): the
-/// slot count of the frontend's group, when routed there, and whether the
-/// frontend's Service has session affinity.
-type Pickers = [Option<(u32, bool)>; 2];
+/// slot count and selection of the frontend's group, when routed there,
+/// and whether the frontend's Service has session affinity.
+type Pickers = [Option<(u32, Selection, bool)>; 2];
 
-fn backends_map((kind, set, modulus): Group) -> String {
-    format!("{}-{}-{modulus}", kind.name(), set_name(set))
+/// `-hash` in the names of source-hash groups' maps and chains.
+fn selection_word(selection: Selection) -> &'static str {
+    match selection {
+        Selection::Random => "",
+        Selection::SourceHash => "-hash",
+    }
 }
 
-fn dnat_chain((kind, set, modulus): Group, affinity: bool) -> String {
+fn backends_map((kind, set, modulus, selection): Group) -> String {
+    format!(
+        "{}-{}{}-{modulus}",
+        kind.name(),
+        set_name(set),
+        selection_word(selection)
+    )
+}
+
+fn dnat_chain((kind, set, modulus, selection): Group, affinity: bool) -> String {
     let suffix = if affinity { "-affinity" } else { "" };
-    format!("dnat-{}-{}-{modulus}{suffix}", kind.name(), set_name(set))
+    format!(
+        "dnat-{}-{}{}-{modulus}{suffix}",
+        kind.name(),
+        set_name(set),
+        selection_word(selection)
+    )
+}
+
+/// How many slots `backends` get in all under `selection`: random slots
+/// ([`slot_count`]) or the source-hash table's size.
+fn group_slots(backends: &[Backend], selection: Selection) -> u32 {
+    match selection {
+        Selection::Random => slot_count(backends),
+        Selection::SourceHash => selection::table_size(backends.len()),
+    }
 }
 
 /// A hashable, ordered stand-in for [`Routing`].
@@ -404,30 +431,41 @@ impl<'a> FamilyEmitter<'a> {
         let mut pickers = [None, None];
         for set in forwarded_sets(frontend) {
             let backends = service.backends.get(set);
-            let slots = slots(backends);
-            let modulus: u32 = slots.iter().sum();
-            let group = (kind, set, modulus);
+            // Slot by slot, the backend it names: runs of one backend in
+            // proportion to its weight, or the source-hash table.
+            let (runs, table) = match service.selection {
+                Selection::Random => (slots(backends), Vec::new()),
+                Selection::SourceHash => (Vec::new(), selection::slot_table(backends)),
+            };
+            let modulus = runs.iter().sum::<u32>() + table.len() as u32;
+            let group = (kind, set, modulus, service.selection);
             // One map lookup per set, not per slot: big clusters have
             // hundreds of thousands of slots.
             let map = self.elements.entry(backends_map(group)).or_default();
+            let mut push = |slot: u32, target: String| {
+                let mut element_key = String::with_capacity(key.len() + 8);
+                element_key.push_str(key);
+                element_key.push_str(" . ");
+                push_decimal(&mut element_key, u64::from(slot));
+                map.push(Element::mapping(element_key, target));
+            };
             let mut slot: u32 = 0;
-            for (backend, count) in backends.iter().zip(slots) {
-                let mut target = String::with_capacity(24);
-                push_ip(&mut target, &backend.address);
-                target.push_str(" . ");
-                push_decimal(&mut target, u64::from(backend.port));
+            for (backend, count) in backends.iter().zip(runs) {
+                let target = backend_target(backend);
                 for _ in 0..count {
-                    let mut element_key = String::with_capacity(key.len() + 8);
-                    element_key.push_str(key);
-                    element_key.push_str(" . ");
-                    push_decimal(&mut element_key, u64::from(slot));
-                    map.push(Element::mapping(element_key, target.clone()));
+                    push(slot, target.clone());
                     slot += 1;
+                }
+            }
+            if !table.is_empty() {
+                let targets: Vec<String> = backends.iter().map(backend_target).collect();
+                for (slot, backend) in table.into_iter().enumerate() {
+                    push(slot as u32, targets[backend as usize].clone());
                 }
             }
             self.groups.insert(group);
             self.pickers.insert((group, remembers));
-            pickers[set as usize] = Some((modulus, remembers));
+            pickers[set as usize] = Some((modulus, service.selection, remembers));
             if let Some(port) = port {
                 self.affinity_lookups.insert((kind, set));
                 self.push_owned(
@@ -523,6 +561,9 @@ impl<'a> FamilyEmitter<'a> {
         for (name, spec) in &self.affinity_maps {
             out.push(map(name.clone(), spec.clone()));
         }
+        // Source-hash maps are declared with `numgen` too: the key is the
+        // same 32-bit integer, and nft 1.0.6 crashes listing a map whose
+        // `typeof` names `jhash`.
         for group in &self.groups {
             let key = self.key_expr(group.0);
             out.push(map(
@@ -645,10 +686,12 @@ impl<'a> FamilyEmitter<'a> {
         rules
     }
 
-    /// One chain per backend group: draw a slot at random and translate,
-    /// in one map lookup. Frontends with session affinity have a chain of
-    /// their own per group, which first jumps to the frontend's lookup
-    /// chain (a remembered client is translated there; a miss returns).
+    /// One chain per backend group: draw a slot at random (or hash the
+    /// client's address into one, for source-hash groups, with the seed
+    /// every node shares) and translate, in one map lookup. Frontends with
+    /// session affinity have a chain of their own per group, which first
+    /// jumps to the frontend's lookup chain (a remembered client is
+    /// translated there; a miss returns).
     fn dnat_chains(&self, out: &mut Vec<Object>) {
         let s = self.syntax;
         for (group, remembers) in &self.pickers {
@@ -660,16 +703,33 @@ impl<'a> FamilyEmitter<'a> {
                     affinity::lookup_map(group.0.name(), group.1)
                 ));
             }
+            let slot = match group.3 {
+                Selection::Random => format!("numgen random mod {}", group.2),
+                Selection::SourceHash => format!(
+                    "jhash {} saddr mod {} seed {:#010x}",
+                    s.addr,
+                    group.2,
+                    selection::SEED
+                ),
+            };
             rules.push(format!(
-                "meta l4proto {{ tcp, udp, sctp }} dnat {} to {} . numgen random mod {} map @{}",
+                "meta l4proto {{ tcp, udp, sctp }} dnat {} to {} . {slot} map @{}",
                 s.family,
                 self.key_expr(group.0),
-                group.2,
                 backends_map(*group)
             ));
             out.push(chain(&dnat_chain(*group, *remembers), rules));
         }
     }
+}
+
+/// A backends map value: `address . port`.
+fn backend_target(backend: &Backend) -> String {
+    let mut target = String::with_capacity(24);
+    push_ip(&mut target, &backend.address);
+    target.push_str(" . ");
+    push_decimal(&mut target, u64::from(backend.port));
+    target
 }
 
 /// Appends `ip` as `Display` writes it; IPv4 without `fmt`, whose
@@ -705,13 +765,16 @@ fn action(kind: KeyKind, route: Route, pickers: Pickers) -> String {
             // `frontend` makes a picker for every set a route forwards to;
             // that the set is not empty (so the modulus is at least 1) is
             // the IR's invariant, which `ir::validate` checks.
-            let (modulus, remembers) = pickers[set as usize]
+            let (modulus, selection, remembers) = pickers[set as usize]
                 .expect("frontend() makes a picker for every set a Forward route names");
             debug_assert!(
                 modulus >= 1,
                 "IR invariant: a Forward route names a non-empty set"
             );
-            format!("{mark}goto {}", dnat_chain((kind, set, modulus), remembers))
+            format!(
+                "{mark}goto {}",
+                dnat_chain((kind, set, modulus, selection), remembers)
+            )
         }
         Route::Reject => format!("goto {REFUSE}"),
         Route::Drop => "drop".to_string(),
@@ -734,8 +797,9 @@ fn route_word(route: &Route) -> String {
 
 /// `vip-cluster-masq-c2` when every class is routed alike to a cluster
 /// group of 2 slots, otherwise like
-/// `vip-node-cluster-masq-pods-cluster-external-local-c3-l1` (`a` marks
-/// the group chain of frontends with session affinity).
+/// `vip-node-cluster-masq-pods-cluster-external-local-c3-l1` (`h` marks a
+/// source-hash group, `a` the group chain of frontends with session
+/// affinity).
 fn route_chain_name(kind: KeyKind, routing: &Routing, pickers: Pickers) -> String {
     let mut name = if routing.node == routing.external && routing.pods == routing.external {
         format!("{}-{}", kind.name(), route_word(&routing.external))
@@ -749,10 +813,15 @@ fn route_chain_name(kind: KeyKind, routing: &Routing, pickers: Pickers) -> Strin
         )
     };
     for (letter, picker) in ["c", "l"].iter().zip(pickers) {
-        if let Some((modulus, remembers)) = picker {
+        if let Some((modulus, selection, remembers)) = picker {
             let _ = write!(
                 name,
-                "-{letter}{modulus}{}",
+                "-{letter}{modulus}{}{}",
+                if selection == Selection::SourceHash {
+                    "h"
+                } else {
+                    ""
+                },
                 if remembers { "a" } else { "" }
             );
         }
@@ -842,8 +911,8 @@ fn forwarded_sets(frontend: &Frontend) -> BTreeSet<SetKind> {
 }
 
 /// What the shared objects of a table are made for, as entries use them:
-/// backend groups, dnat chains (a group's, with or without session
-/// affinity) and route chains (by key kind, routing and pickers, with their
+/// backend groups (slot count and selection), dnat chains (a group's, with
+/// or without session affinity) and route chains (by key kind, routing and pickers, with their
 /// names). The emitter's `frontend` decides the same while it writes
 /// elements.
 struct Features {
@@ -866,10 +935,11 @@ fn features<'a>(entries: impl Iterator<Item = &'a Entry>, family: Family) -> Fea
             let kind = KeyKind::of(frontend);
             let mut pickers = [None, None];
             for set in forwarded_sets(frontend) {
-                let group = (kind, set, slot_count(entry.backends.get(set)));
+                let slots = group_slots(entry.backends.get(set), entry.selection);
+                let group = (kind, set, slots, entry.selection);
                 features.groups.insert(group);
                 features.pickers.insert((group, remembers));
-                pickers[set as usize] = Some((group.2, remembers));
+                pickers[set as usize] = Some((slots, entry.selection, remembers));
             }
             features
                 .routes
@@ -990,6 +1060,7 @@ mod tests {
                 backends: Default::default(),
                 affinity_timeout_seconds: None,
                 health_check_node_port: None,
+                selection: Default::default(),
             })],
         };
         let text = emit(&ruleset);

@@ -50,6 +50,7 @@ fn clusterip(name: &str, ip: IpAddr, backends: &[IpAddr]) -> Entry {
         },
         affinity_timeout_seconds: None,
         health_check_node_port: None,
+        selection: Default::default(),
     }
 }
 

@@ -91,6 +91,7 @@ fn valid() -> Ruleset {
         },
         affinity_timeout_seconds: None,
         health_check_node_port: None,
+        selection: Default::default(),
     };
     let b4 = Entry {
         name: "b".into(),
