@@ -322,6 +322,30 @@ impl<'t> Reconcile<'t> {
     }
 }
 
+impl Reconcile<'_> {
+    /// After reconcile stopped: the ruleset it left lists exactly as one
+    /// `knc apply` of the current revision into clean tables.
+    fn assert_lists_like_a_fresh_apply(&self) {
+        let topo = self.topo;
+        let live = normalised(topo);
+        let state = self.state.to_str().unwrap().to_owned();
+        let (status, err, _) = knc_in(topo, &["cleanup", "--state-dir", &state]);
+        assert!(status.success(), "knc cleanup: {status}\n{err}");
+        let fresh_state = topo.dir().join("fresh-state");
+        let current = self.current();
+        let mut args = vec!["apply", current.to_str().unwrap()];
+        args.extend(NODE_FLAGS);
+        args.extend(["--state-dir", fresh_state.to_str().unwrap()]);
+        let (status, err, _) = knc_in(topo, &args);
+        assert!(status.success(), "knc apply: {status}\n{err}");
+        assert_eq!(
+            live,
+            normalised(topo),
+            "the ruleset reconcile left differs from a fresh apply of the current revision"
+        );
+    }
+}
+
 impl Drop for Reconcile<'_> {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.get_mut().take() {
@@ -481,22 +505,7 @@ fn reconcile_under_change_drops_no_probe() {
     topo.tcp(From::Client, "10.96.3.1:80", SPREAD)
         .assert_pods(&["s-a", "s-b"]);
 
-    let live = normalised(&topo);
-    let state = r.state.to_str().unwrap().to_owned();
-    let (status, err, _) = knc_in(&topo, &["cleanup", "--state-dir", &state]);
-    assert!(status.success(), "knc cleanup: {status}\n{err}");
-    let fresh_state = topo.dir().join("fresh-state");
-    let current = r.current();
-    let mut args = vec!["apply", current.to_str().unwrap()];
-    args.extend(NODE_FLAGS);
-    args.extend(["--state-dir", fresh_state.to_str().unwrap()]);
-    let (status, err, _) = knc_in(&topo, &args);
-    assert!(status.success(), "knc apply: {status}\n{err}");
-    assert_eq!(
-        live,
-        normalised(&topo),
-        "the ruleset reconcile left differs from a fresh apply of the last revision"
-    );
+    r.assert_lists_like_a_fresh_apply();
 }
 
 /// The text form of a key in nft's JSON listing (`a . b . c`).
@@ -969,20 +978,5 @@ fn edits_in_place_leave_what_a_cold_apply_leaves() {
     );
     let status = r.stop(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "stderr:\n{}", r.stderr());
-    let live = normalised(&topo);
-    let state = r.state.to_str().unwrap().to_owned();
-    let (status, err, _) = knc_in(&topo, &["cleanup", "--state-dir", &state]);
-    assert!(status.success(), "knc cleanup: {status}\n{err}");
-    let fresh_state = topo.dir().join("fresh-state");
-    let current = r.current();
-    let mut args = vec!["apply", current.to_str().unwrap()];
-    args.extend(NODE_FLAGS);
-    args.extend(["--state-dir", fresh_state.to_str().unwrap()]);
-    let (status, err, _) = knc_in(&topo, &args);
-    assert!(status.success(), "knc apply: {status}\n{err}");
-    assert_eq!(
-        live,
-        normalised(&topo),
-        "the ruleset reconcile left differs from a fresh apply of the same files"
-    );
+    r.assert_lists_like_a_fresh_apply();
 }
