@@ -331,12 +331,7 @@ impl Selection {
 impl Entry {
     /// `namespace/name:port` as kube-proxy names a service port.
     pub fn display_name(&self) -> String {
-        let mut name = crate::names::object_key(&self.namespace, &self.name);
-        if !self.port_name.is_empty() {
-            name.push(':');
-            name.push_str(&self.port_name);
-        }
-        name
+        crate::names::service_port(&self.namespace, &self.name, &self.port_name)
     }
 }
 

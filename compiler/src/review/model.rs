@@ -98,12 +98,7 @@ pub struct ServicePortChange {
 impl ServicePortChange {
     /// `namespace/name:port` as kube-proxy names a Service port.
     pub fn display_name(&self) -> String {
-        let mut name = crate::names::object_key(&self.namespace, &self.name);
-        if !self.port_name.is_empty() {
-            name.push(':');
-            name.push_str(&self.port_name);
-        }
-        name
+        crate::names::service_port(&self.namespace, &self.name, &self.port_name)
     }
 }
 
@@ -137,14 +132,8 @@ impl Share {
     }
 }
 
-/// A class of connection source, as the rules tell them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceClass {
-    Node,
-    Pods,
-    External,
-}
+/// A class of connection source, as the rules tell them apart (explain's).
+pub use crate::explain::SourceClass;
 
 /// How a new connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
