@@ -274,6 +274,17 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "IP")]
     pub from: Option<std::net::IpAddr>,
 
+    /// The client is a process on this node: explained as the node, also
+    /// from a local address its Node object does not list.
+    #[arg(long, conflicts_with = "in_interface")]
+    pub from_this_node: bool,
+
+    /// The interface the connection arrives on at the node. Under the
+    /// InterfaceNamePrefix and BridgeInterface detect-local modes it tells
+    /// a pod from an outside client, which no address can.
+    #[arg(long, value_name = "NAME")]
+    pub in_interface: Option<String>,
+
     #[command(flatten)]
     pub options: RequiredNodeOptions,
 

@@ -20,6 +20,8 @@ pub fn run(args: &ExplainArgs, verbose: bool) -> Outcome {
         port: to.port(),
         protocol,
         from: args.from,
+        from_this_node: args.from_this_node,
+        arrives_on: args.in_interface.clone(),
     };
     match args.output {
         ExplainOutput::Text => print_output(&explain::explain(&ruleset, &query)),

@@ -149,6 +149,8 @@ fn explain_names_the_addresses_that_share_affinity_in_the_nft_output() {
                 port: frontend.port,
                 protocol: entry.protocol,
                 from: None,
+                from_this_node: false,
+                arrives_on: None,
             };
             let text = explain(&ruleset, &query);
             let sentence = text

@@ -12,14 +12,14 @@ use std::process::Command;
 use knc_compiler::explain::{explain, explanation, Query, Reason, SourceVerdict, Verdict};
 use knc_compiler::ir::{Family, FrontendKind, Ruleset, SetKind};
 
-/// A `--to` and an optional `--from`.
-type Probe<'a> = (&'a str, Option<&'a str>);
+/// A `--to`, an optional `--from` and further arguments.
+type Probe<'a> = (&'a str, Option<&'a str>, &'a [&'a str]);
 
 /// `knc explain --output json` of `fixture` for each `--to`/`--from` pair,
 /// each output as printed after a comment line naming its query.
 fn explain_json(fixture: &str, queries: &[Probe]) -> String {
     let mut all = String::new();
-    for (to, from) in queries {
+    for (to, from, extra) in queries {
         let mut args = vec![
             "explain".to_string(),
             format!("fixtures/{fixture}"),
@@ -35,6 +35,7 @@ fn explain_json(fixture: &str, queries: &[Probe]) -> String {
         if let Some(from) = from {
             args.extend(["--from".to_string(), from.to_string()]);
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let out = Command::new(env!("CARGO_BIN_EXE_knc"))
             .current_dir(common::root())
             .args(&args)
@@ -60,29 +61,59 @@ fn json_explanations_of_fixtures() {
         (
             "etp-local",
             &[
-                ("172.30.0.1:30010", None),
-                ("203.0.113.10:80", Some("192.0.2.1")),
-                ("10.96.1.11:80", Some("10.244.2.9")),
+                ("172.30.0.1:30010", None, &[]),
+                ("203.0.113.10:80", Some("192.0.2.1"), &[]),
+                ("10.96.1.11:80", Some("10.244.2.9"), &[]),
             ],
         ),
         (
             "session-affinity",
-            &[("10.96.0.100:80", Some("10.244.2.9"))],
+            &[("10.96.0.100:80", Some("10.244.2.9"), &[])],
         ),
         (
             "source-ranges",
             &[
-                ("203.0.113.30:443", Some("192.0.2.1")),
-                ("203.0.113.30:443", Some("198.51.100.7")),
+                ("203.0.113.30:443", Some("192.0.2.1"), &[]),
+                ("203.0.113.30:443", Some("198.51.100.7"), &[]),
             ],
         ),
         (
             "no-endpoints",
             &[
-                ("10.96.0.60:80", None),
-                ("10.96.0.60:81", None),
-                ("10.96.9.9:80", None),
-                ("192.0.2.200:80", None),
+                ("10.96.0.60:80", None, &[]),
+                ("10.96.0.60:81", None, &[]),
+                ("10.96.9.9:80", None, &[]),
+                ("192.0.2.200:80", None, &[]),
+            ],
+        ),
+        (
+            "source-hash",
+            &[
+                ("10.96.0.90:11211", Some("10.244.3.7"), &[]),
+                ("[fd00:10:96::90]:11211", Some("fd00:10:244:3::7"), &[]),
+                // The client is a backend (hairpin), a process on the node
+                // from an address its Node object does not list.
+                ("10.96.0.90:11211", Some("10.244.1.5"), &[]),
+                (
+                    "10.96.0.90:11211",
+                    Some("192.168.99.1"),
+                    &["--from-this-node"],
+                ),
+            ],
+        ),
+        (
+            "detect-local-interface-prefix",
+            &[
+                (
+                    "10.96.1.10:80",
+                    Some("10.244.2.9"),
+                    &["--in-interface", "cali12"],
+                ),
+                (
+                    "10.96.1.10:80",
+                    Some("10.244.2.9"),
+                    &["--in-interface", "eth0"],
+                ),
             ],
         ),
     ];
@@ -288,6 +319,8 @@ fn json_and_text_agree_on_every_verdict() {
                         port: frontend.port,
                         protocol: entry.protocol,
                         from,
+                        from_this_node: false,
+                        arrives_on: None,
                     });
                 }
                 // A wrong port on the same address.
@@ -296,6 +329,8 @@ fn json_and_text_agree_on_every_verdict() {
                     port: frontend.port.wrapping_add(1),
                     protocol: entry.protocol,
                     from: None,
+                    from_this_node: false,
+                    arrives_on: None,
                 });
             }
         }
@@ -306,6 +341,8 @@ fn json_and_text_agree_on_every_verdict() {
                     port: 80,
                     protocol: knc_compiler::ir::Protocol::Tcp,
                     from: None,
+                    from_this_node: false,
+                    arrives_on: None,
                 });
             }
         }

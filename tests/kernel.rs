@@ -10,7 +10,17 @@
 //!
 //! * `harness_selftest`: hand-written nft rulesets (DNAT, hairpin
 //!   masquerade, NodePort-style DNAT, reject) prove the topology, the pod
-//!   servers and the probes, independently of knc.
+//!   servers and the probes, independently of knc; and a wrong prediction
+//!   fails a probe.
+//!
+//! Every probe is also a test of `knc explain` (`predict.rs`): its attempts
+//! are checked against `knc explain --output json` for the inputs node1's
+//! rules came from (who may answer, the source the pod sees, refused or
+//! dropped), and the probe panics when they disagree. The harness knows
+//! what node1 runs when it loads its own compile; tests that change the
+//! rules otherwise (`knc apply`, `knc reconcile`, an incremental
+//! transaction) say so with `Topology::rules_are`. With
+//! `KNC_PREDICT_TALLY=FILE` each probe run appends a line to FILE.
 //! * `services`: the issue #2 list, through `knc compile` output.
 //! * `semantics`: further design §3 behaviour (traffic policies, session
 //!   affinity, terminating fallback, LoadBalancer source ranges).
@@ -65,6 +75,8 @@ mod matrix;
 mod netns;
 #[path = "kernel/pods.rs"]
 mod pods;
+#[path = "kernel/predict.rs"]
+mod predict;
 #[path = "kernel/probe.rs"]
 mod probe;
 #[path = "kernel/reconcile.rs"]

@@ -19,12 +19,19 @@ pub use explanation::{
 };
 
 /// A connection to explain: destination, protocol and optionally the source.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Query {
     pub to: IpAddr,
     pub port: u16,
     pub protocol: Protocol,
     pub from: Option<IpAddr>,
+    /// The client is a process on this node: the `node` class whatever its
+    /// source address (a local address need not be listed in the Node
+    /// object, so the address alone cannot tell).
+    pub from_this_node: bool,
+    /// The interface the connection arrives on at this node: under an
+    /// interface detector it decides whether the source is a pod.
+    pub arrives_on: Option<String>,
 }
 
 /// Which source class a client falls in, as the rules tell them apart.
@@ -132,18 +139,33 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
     out
 }
 
-/// The source classes `query` is explained for: its source's class, both
-/// classes an address may be under an interface detector, or all three
-/// without a source.
+/// The source classes `query` is explained for: its source's class; under
+/// an interface detector the arrival interface's class, or both classes an
+/// address may be when it is not given; all three when nothing tells.
 fn classes(ruleset: &Ruleset, query: &Query) -> Vec<SourceClass> {
-    match query.from {
-        Some(from)
-            if !ruleset.local_detector.is_cidrs() && !ruleset.node_addresses.contains(&from) =>
-        {
-            vec![SourceClass::Pods, SourceClass::External]
-        }
-        Some(from) => vec![classify(ruleset, from)],
-        None => vec![SourceClass::Node, SourceClass::Pods, SourceClass::External],
+    const ALL: [SourceClass; 3] = [SourceClass::Node, SourceClass::Pods, SourceClass::External];
+    const ARRIVING: [SourceClass; 2] = [SourceClass::Pods, SourceClass::External];
+    let local = query.from_this_node
+        || query
+            .from
+            .is_some_and(|from| ruleset.node_addresses.contains(&from));
+    if local {
+        return vec![SourceClass::Node];
+    }
+    if !ruleset.local_detector.is_cidrs() {
+        return match &query.arrives_on {
+            Some(interface) if ruleset.local_detector.matches_interface(interface) => {
+                vec![SourceClass::Pods]
+            }
+            Some(_) => vec![SourceClass::External],
+            None if query.from.is_some() => ARRIVING.to_vec(),
+            None => ALL.to_vec(),
+        };
+    }
+    match (query.from, &query.arrives_on) {
+        (Some(from), _) => vec![classify(ruleset, from)],
+        (None, Some(_)) => ARRIVING.to_vec(),
+        (None, None) => ALL.to_vec(),
     }
 }
 
@@ -221,7 +243,11 @@ fn describe_route(
             };
             for (backend, share) in backends.iter().zip(shares(service, backends)) {
                 let share = 100.0 * share;
-                writeln!(out, "    {:<28} {share:5.1} %", endpoint(backend))?;
+                write!(out, "    {:<28} {share:5.1} %", endpoint(backend))?;
+                if from == Some(backend.address) {
+                    write!(out, "  (the client itself: hairpin, masqueraded)")?;
+                }
+                writeln!(out)?;
             }
             if let (true, Some(from)) = (hashed, from) {
                 let size = table.len() as u32;
@@ -434,6 +460,8 @@ mod tests {
             port,
             protocol: Protocol::Tcp,
             from: from.map(|f| f.parse().unwrap()),
+            from_this_node: false,
+            arrives_on: None,
         }
     }
 
@@ -491,6 +519,56 @@ mod tests {
         );
         let text = explain(&rs, &query("172.30.0.1", 30080, Some("172.30.0.1")));
         assert_eq!(text.matches("From ").count(), 1, "{text}");
+    }
+
+    /// What the address cannot tell, the query can: a process on the node
+    /// from an unlisted local address, and the interface a connection
+    /// arrives on under an interface detector.
+    #[test]
+    fn the_node_and_the_arrival_interface_decide_the_class() {
+        let mut rs = ruleset();
+        let mut q = query("10.96.0.1", 80, Some("172.30.1.1"));
+        assert_eq!(classes(&rs, &q), vec![SourceClass::External]);
+        q.from_this_node = true;
+        assert_eq!(classes(&rs, &q), vec![SourceClass::Node]);
+
+        rs.cluster_cidrs.clear();
+        rs.local_detector = LocalDetector::InterfacePrefix("cali".into());
+        let mut q = query("10.96.0.1", 80, Some("10.244.7.7"));
+        assert_eq!(
+            classes(&rs, &q),
+            vec![SourceClass::Pods, SourceClass::External]
+        );
+        q.arrives_on = Some("cali7".into());
+        assert_eq!(classes(&rs, &q), vec![SourceClass::Pods]);
+        q.arrives_on = Some("eth0".into());
+        assert_eq!(classes(&rs, &q), vec![SourceClass::External]);
+        rs.local_detector = LocalDetector::Interface("cni0".into());
+        assert_eq!(classes(&rs, &q), vec![SourceClass::External]);
+        q.arrives_on = Some("cni0".into());
+        assert_eq!(classes(&rs, &q), vec![SourceClass::Pods]);
+    }
+
+    /// A client reaching itself through the Service comes back
+    /// masqueraded whatever its class's masquerade says.
+    #[test]
+    fn a_client_that_is_a_backend_is_told_it_hairpins() {
+        let rs = ruleset();
+        let text = explain(&rs, &query("10.96.0.1", 80, Some("10.244.1.1")));
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("10.244.1.1:8080")
+                    && l.ends_with("50.0 %  (the client itself: hairpin, masqueraded)")),
+            "{text}"
+        );
+        let e = explanation(&rs, &query("10.96.0.1", 80, Some("10.244.1.1")));
+        let Verdict::Forwarded { backends, .. } = &e.sources[0].verdict else {
+            panic!("{e:#?}");
+        };
+        assert_eq!(
+            backends.iter().map(|b| b.hairpin).collect::<Vec<_>>(),
+            vec![true, false]
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Backend, From, Pod, Topology};
+use crate::harness::{Backend, From, Inputs, Pod, Rules, Topology};
 use crate::incremental::normalised;
 use crate::manifests::{cluster, ep, http_service, http_slice};
 use crate::{backend_tests, require_kernel};
@@ -113,6 +113,14 @@ pub(crate) struct Knc<'t> {
     state: PathBuf,
 }
 
+/// The cluster settings every `knc apply` and `knc compile` here gets.
+const SETTINGS: [&str; 4] = [
+    "--cluster-cidr",
+    "10.244.0.0/16",
+    "--service-cidr",
+    "10.96.0.0/16",
+];
+
 /// Numbers the directories [`Knc`] creates (unique in this process, so
 /// several `Knc`s may share one topology).
 fn next() -> usize {
@@ -164,49 +172,61 @@ impl<'t> Knc<'t> {
         cmd
     }
 
-    /// The `knc apply` command for `manifests` with `extra` arguments.
-    fn apply_command(&self, manifests: &str, extra: &[&str]) -> Command {
+    /// The `knc apply` command for `manifests` with `extra` arguments,
+    /// and the inputs it applies.
+    fn apply_command(&self, manifests: &str, extra: &[&str]) -> (Command, Inputs) {
         let dir = self.write(manifests);
         let mut cmd = self.command(&["apply"]);
         cmd.arg(&dir)
             .args(["--node", "node1"])
-            .args(["--cluster-cidr", "10.244.0.0/16"])
-            .args(["--service-cidr", "10.96.0.0/16"])
+            .args(SETTINGS)
             .args(["--backend", self.backend_arg()])
             .arg("--state-dir")
             .arg(&self.state)
             .args(extra);
-        cmd
+        (cmd, Inputs::new(dir, &[&SETTINGS[..], extra].concat()))
     }
 
     fn run(mut cmd: Command) -> Run {
         Run::from_output(cmd.output().expect("run knc"))
     }
 
-    /// `knc apply` of `manifests`.
-    pub(crate) fn apply(&self, manifests: &str) -> Run {
-        Knc::run(self.apply_command(manifests, &[]))
+    /// Runs an apply; when it succeeds, node1 runs `inputs`' rules.
+    fn run_apply(&self, (cmd, inputs): (Command, Inputs)) -> Run {
+        let run = Knc::run(cmd);
+        if run.code == Some(0) {
+            self.topo.rules_are(Rules::Compiled(vec![inputs]));
+        }
+        run
     }
 
-    /// `knc apply --dry-run` of `manifests`.
+    /// `knc apply` of `manifests`.
+    pub(crate) fn apply(&self, manifests: &str) -> Run {
+        self.run_apply(self.apply_command(manifests, &[]))
+    }
+
+    /// `knc apply --dry-run` of `manifests` (changes nothing).
     fn dry_run(&self, manifests: &str) -> Run {
-        Knc::run(self.apply_command(manifests, &["--dry-run"]))
+        Knc::run(self.apply_command(manifests, &["--dry-run"]).0)
     }
 
     /// `knc apply` of `manifests` with `dir` first in `PATH`.
     fn apply_with_path_first(&self, manifests: &str, dir: &Path) -> Run {
-        let mut cmd = self.apply_command(manifests, &[]);
+        let (mut cmd, inputs) = self.apply_command(manifests, &[]);
         let path = std::env::var("PATH").unwrap_or_default();
         cmd.env("PATH", format!("{}:{path}", dir.display()));
-        Knc::run(cmd)
+        self.run_apply((cmd, inputs))
     }
 
-    /// `knc apply` of `manifests`, started and not waited for.
+    /// `knc apply` of `manifests`, started and not waited for: node1 runs
+    /// the old rules or these (the test says which once it knows).
     fn spawn_apply(&self, manifests: &str) -> Child {
-        let mut cmd = self.apply_command(manifests, &[]);
+        let (mut cmd, _) = self.apply_command(manifests, &[]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        self.topo
+            .rules_are(Rules::Unknown("a knc apply killed midway".into()));
         cmd.spawn().expect("spawn knc apply")
     }
 
@@ -214,7 +234,11 @@ impl<'t> Knc<'t> {
     fn cleanup(&self) -> Run {
         let mut cmd = self.command(&["cleanup", "--backend", "all", "--state-dir"]);
         cmd.arg(&self.state);
-        Knc::run(cmd)
+        let run = Knc::run(cmd);
+        if run.code == Some(0) {
+            self.topo.rules_are(Rules::Nothing);
+        }
+        run
     }
 
     /// `knc compile` of `manifests` for node1 with `extra` arguments (the
@@ -225,8 +249,7 @@ impl<'t> Knc<'t> {
             .arg("compile")
             .arg(&dir)
             .args(["--node", "node1"])
-            .args(["--cluster-cidr", "10.244.0.0/16"])
-            .args(["--service-cidr", "10.96.0.0/16"])
+            .args(SETTINGS)
             .args(extra)
             .output()
             .expect("run knc compile");

@@ -65,10 +65,13 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::netns::Netns;
 use crate::pods::PodServer;
+use crate::predict::{self, Explainer, Origin, World};
+pub use crate::predict::{Inputs, Rules};
 use crate::probe::{self, Probes, Proto};
 
 /// Attempts needed to see every one of two equally weighted endpoints
@@ -230,6 +233,8 @@ impl Loader {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub texts: Vec<(Loader, String)>,
+    /// What the texts were compiled from.
+    pub inputs: Inputs,
 }
 
 impl Compiled {
@@ -274,6 +279,13 @@ pub struct Topology {
     /// Compiles pass the suite's `--service-cidr` flags (off for tests
     /// whose service CIDRs come from ServiceCIDR objects alone).
     service_cidr_flags: bool,
+    /// What node1's knc rules are: every probe is checked against what
+    /// `knc explain` predicts for them (see `predict.rs`).
+    rules: Mutex<Rules>,
+    explainer: Explainer,
+    /// Every text `knc compile` printed, with its inputs, so loading one
+    /// tells what node1 now runs.
+    compiled: Vec<(String, Inputs)>,
 }
 
 fn sysctl(key: &str, value: &'static str) -> (String, &'static str) {
@@ -350,6 +362,9 @@ impl Topology {
             backend,
             hooked: [false; 2],
             service_cidr_flags: true,
+            rules: Mutex::new(Rules::Nothing),
+            explainer: Explainer::default(),
+            compiled: Vec::new(),
         };
         for pod in pods {
             assert!(
@@ -540,6 +555,8 @@ impl Topology {
         self.probe_bound(from, proto, None, target, count)
     }
 
+    /// Probes, then checks every attempt against `knc explain` (panics
+    /// when they disagree).
     fn probe_bound(
         &self,
         from: From<'_>,
@@ -552,7 +569,101 @@ impl Topology {
         let mut probes = probe::probe_from(self.ns(from), proto, source, target, count);
         let bound = source.map_or(String::new(), |s| format!(" bound to {s}"));
         probes.what = format!("[{}] {:?} {target} from {from:?}{bound}", self.id, proto);
+        self.explained(from, proto, target, probes)
+    }
+
+    /// Returns `probes` (attempts from `from` to `target`) once each is
+    /// what `knc explain` predicts for node1's rules; panics otherwise. For
+    /// tests that send their own packets; [`Topology::tcp`] and the other
+    /// probes check themselves.
+    pub fn explained(
+        &self,
+        from: From<'_>,
+        proto: Proto,
+        target: SocketAddr,
+        probes: Probes,
+    ) -> Probes {
+        let rules = self.rules.lock().unwrap().clone();
+        if let Err(disagreement) = predict::check(
+            &rules,
+            &self.explainer,
+            &self.world(),
+            proto,
+            target,
+            probes.source,
+            &self.origin(from),
+            &probes,
+        ) {
+            panic!("[{}] {disagreement}\n{probes:?}", self.id);
+        }
         probes
+    }
+
+    /// How explain is told where a probe from `from` comes from: node1
+    /// itself, or the node1 interface it arrives on (a pod of node1 on its
+    /// veth, a pod of node2 over `n2`, the client over `cl`).
+    fn origin(&self, from: From<'_>) -> Origin {
+        let interface = match from {
+            From::Node1 => None,
+            From::Client => Some("cl".to_owned()),
+            From::Pod(name) => {
+                let (pod, _) = self
+                    .pods
+                    .iter()
+                    .find(|(p, _)| p.name == name)
+                    .unwrap_or_else(|| panic!("no pod named {name}"));
+                Some(if pod.node() == 1 {
+                    pod.host_veth()
+                } else {
+                    "n2".to_owned()
+                })
+            }
+        };
+        Origin {
+            this_node: matches!(from, From::Node1),
+            interface,
+        }
+    }
+
+    /// The topology's facts a prediction is checked with.
+    fn world(&self) -> World {
+        World {
+            pods: self
+                .pods
+                .iter()
+                .map(|(p, _)| (p.name.clone(), vec![IpAddr::V4(p.ip), IpAddr::V6(p.ip6())]))
+                .collect(),
+            node1_local: NODE1_LOCAL.iter().chain(&NODE1_LOCAL6).copied().collect(),
+            backend: self.backend,
+        }
+    }
+
+    /// Says what node1's knc rules now are, for rules the harness did not
+    /// load from its own compile (an incremental transaction, `knc apply`,
+    /// `knc reconcile`, `knc cleanup`).
+    pub fn rules_are(&self, rules: Rules) {
+        *self.rules.lock().unwrap() = rules;
+    }
+
+    /// Loads a hand-written nft script (the harness self-test): not knc's
+    /// output, so probes are not predicted while it is loaded.
+    pub fn load_hand_written_nft(&mut self, text: &str) {
+        self.load_nft(text);
+        self.rules_are(Rules::HandWritten);
+    }
+
+    /// Records that node1 now runs `text`: knc's rules of the inputs it was
+    /// compiled from, or unknown rules.
+    fn loaded_text(&self, loader: Loader, text: &str) {
+        let rules = match self.compiled.iter().rev().find(|(t, _)| t == text) {
+            Some((_, inputs)) => Rules::Compiled(vec![inputs.clone()]),
+            None => Rules::Unknown(format!(
+                "{} input of {} lines",
+                loader.program(),
+                text.lines().count()
+            )),
+        };
+        self.rules_are(rules);
     }
 
     /// The address of pod `name`.
@@ -598,7 +709,7 @@ impl Topology {
     /// Like [`Topology::compile`], with extra `knc compile` settings (e.g.
     /// `--masquerade-all`) for every loader.
     pub fn compile_flags(&mut self, manifests: &str, flags: &[&str]) -> Compiled {
-        let texts = self
+        let texts: Vec<(Loader, String)> = self
             .loaders()
             .iter()
             .map(|&loader| {
@@ -619,7 +730,14 @@ impl Topology {
                 (loader, text)
             })
             .collect();
-        Compiled { texts }
+        let inputs = self
+            .compiled
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == texts[0].1)
+            .map(|(_, inputs)| inputs.clone())
+            .expect("the compile was recorded");
+        Compiled { texts, inputs }
     }
 
     /// From now on, compiles pass no `--service-cidr` flag: the service
@@ -644,15 +762,19 @@ impl Topology {
         } else {
             &[]
         };
+        let settings: Vec<&str> = ["--cluster-cidr", "10.244.0.0/16"]
+            .iter()
+            .chain(service_cidrs)
+            .chain(args)
+            .chain(&["--cluster-cidr", "fd00:10:244::/56"])
+            .chain(service_cidrs6)
+            .copied()
+            .collect();
         let out = Command::new(env!("CARGO_BIN_EXE_knc"))
             .arg("compile")
             .arg(&dir)
             .args(["--node", "node1"])
-            .args(["--cluster-cidr", "10.244.0.0/16"])
-            .args(service_cidrs)
-            .args(args)
-            .args(["--cluster-cidr", "fd00:10:244::/56"])
-            .args(service_cidrs6)
+            .args(&settings)
             .output()
             .expect("run knc");
         assert!(
@@ -668,6 +790,8 @@ impl Topology {
             "[{}] knc compile printed nothing",
             self.id
         );
+        self.compiled
+            .push((text.clone(), Inputs::new(dir, &settings)));
         text
     }
 
@@ -679,6 +803,7 @@ impl Topology {
         self.loaded.push((Loader::Nft, text.to_owned()));
         let file = file.to_str().expect("utf-8 path").to_owned();
         self.node1.exec("nft", &["-f", &file]);
+        self.loaded_text(Loader::Nft, text);
     }
 
     /// Loads `iptables-restore` input into node1 with `args` (e.g.
@@ -702,6 +827,7 @@ impl Topology {
         argv.push(&file);
         self.node1.exec(loader.program(), &argv);
         self.hooked[loader.family()] |= text.contains("-j KNC-SERVICES");
+        self.loaded_text(loader, text);
     }
 
     /// Loads knc output the way this topology's back end is loaded: `nft

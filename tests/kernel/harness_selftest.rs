@@ -1,9 +1,13 @@
 //! Proves the harness without knc: a hand-written DNAT ruleset loaded into
 //! node1 makes a pod reachable on a virtual IP, and before it is loaded the
 //! same virtual IP times out (so no test can pass vacuously because the
-//! topology answers by itself).
+//! topology answers by itself). And proves that the check every probe
+//! makes against `knc explain` fails a probe when the two disagree.
 
-use crate::harness::{From, Pod, Topology, CLIENT, FAST, NODE1_LOCAL};
+use std::panic::AssertUnwindSafe;
+
+use crate::harness::{Compiled, From, Pod, Rules, Topology, CLIENT, FAST, NODE1_LOCAL};
+use crate::manifests::{cluster, ep, http_service, http_slice};
 use crate::require_kernel;
 
 const DNAT: &str = "
@@ -54,7 +58,7 @@ fn harness_selftest() {
     // is a dead end, so this is a timeout, not an error.
     topo.tcp(From::Client, "10.96.0.99:80", 1).assert_timeout();
 
-    topo.load_nft(DNAT);
+    topo.load_hand_written_nft(DNAT);
     topo.tcp(From::Client, "10.96.0.99:80", 5)
         .assert_pods(&["self-a"])
         .assert_port(8080)
@@ -103,7 +107,7 @@ fn harness_selftest_hairpin_nodeport_reject() {
         ],
     );
     topo.tcp(From::Client, "10.96.0.97:80", 1).assert_timeout();
-    topo.load_nft(HAIRPIN_REJECT);
+    topo.load_hand_written_nft(HAIRPIN_REJECT);
     topo.tcp(From::Pod("self2-a"), "10.96.0.98:80", 5)
         .assert_pods(&["self2-a"])
         .assert_sources_within(&NODE1_LOCAL);
@@ -113,4 +117,65 @@ fn harness_selftest_hairpin_nodeport_reject() {
     topo.assert_tcp_refused(&[From::Client, From::Pod("self2-c")], "10.96.0.97:80", 3);
     topo.udp(From::Client, "10.96.0.97:53", 3)
         .assert_refused_within(FAST);
+}
+
+/// The probes' explain check bites: node1 runs the rules of one cluster
+/// while the harness is told they are another's, and each kind of
+/// disagreement (who answers, the source the pod sees, refused instead of
+/// answered) fails the probe; told the truth, the same probes pass.
+#[test]
+fn probes_fail_when_explain_disagrees_with_the_kernel() {
+    require_kernel!("probes_fail_when_explain_disagrees_with_the_kernel");
+    let mut topo = Topology::build(
+        "self3",
+        &[
+            Pod::web("self3-a", "10.244.1.1"),
+            Pod::web("self3-b", "10.244.1.2"),
+            Pod::web("self3-c", "10.244.1.3"),
+        ],
+    );
+    let cluster_to = |ip| {
+        cluster(&[
+            &http_service("web", "10.96.0.50"),
+            &http_slice("web", &[ep(ip)]),
+        ])
+    };
+    let truth = topo.load_manifests(&cluster_to("10.244.1.1"));
+    let other_backend = topo.compile(&cluster_to("10.244.1.2"));
+    let masquerade_all = topo.compile_flags(&cluster_to("10.244.1.1"), &["--masquerade-all"]);
+    let no_endpoints = topo.compile(&cluster(&[&http_service("web", "10.96.0.50")]));
+    let disagreement = |topo: &Topology, from: From<'_>, said: &Compiled, expect: &str| {
+        topo.rules_are(Rules::Compiled(vec![said.inputs.clone()]));
+        let probed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            topo.tcp(from, "10.96.0.50:80", 2);
+        }));
+        let message = probed
+            .expect_err("the probe should fail: explain disagrees with the kernel")
+            .downcast::<String>()
+            .map(|m| *m)
+            .unwrap_or_default();
+        assert!(
+            message.contains("explain and the kernel disagree") && message.contains(expect),
+            "expected a disagreement naming {expect:?}, got:\n{message}"
+        );
+    };
+    disagreement(
+        &topo,
+        From::Client,
+        &other_backend,
+        "none of the backends explain named",
+    );
+    disagreement(
+        &topo,
+        From::Pod("self3-c"),
+        &masquerade_all,
+        "explain said masqueraded",
+    );
+    disagreement(&topo, From::Client, &no_endpoints, "explain said rejected");
+
+    topo.rules_are(Rules::Compiled(vec![truth.inputs.clone()]));
+    topo.tcp(From::Client, "10.96.0.50:80", 2)
+        .assert_pods(&["self3-a"]);
+    topo.tcp(From::Pod("self3-c"), "10.96.0.50:80", 2)
+        .assert_pods(&["self3-a"]);
 }

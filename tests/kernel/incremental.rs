@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{From, Pod, Topology};
+use crate::harness::{From, Pod, Rules, Topology};
 use crate::manifests::{cluster, ep, http_service, http_slice};
 use crate::require_kernel;
 
@@ -96,7 +96,7 @@ fn diff_applied_on_top_equals_a_full_load() {
     assert!(delta.starts_with("# knc incremental update"), "{delta}");
     assert!(!delta.contains("delete table"), "{delta}");
 
-    topo.load_manifests(&new);
+    let full = topo.load_manifests(&new);
     let expected = normalised(&topo);
     topo.load_manifests(&old);
     topo.tcp(From::Client, "10.96.2.2:80", 3)
@@ -107,6 +107,8 @@ fn diff_applied_on_top_equals_a_full_load() {
         expected,
         "delta differs from a full load:\n{delta}"
     );
+    // The delta made node1's rules those of a full load of `new`.
+    topo.rules_are(Rules::Compiled(vec![full.inputs]));
 
     topo.tcp(From::Client, "10.96.2.1:80", 30)
         .assert_pods(&["in-a", "in-b"]);

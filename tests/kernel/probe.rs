@@ -46,6 +46,9 @@ pub struct Attempt {
 pub struct Probes {
     pub what: String,
     pub attempts: Vec<Attempt>,
+    /// The address the attempts left with, as the kernel chose it (`None`:
+    /// no route to the target).
+    pub source: Option<IpAddr>,
 }
 
 impl fmt::Debug for Probes {
@@ -169,11 +172,12 @@ pub fn probe_from(
     count: usize,
 ) -> Probes {
     let ns_owned = ns.to_owned();
-    let attempts = thread::Builder::new()
+    let result = thread::Builder::new()
         .name(format!("probe-{ns}"))
         .spawn(move || {
             netns::enter(&ns_owned).unwrap_or_else(|e| panic!("setns into {ns_owned}: {e}"));
-            (0..count)
+            let leaves_with = route_source(source, target);
+            let attempts = (0..count)
                 .map(|_| {
                     let start = Instant::now();
                     let outcome = match (proto, source) {
@@ -186,15 +190,34 @@ pub fn probe_from(
                         elapsed: start.elapsed(),
                     }
                 })
-                .collect()
+                .collect();
+            (attempts, leaves_with)
         })
         .expect("spawn probe")
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    let (attempts, source) = result;
     Probes {
         what: format!("{proto:?} {target} from {ns}"),
         attempts,
+        source,
     }
+}
+
+/// The source address a connection to `target` leaves with: `source` when
+/// bound, else the one the kernel's route gives (a connected UDP socket
+/// sends nothing, it only asks the route).
+fn route_source(source: Option<IpAddr>, target: SocketAddr) -> Option<IpAddr> {
+    if source.is_some() {
+        return source;
+    }
+    let any: IpAddr = match target {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = UdpSocket::bind((any, 0)).ok()?;
+    socket.connect(target).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
 }
 
 fn classify(e: &std::io::Error) -> Outcome {
@@ -208,7 +231,8 @@ fn classify(e: &std::io::Error) -> Outcome {
     }
 }
 
-fn parse_reply(reply: &str) -> Outcome {
+/// A pod server's reply (`POD SEEN-SOURCE PORT`) as an outcome.
+pub fn parse_reply(reply: &str) -> Outcome {
     let mut words = reply.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some(pod), Some(src), Some(port)) => match (src.parse(), port.parse()) {

@@ -33,10 +33,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{From, Pod, Topology, SPREAD};
+use crate::harness::{From, Inputs, Pod, Rules, Topology, CLIENT, SPREAD};
 use crate::incremental::normalised;
 use crate::manifests::{cluster, ep, http_service, http_slice, slice, Ep, ServiceYaml};
 use crate::netns::Netns;
+use crate::probe::{parse_reply, Attempt, Probes, Proto};
 use crate::require_kernel;
 
 /// Where reconcile serves /metrics and /healthz, inside node1.
@@ -135,6 +136,9 @@ struct Reconcile<'t> {
     state: PathBuf,
     log: PathBuf,
     revisions: Cell<usize>,
+    /// The valid revisions node1 may run, newest first: the newest may not
+    /// be applied yet ([`Reconcile::wait_rounds`] narrows them to it).
+    live: RefCell<Vec<Inputs>>,
     child: RefCell<Option<Child>>,
     pid: u32,
 }
@@ -153,6 +157,7 @@ impl<'t> Reconcile<'t> {
             state,
             log,
             revisions: Cell::new(0),
+            live: RefCell::new(Vec::new()),
             child: RefCell::new(None),
             pid: 0,
         };
@@ -183,7 +188,20 @@ impl<'t> Reconcile<'t> {
             r.try_metric("knc_syncs_total{result=\"success\"}")
                 .is_some_and(|v| v >= 1.0)
         });
+        r.narrow();
         r
+    }
+
+    /// Tells the topology which revisions node1 may run now.
+    fn tell(&self) {
+        self.topo
+            .rules_are(Rules::Compiled(self.live.borrow().clone()));
+    }
+
+    /// A round read the newest revision: node1 runs it.
+    fn narrow(&self) {
+        self.live.borrow_mut().truncate(1);
+        self.tell();
     }
 
     /// The PATH reconcile reads: the symlink to the latest revision.
@@ -194,6 +212,23 @@ impl<'t> Reconcile<'t> {
     /// Writes `yaml` as the next revision directory and points `current` at
     /// it atomically (a new symlink renamed over the old, as git-sync does).
     fn swap(&self, yaml: &str) -> usize {
+        let n = self.write_revision(yaml);
+        let rev = self.manifests.join(format!("rev-{n}"));
+        self.live
+            .borrow_mut()
+            .insert(0, Inputs::new(rev, &NODE_FLAGS[2..]));
+        self.tell();
+        n
+    }
+
+    /// Like [`Reconcile::swap`], for a revision knc refuses (invalid
+    /// input is never applied: node1 keeps what it runs).
+    fn swap_invalid(&self, yaml: &str) -> usize {
+        self.write_revision(yaml)
+    }
+
+    /// Writes the next revision and points `current` at it.
+    fn write_revision(&self, yaml: &str) -> usize {
         let n = self.revisions.get() + 1;
         self.revisions.set(n);
         let rev = format!("rev-{n}");
@@ -292,10 +327,14 @@ impl<'t> Reconcile<'t> {
     /// may have started before the swap).
     fn wait_rounds(&self, n: usize, timeout: Duration) -> Duration {
         let goal = self.successes() + n as f64;
-        self.wait_until(timeout, &format!("{n} more successful rounds"), || {
+        let took = self.wait_until(timeout, &format!("{n} more successful rounds"), || {
             self.try_metric("knc_syncs_total{result=\"success\"}")
                 .is_some_and(|v| v >= goal)
-        })
+        });
+        if n >= 2 {
+            self.narrow();
+        }
+        took
     }
 
     /// SIGTERM by pid; the exit status, within `limit`.
@@ -338,6 +377,7 @@ impl Reconcile<'_> {
         args.extend(["--state-dir", fresh_state.to_str().unwrap()]);
         let (status, err, _) = knc_in(topo, &args);
         assert!(status.success(), "knc apply: {status}\n{err}");
+        self.narrow();
         assert_eq!(
             live,
             normalised(topo),
@@ -624,7 +664,7 @@ spec:
 "
         .to_owned(),
     );
-    r.swap(&cluster_of(&docs));
+    r.swap_invalid(&cluster_of(&docs));
     let took = r.wait_until(Duration::from_secs(5), "an invalid-input failure", || {
         r.try_metric(invalid_failures).is_some_and(|v| v > failures)
     });
@@ -787,11 +827,29 @@ fn udp_conntrack_to_a_removed_backend_is_cleared() {
         socket
     });
     let ask = |socket: &UdpSocket| -> String {
+        let sent = Instant::now();
         socket.send_to(b"who\n", target).expect("send");
         let mut buf = [0u8; 1500];
         let (n, from) = socket.recv_from(&mut buf).expect("a UDP answer within 2 s");
         assert_eq!(from, target, "answer from {from}");
-        pod_of(&String::from_utf8_lossy(&buf[..n]))
+        let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // The first datagram, and the first after the removed backend's
+        // entry went, are new connections: explain predicts them (and
+        // the flow's own backend is one of them otherwise).
+        topo.explained(
+            From::Client,
+            Proto::Udp,
+            target,
+            Probes {
+                what: format!("UDP {target} from the client's port 40053"),
+                attempts: vec![Attempt {
+                    outcome: parse_reply(&reply),
+                    elapsed: sent.elapsed(),
+                }],
+                source: Some(CLIENT),
+            },
+        );
+        pod_of(&reply)
     };
     let first = ask(&socket);
     let (gone, kept, gone_ip, kept_ip) = match first.as_str() {

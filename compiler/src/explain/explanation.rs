@@ -12,7 +12,10 @@ use super::{
     classes, find, sets_remembered_apart, shares, source_allowed, unmatched_verdict, Query,
     SourceClass,
 };
-use crate::ir::{Entry, Family, FrontendKind, LocalDetector, Protocol, Route, Ruleset, SetKind};
+use crate::ir::{
+    selection, Backend, Entry, Family, FrontendKind, LocalDetector, Protocol, Route, Ruleset,
+    Selection, SetKind,
+};
 
 /// What the node's ruleset does with one new connection.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,6 +41,12 @@ pub struct Connection {
     pub port: u16,
     pub protocol: Protocol,
     pub from: Option<IpAddr>,
+    /// `--from-this-node`: the client is a process on this node.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_this_node: bool,
+    /// `--in-interface`: the interface the connection arrives on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrives_on: Option<String>,
 }
 
 /// The frontend a connection reaches and the Service port behind it.
@@ -84,6 +93,10 @@ pub enum Verdict {
         backends: Vec<Candidate>,
         /// `sessionAffinity: ClientIP`, when the Service port has it.
         affinity: Option<Affinity>,
+        /// Selection by source-address hash, with the client's address
+        /// known: the backend each back end always sends it to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_hash: Option<SourceHash>,
     },
     /// Refused: TCP reset, ICMP unreachable otherwise.
     Rejected { reason: Reason },
@@ -119,6 +132,29 @@ pub struct Candidate {
     pub weight: u32,
     /// The chance this backend is chosen, 0 to 1; the candidates' sum to 1.
     pub probability: f64,
+    /// The client is this backend: the connection comes back to it with
+    /// the node's address as source (hairpin masquerade), whatever
+    /// `masquerade` says.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hairpin: bool,
+}
+
+/// Where selection by source-address hash sends one client: the slot its
+/// address hashes to and that slot's backend, per back end (iptables'
+/// `-m cluster` table is smaller, so it may differ).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceHash {
+    pub nft: HashedBackend,
+    pub iptables: HashedBackend,
+}
+
+/// The slot a client hashes to in a slot table and the backend there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HashedBackend {
+    pub slot: u32,
+    pub slots: u32,
+    pub address: IpAddr,
+    pub port: u16,
 }
 
 /// What session affinity remembers: a client per Service port, whichever
@@ -163,6 +199,7 @@ pub fn explanation(ruleset: &Ruleset, query: &Query) -> Explanation {
                         SourceClass::Pods => frontend.routing.pods,
                         SourceClass::External => frontend.routing.external,
                     },
+                    query.from,
                 ),
             },
         })
@@ -173,6 +210,8 @@ pub fn explanation(ruleset: &Ruleset, query: &Query) -> Explanation {
             port: query.port,
             protocol: query.protocol,
             from: query.from,
+            from_this_node: query.from_this_node,
+            arrives_on: query.arrives_on.clone(),
         },
         node: ruleset.node.clone(),
         local_detector: ruleset.local_detector.clone(),
@@ -193,7 +232,7 @@ pub fn explanation(ruleset: &Ruleset, query: &Query) -> Explanation {
     }
 }
 
-fn route_verdict(service: &Entry, route: Route) -> Verdict {
+fn route_verdict(service: &Entry, route: Route, from: Option<IpAddr>) -> Verdict {
     match route {
         Route::Reject => Verdict::Rejected {
             reason: Reason::NoUsableEndpoints,
@@ -214,6 +253,7 @@ fn route_verdict(service: &Entry, route: Route) -> Verdict {
                         port: b.port,
                         weight: b.weight,
                         probability,
+                        hairpin: from == Some(b.address),
                     })
                     .collect(),
                 affinity: service
@@ -231,8 +271,31 @@ fn route_verdict(service: &Entry, route: Route) -> Verdict {
                             .collect(),
                         sets_remembered_apart: sets_remembered_apart(service),
                     }),
+                source_hash: from
+                    .filter(|_| service.selection == Selection::SourceHash && !backends.is_empty())
+                    .map(|from| SourceHash {
+                        nft: hashed(backends, from, selection::slot_table(backends)),
+                        iptables: hashed(
+                            backends,
+                            from,
+                            selection::slot_table_of(backends, selection::SMALL_TABLE_SIZE),
+                        ),
+                    }),
             }
         }
+    }
+}
+
+/// The backend `from` hashes to in slot table `table` of `backends`.
+fn hashed(backends: &[Backend], from: IpAddr, table: Vec<u32>) -> HashedBackend {
+    let slots = table.len() as u32;
+    let slot = selection::slot_of(from, slots);
+    let backend = &backends[table[slot as usize] as usize];
+    HashedBackend {
+        slot,
+        slots,
+        address: backend.address,
+        port: backend.port,
     }
 }
 
@@ -252,6 +315,7 @@ mod tests {
             backend_set,
             backends,
             affinity,
+            source_hash: None,
         } = &e.sources[0].verdict
         else {
             panic!("{e:#?}");
@@ -298,6 +362,36 @@ mod tests {
         assert_eq!(affinity.shared_by.len(), 2);
         assert_eq!(affinity.shared_by[1].address, None);
         assert!(affinity.sets_remembered_apart);
+    }
+
+    /// With a source, selection by source hash names the backend each
+    /// back end's slot table gives it.
+    #[test]
+    fn source_hash_names_each_back_ends_backend() {
+        let mut rs = ruleset();
+        rs.entry_mut(0).selection = Selection::SourceHash;
+        let e = explanation(&rs, &query("10.96.0.1", 80, Some("10.244.7.7")));
+        let Verdict::Forwarded {
+            source_hash: Some(hash),
+            backends,
+            ..
+        } = &e.sources[0].verdict
+        else {
+            panic!("{e:#?}");
+        };
+        assert_eq!((hash.nft.slots, hash.iptables.slots), (251, 32));
+        for chosen in [&hash.nft, &hash.iptables] {
+            assert!(backends.iter().any(|b| b.address == chosen.address));
+            assert!(chosen.slot < chosen.slots);
+        }
+        let e = explanation(&rs, &query("10.96.0.1", 80, None));
+        assert!(matches!(
+            &e.sources[0].verdict,
+            Verdict::Forwarded {
+                source_hash: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -170,6 +170,17 @@ impl LocalDetector {
         matches!(self, LocalDetector::Cidrs)
     }
 
+    /// Whether packets arriving on `interface` come from pods under this
+    /// detector (never under [`LocalDetector::Cidrs`], which asks the
+    /// address instead).
+    pub fn matches_interface(&self, interface: &str) -> bool {
+        match self {
+            LocalDetector::Cidrs => false,
+            LocalDetector::InterfacePrefix(prefix) => interface.starts_with(prefix.as_str()),
+            LocalDetector::Interface(name) => interface == name,
+        }
+    }
+
     /// Whether the `pods` class can be told apart in `family`, given the
     /// ruleset's cluster CIDRs.
     pub fn knows_pods(&self, cluster_cidrs: &[IpNet], family: Family) -> bool {
