@@ -301,22 +301,14 @@ fn forwarded(
     source: IpAddr,
     world: &World,
 ) -> Result<(), String> {
-    let Outcome::Answered {
-        pod,
-        seen_source,
-        port,
-    } = &attempt.outcome
-    else {
+    let Some((pod, seen_source, port)) = answer(attempt) else {
         return Err("explain said forwarded".into());
     };
     let address = pod_address(world, pod, target)?;
     let backends = verdict["backends"].as_array().cloned().unwrap_or_default();
     let backend = backends
         .iter()
-        .find(|b| {
-            b["address"].as_str() == Some(&address.to_string())
-                && b["port"].as_u64() == Some(u64::from(*port))
-        })
+        .find(|b| is_endpoint(b, address, port))
         .ok_or_else(|| format!("{pod} ({address}:{port}) is none of the backends explain named"))?;
     if backend["probability"].as_f64().unwrap_or(0.0) <= 0.0 {
         return Err(format!("explain gave {pod} no chance"));
@@ -325,22 +317,19 @@ fn forwarded(
         Backend::Nft => &verdict["source_hash"]["nft"],
         Backend::Iptables => &verdict["source_hash"]["iptables"],
     };
-    if !hashed.is_null()
-        && (hashed["address"].as_str() != Some(&address.to_string())
-            || hashed["port"].as_u64() != Some(u64::from(*port)))
-    {
+    if !hashed.is_null() && !is_endpoint(hashed, address, port) {
         return Err(format!(
             "the client hashes to {hashed}, but {pod} ({address}:{port}) answered"
         ));
     }
     let masqueraded =
         verdict["masquerade"].as_bool() == Some(true) || backend["hairpin"].as_bool() == Some(true);
-    match (masqueraded, world.node1_local.contains(seen_source)) {
+    match (masqueraded, world.node1_local.contains(&seen_source)) {
         (true, true) => Ok(()),
         (true, false) => Err(format!(
             "explain said masqueraded, but {pod} saw {seen_source}"
         )),
-        (false, _) if seen_source == &source => Ok(()),
+        (false, _) if seen_source == source => Ok(()),
         (false, _) => Err(format!(
             "explain said the source is kept, but {pod} saw {seen_source} (sent from {source})"
         )),
@@ -355,21 +344,36 @@ fn untouched(
     source: IpAddr,
     world: &World,
 ) -> Result<(), String> {
-    let Outcome::Answered {
-        pod,
-        seen_source,
-        port,
-    } = &attempt.outcome
-    else {
+    let Some((pod, seen_source, port)) = answer(attempt) else {
         return Ok(());
     };
     let address = pod_address(world, pod, target)?;
-    if SocketAddr::new(address, *port) != target || *seen_source != source {
+    if SocketAddr::new(address, port) != target || seen_source != source {
         return Err(format!(
             "nothing of knc's applies, yet {pod} ({address}:{port}) answered, seeing {seen_source}"
         ));
     }
     Ok(())
+}
+
+/// Who answered `attempt`, the source it saw and the port it was reached
+/// on; `None` when nobody answered.
+fn answer(attempt: &Attempt) -> Option<(&str, IpAddr, u16)> {
+    match &attempt.outcome {
+        Outcome::Answered {
+            pod,
+            seen_source,
+            port,
+        } => Some((pod, *seen_source, *port)),
+        _ => None,
+    }
+}
+
+/// Whether explain's `endpoint` (with `address` and `port`) is
+/// `address`:`port`.
+fn is_endpoint(endpoint: &Value, address: IpAddr, port: u16) -> bool {
+    endpoint["address"].as_str() == Some(&address.to_string())
+        && endpoint["port"].as_u64() == Some(u64::from(port))
 }
 
 /// The address of `pod` in `target`'s family.
