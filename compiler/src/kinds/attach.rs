@@ -47,6 +47,7 @@ pub(super) fn attach(
                     kind: route.kind,
                     namespace: route.namespace.clone(),
                     name: route.name.clone(),
+                    origin: route.origin,
                     gateway_namespace: gateway.namespace.clone(),
                     gateway_name: gateway.name.clone(),
                     listener: listener.name.clone(),
@@ -303,5 +304,33 @@ mod tests {
         let v6 = entries[1];
         assert!(v6.backends.cluster.is_empty());
         assert_eq!(v6.frontends[0].routing.external, IrRoute::Reject);
+    }
+
+    /// Two routes on one listener: the first in namespace/name order keeps
+    /// the Gateway address, and lint names both routes.
+    #[test]
+    fn routes_contesting_a_listener_are_linted() {
+        let second = route(
+            "TCPRoute",
+            "  parentRefs: [{name: edge, namespace: infra, sectionName: tcp}]\n",
+        );
+        let first = second.replace("name: r,", "name: a,");
+        let files = [
+            SourceFile::new("gw.yaml", GATEWAY),
+            SourceFile::new("a.yaml", first),
+            SourceFile::new("r.yaml", second),
+        ];
+        let found: Vec<String> = crate::lint(&files)
+            .iter()
+            .filter(|d| d.code == Code::ContestedAddress)
+            .map(|d| format!("{} {}", d.position().unwrap_or_default(), d.message))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "r.yaml:3:18 TCPRoute `apps/r` claims 203.0.113.20:9000/TCP, which TCPRoute `apps/a` claims too",
+                "r.yaml:3:18 TCPRoute `apps/r` claims [fd00::20]:9000/TCP, which TCPRoute `apps/a` claims too",
+            ]
+        );
     }
 }

@@ -122,6 +122,8 @@ pub struct AttachedRoute {
     pub kind: RouteKind,
     pub namespace: String,
     pub name: String,
+    /// The route's document.
+    pub origin: Origin,
     /// `namespace/name` of the Gateway.
     pub gateway_namespace: String,
     pub gateway_name: String,
