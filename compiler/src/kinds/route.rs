@@ -177,15 +177,18 @@ pub(super) fn convert(at: &mut Located<'_>, kind: RouteKind, route: &L4Route) ->
                 );
                 continue;
             };
-            // A Service ref needs a port (the API's CEL rule); other kinds
-            // get no traffic and are kept only as refs to nothing.
-            let min = if is_service { 1 } else { 0 };
-            let port = at.port(|| path("port"), "port", backend.port.unwrap_or(0), min);
+            // A Service ref needs a port (the API's CEL rule); refs of other
+            // kinds get no traffic, and their port (0 when absent) is not read.
+            let port = match (is_service, backend.port) {
+                (true, port) => at.port(|| path("port"), "port", port.unwrap_or(0), 1),
+                (false, Some(port)) => at.port(|| path("port"), "port", port, 0).or(Some(0)),
+                (false, None) => Some(0),
+            };
             let weight = match backend.weight {
                 None => Some(1),
                 Some(w) => weight(at, &path("weight"), w),
             };
-            let (Some(weight), Some(port)) = (weight, port.or((!is_service).then_some(0))) else {
+            let (Some(weight), Some(port)) = (weight, port) else {
                 continue;
             };
             backends.push(BackendRef {
