@@ -31,9 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Compile manifests into a ruleset for one node (or every node with --out-dir).
     ///
-    /// Reads Service, Endpoints, EndpointSlice, Node and KubeProxyConfiguration
-    /// objects from YAML (multi-document), JSON or `kind: List` files; other
-    /// kinds are skipped. Prints one atomic `nft -f` transaction that replaces
+    /// Reads Service, Endpoints, EndpointSlice, Node, ServiceCIDR and
+    /// KubeProxyConfiguration objects, and Gateway API Gateways, TCPRoutes
+    /// and UDPRoutes, from YAML (multi-document), JSON or `kind: List`
+    /// files; other kinds are skipped. Prints one atomic `nft -f` transaction that replaces
     /// knc's own tables and touches nothing else.
     Compile(CompileArgs),
     /// Say what changes for traffic between two sets of manifests.

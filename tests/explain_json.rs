@@ -78,6 +78,13 @@ fn json_explanations_of_fixtures() {
             ],
         ),
         (
+            "gateway-weighted",
+            &[
+                ("203.0.113.20:9000", Some("198.51.100.7")),
+                ("203.0.113.20:53/udp", Some("10.244.2.9")),
+            ],
+        ),
+        (
             "no-endpoints",
             &[
                 ("10.96.0.60:80", None, &[]),

@@ -31,6 +31,10 @@
 //! * `consistent`: selection by source-address hash from 60 client
 //!   addresses: one backend per client, as `knc explain` names it on
 //!   either node, and only a removed backend's clients move.
+//! * `gateway`: a TCPRoute's backendRefs weighted 90/10 and 1/2/7 (one
+//!   ref of weight 0, one split over two endpoints) and a UDPRoute's
+//!   1/2/7 on a Gateway address: 600 connections land on each backend
+//!   within a binomial 4.5σ band.
 //! * `ipv6`: IPv6 ClusterIP, NodePort, reject/drop and hairpin, and a
 //!   dual-stack Service whose families each reach their own endpoints.
 //! * `apply`: the node runtime, `knc apply` / `knc cleanup` run inside
@@ -59,6 +63,8 @@ mod apply;
 mod consistent;
 #[path = "kernel/fixtures_load.rs"]
 mod fixtures_load;
+#[path = "kernel/gateway.rs"]
+mod gateway;
 #[path = "kernel/harness.rs"]
 mod harness;
 #[path = "kernel/harness_selftest.rs"]

@@ -40,6 +40,7 @@ pub enum Code {
     IpFamilyMismatch,
     ExternalAddressOverlap,
     UnknownBackendSelection,
+    UnattachedRoute,
 }
 
 impl Code {

@@ -91,16 +91,26 @@ pub fn explain(ruleset: &Ruleset, query: &Query) -> String {
         let _ = writeln!(out, "{target}: {}", unmatched(ruleset, query));
         return out;
     };
-    let _ = writeln!(
-        out,
-        "{target} is the {} of Service port `{}` ({}).",
-        kind_name(frontend.kind),
-        service.display_name(),
-        match service.family {
-            Family::Ipv4 => "IPv4",
-            Family::Ipv6 => "IPv6",
-        }
-    );
+    let family = match service.family {
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
+    };
+    let _ = if frontend.kind == FrontendKind::Gateway {
+        // A route's entry: named `<kind>/<route>`, port `<gateway>/<listener>`.
+        writeln!(
+            out,
+            "{target} is the Gateway address of listener `{}`, route `{}` ({family}).",
+            service.port_name,
+            crate::names::object_key(&service.namespace, &service.name),
+        )
+    } else {
+        writeln!(
+            out,
+            "{target} is the {} of Service port `{}` ({family}).",
+            kind_name(frontend.kind),
+            service.display_name(),
+        )
+    };
     let classes = classes(ruleset, query);
     if !frontend.allowed_sources.is_empty() {
         let ranges: Vec<String> = frontend
@@ -329,6 +339,7 @@ fn kind_name(kind: FrontendKind) -> &'static str {
         FrontendKind::ExternalIp => "external IP",
         FrontendKind::LoadBalancer => "LoadBalancer IP",
         FrontendKind::NodePort => "NodePort",
+        FrontendKind::Gateway => "Gateway address",
     }
 }
 

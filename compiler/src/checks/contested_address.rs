@@ -40,13 +40,13 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
             continue;
         };
         let message = format!(
-            "Service `{}` claims {claim}, which Service `{}` claims too",
-            lost_by.key(),
-            kept_by.key()
+            "{} claims {claim}, which {} claims too",
+            lost_by.describe(),
+            kept_by.describe()
         );
         let help = format!(
-            "knc compiles it for Service `{}` (defined at {}), the first in namespace/name order, and not for this one",
-            kept_by.key(),
+            "knc compiles it for {} (defined at {}), the first in namespace/name order, and not for this one",
+            kept_by.describe(),
             cx.document(&kept_by.origin).position("metadata.name")
         );
         let label = "only one Service receives this traffic";

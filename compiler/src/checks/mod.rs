@@ -31,6 +31,7 @@ mod selectorless_without_endpoints;
 mod service_without_endpoints;
 mod syntax;
 mod unallocated_cluster_ip;
+mod unattached_route;
 mod unknown_backend_selection;
 mod unknown_field;
 mod unmatched_port;
@@ -82,6 +83,7 @@ pub const RULES: &[&Rule] = &[
     &ip_family_mismatch::RULE,
     &external_address_overlap::RULE,
     &unknown_backend_selection::RULE,
+    &unattached_route::RULE,
 ];
 
 /// Codes retired by splitting, still accepted by `--explain` because users
@@ -230,6 +232,7 @@ mod tests {
             Code::IpFamilyMismatch,
             Code::ExternalAddressOverlap,
             Code::UnknownBackendSelection,
+            Code::UnattachedRoute,
         ];
         for code in &all {
             match code {
@@ -258,7 +261,8 @@ mod tests {
                 | Code::NodeWithoutLocalEndpoints
                 | Code::IpFamilyMismatch
                 | Code::ExternalAddressOverlap
-                | Code::UnknownBackendSelection => {}
+                | Code::UnknownBackendSelection
+                | Code::UnattachedRoute => {}
             }
         }
         all
@@ -280,7 +284,10 @@ mod tests {
             assert_eq!(
                 rule.lint.is_some(),
                 rule.severity == Severity::Warning
-                    && !matches!(code, Code::UnknownField | Code::UnknownBackendSelection),
+                    && !matches!(
+                        code,
+                        Code::UnknownField | Code::UnknownBackendSelection | Code::UnattachedRoute
+                    ),
                 "{}: lint checks are the warnings found on a valid model \
                  (the others are found while loading)",
                 rule.name

@@ -3,9 +3,10 @@
 //!
 //! Accepted: multi-document YAML, JSON, and `kind: List` (as `kubectl get -o
 //! yaml` prints it). Kept kinds: Service, Endpoints, EndpointSlice
-//! (discovery.k8s.io/v1), Node, ServiceCIDR (networking.k8s.io/v1) and
-//! KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1). Anything else is
-//! counted and skipped.
+//! (discovery.k8s.io/v1), Node, ServiceCIDR (networking.k8s.io/v1),
+//! KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1), and the
+//! Gateway API's Gateway (gateway.networking.k8s.io/v1 or v1beta1), TCPRoute
+//! and UDPRoute (v1alpha2). Anything else is counted and skipped.
 //! Problems are collected, never thrown: one bad document does not hide the
 //! problems in the next.
 

@@ -14,11 +14,16 @@
 //!   so no rule can send IPv4 traffic to an IPv6 backend.
 //! * A **[`Frontend`]** is an address and port where the Service is reached:
 //!   its ClusterIP, an ExternalIP, a LoadBalancer ingress IP, or its NodePort
-//!   (on every address of [`Ruleset::nodeport_scope`]).
+//!   (on every address of [`Ruleset::nodeport_scope`]). An entry lowered
+//!   from a Gateway API TCPRoute or UDPRoute attached to a Gateway listener
+//!   is named `<kind>/<route>` (`tcproute/web`, which no Service name can
+//!   be), its port name is `<gateway>/<listener>`, and its frontends are
+//!   the Gateway's addresses at the listener's port.
 //! * A **backend set** is a list of [`Backend`]s: endpoint address, target
 //!   port and a **weight**. A new connection picks a backend with
-//!   probability `weight / sum(weights)`. Lowering gives equal weights today;
-//!   emitters must honour any weights. Each entry carries two sets:
+//!   probability `weight / sum(weights)`. Lowering gives Services' backends
+//!   equal weights, and a route's backends the weights of its backendRefs
+//!   split over their endpoints; emitters must honour any weights. Each entry carries two sets:
 //!   [`BackendSets::cluster`] (every usable endpoint) and
 //!   [`BackendSets::local`] (usable endpoints on this node).
 //! * An entry's **[`Selection`]** says how a new connection picks among a
@@ -368,6 +373,10 @@ pub enum FrontendKind {
     ExternalIp,
     LoadBalancer,
     NodePort,
+    /// A Gateway API Gateway address, at a listener's port, for a TCPRoute
+    /// or UDPRoute (the entry is named after the route). Routed as a
+    /// LoadBalancer IP under `externalTrafficPolicy: Cluster`.
+    Gateway,
 }
 
 /// What a new connection to a frontend does, by source class.

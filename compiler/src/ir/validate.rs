@@ -237,6 +237,7 @@ fn describe_frontend(entry: &Entry, frontend: &Frontend) -> String {
         FrontendKind::ExternalIp => "external-ip",
         FrontendKind::LoadBalancer => "load-balancer",
         FrontendKind::NodePort => "node-port",
+        FrontendKind::Gateway => "gateway",
     };
     let protocol = entry.protocol.as_str();
     match (frontend.kind, frontend.address) {

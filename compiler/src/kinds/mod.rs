@@ -33,11 +33,14 @@ macro_rules! kind_def {
     };
 }
 
+mod attach;
 pub mod endpoint_slice;
 pub mod endpoints;
+pub mod gateway;
 pub mod kube_proxy_config;
 mod located;
 pub mod node;
+pub mod route;
 pub mod service;
 pub mod service_cidr;
 
@@ -54,6 +57,7 @@ pub(crate) use located::Located;
 use crate::front::load::Typed;
 use crate::front::{Code, Diagnostic, Document, Loaded};
 use crate::ir::Protocol;
+use crate::model::gateway::RouteKind;
 use crate::model::{Cluster, Endpoint, EndpointsObject, Inventory, ProxyConfig};
 use crate::names::{namespaced, object_key, DEFAULT_NAMESPACE};
 use kube_proxy_config::KubeProxyConfiguration;
@@ -107,6 +111,10 @@ pub const KINDS: &[&KindDef] = &[
     &node::DEF,
     &kube_proxy_config::DEF,
     &service_cidr::DEF,
+    &gateway::DEF,
+    &gateway::DEF_V1BETA1,
+    &route::TCP_DEF,
+    &route::UDP_DEF,
 ];
 
 /// The kind with this `apiVersion` and `kind`, if knc keeps it.
@@ -136,6 +144,12 @@ pub enum Object {
     Node(Box<Node>),
     KubeProxyConfiguration(Box<KubeProxyConfiguration>),
     ServiceCIDR(Box<ServiceCIDR>),
+    /// Gateway API `Gateway` (v1 or v1beta1).
+    Gateway(Box<gateway::Gateway>),
+    /// Gateway API `TCPRoute` (v1alpha2).
+    TCPRoute(Box<route::L4Route>),
+    /// Gateway API `UDPRoute` (v1alpha2).
+    UDPRoute(Box<route::L4Route>),
 }
 
 impl Object {
@@ -149,6 +163,8 @@ impl Object {
             Object::Node(o) => Some(&o.metadata),
             Object::KubeProxyConfiguration(_) => None,
             Object::ServiceCIDR(o) => Some(&o.metadata),
+            Object::Gateway(o) => Some(&o.metadata),
+            Object::TCPRoute(o) | Object::UDPRoute(o) => Some(&o.metadata),
         }
     }
 
@@ -161,6 +177,9 @@ impl Object {
             Object::Node(_) => &node::DEF,
             Object::KubeProxyConfiguration(_) => &kube_proxy_config::DEF,
             Object::ServiceCIDR(_) => &service_cidr::DEF,
+            Object::Gateway(_) => &gateway::DEF,
+            Object::TCPRoute(_) => &route::TCP_DEF,
+            Object::UDPRoute(_) => &route::UDP_DEF,
         }
     }
 
@@ -204,6 +223,8 @@ fn convert_with(loaded: &Loaded, threads: usize) -> Converted {
     let mut service_cidrs = Vec::new();
     let mut nodeport_claims = Vec::new();
     let mut inventory = Inventory::default();
+    let mut gateways = BTreeMap::new();
+    let mut routes = Vec::new();
 
     for (index, (part, mut found)) in parts.into_iter().enumerate() {
         let doc = &loaded.documents[index];
@@ -257,8 +278,15 @@ fn convert_with(loaded: &Loaded, threads: usize) -> Converted {
                 }
             }
             Part::ServiceCidr(cidrs) => service_cidrs.extend(cidrs),
+            Part::Gateway(gateway) => {
+                if let Some(gateway) = gateway {
+                    gateways.insert((gateway.namespace.clone(), gateway.name.clone()), gateway);
+                }
+            }
+            Part::Route(route) => routes.extend(route),
         }
     }
+    let routes = attach::attach(loaded, &gateways, &routes, &mut diagnostics);
     duplicate_objects(&loaded.documents, &mut diagnostics);
     nodeport_conflicts(&loaded.documents, &nodeport_claims, &mut diagnostics);
 
@@ -271,6 +299,7 @@ fn convert_with(loaded: &Loaded, threads: usize) -> Converted {
             nodes,
             proxy_config,
             service_cidrs,
+            routes,
         },
         inventory,
         diagnostics,
@@ -286,6 +315,8 @@ enum Part {
     /// Converted when joined: configurations merge in input order.
     Config,
     ServiceCidr(Vec<ipnet::IpNet>),
+    Gateway(Option<crate::model::gateway::Gateway>),
+    Route(Option<crate::model::gateway::Route>),
 }
 
 /// Each document's part and the diagnostics converting it found.
@@ -339,6 +370,9 @@ fn convert_one(index: usize, doc: &Document, found: &mut Vec<Diagnostic>) -> Par
         Object::Node(node) => Part::Node(node::convert(&mut at, node)),
         Object::KubeProxyConfiguration(_) => Part::Config,
         Object::ServiceCIDR(object) => Part::ServiceCidr(service_cidr::convert(&mut at, object)),
+        Object::Gateway(object) => Part::Gateway(gateway::convert(&mut at, object)),
+        Object::TCPRoute(object) => Part::Route(route::convert(&mut at, RouteKind::Tcp, object)),
+        Object::UDPRoute(object) => Part::Route(route::convert(&mut at, RouteKind::Udp, object)),
     }
 }
 

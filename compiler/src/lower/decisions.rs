@@ -57,9 +57,11 @@ impl std::fmt::Display for Claim {
     }
 }
 
-/// A model Service as a decision names it.
+/// A model Service (or Gateway API route) as a decision names it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceRef {
+    /// `Service`, or `TCPRoute` / `UDPRoute` for a route's entry.
+    pub kind: &'static str,
     pub namespace: String,
     pub name: String,
     pub origin: Origin,
@@ -68,6 +70,7 @@ pub struct ServiceRef {
 impl ServiceRef {
     fn of(service: &model::Service) -> ServiceRef {
         ServiceRef {
+            kind: "Service",
             namespace: service.namespace.clone(),
             name: service.name.clone(),
             origin: service.origin,
@@ -77,6 +80,11 @@ impl ServiceRef {
     /// `namespace/name`.
     pub fn key(&self) -> String {
         crate::names::object_key(&self.namespace, &self.name)
+    }
+
+    /// ``Service `namespace/name` ``, ``TCPRoute `namespace/name` ``.
+    pub fn describe(&self) -> String {
+        format!("{} `{}`", self.kind, self.key())
     }
 }
 
@@ -138,15 +146,24 @@ pub(super) fn drop_claimed_frontends(services: &mut [Entry], cluster: &Cluster) 
         .collect()
 }
 
-/// The model Service an IR entry was lowered from (the model's Services
-/// are sorted by namespace and name).
+/// The model Service (or Gateway API route) an IR entry was lowered from
+/// (the model's Services are sorted by namespace and name).
 fn service_ref(cluster: &Cluster, entry: &Entry) -> Option<ServiceRef> {
-    let i = cluster
-        .services
-        .binary_search_by(|s| {
-            (s.namespace.as_str(), s.name.as_str())
-                .cmp(&(entry.namespace.as_str(), entry.name.as_str()))
-        })
-        .ok()?;
-    Some(ServiceRef::of(&cluster.services[i]))
+    let found = cluster.services.binary_search_by(|s| {
+        (s.namespace.as_str(), s.name.as_str())
+            .cmp(&(entry.namespace.as_str(), entry.name.as_str()))
+    });
+    if let Ok(i) = found {
+        return Some(ServiceRef::of(&cluster.services[i]));
+    }
+    let route = cluster
+        .routes
+        .iter()
+        .find(|r| r.namespace == entry.namespace && r.entry_name() == entry.name)?;
+    Some(ServiceRef {
+        kind: route.kind.kind(),
+        namespace: route.namespace.clone(),
+        name: route.name.clone(),
+        origin: route.origin,
+    })
 }

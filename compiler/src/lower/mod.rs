@@ -8,6 +8,7 @@
 
 pub mod decisions;
 mod endpoints;
+pub mod gateway;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -106,6 +107,7 @@ pub fn lower_with_decisions(cluster: &Cluster, options: &Options) -> Result<Lowe
     let node = chosen_node(cluster, options)?;
     let context = Context::new(cluster, node, options);
     let mut services = context.services(&cluster.services);
+    services.extend(context.routes(cluster));
     services.sort_by(|a, b| entry_key(a).cmp(&entry_key(b)));
     // Kubernetes refuses a Service whose ports share a name (two unnamed
     // ports, say), but the inputs may not have been through an API server:
@@ -149,7 +151,9 @@ pub fn relower(
     keys: &BTreeSet<(String, String)>,
 ) -> Result<Option<Ruleset>, LowerError> {
     let node = chosen_node(cluster, options)?;
-    if old.node.as_ref() != node.map(|n| &n.name) {
+    // A route's backends come from Services' endpoints: with routes,
+    // lower everything again.
+    if old.node.as_ref() != node.map(|n| &n.name) || !cluster.routes.is_empty() {
         return Ok(None);
     }
     let context = Context::new(cluster, node, options);
@@ -367,6 +371,17 @@ impl<'a> Context<'a> {
             Some(runs) => runs.into_iter().flatten().collect(),
             None => one_run(services),
         }
+    }
+
+    /// The entries of every attached Gateway API route.
+    fn routes(&self, cluster: &Cluster) -> Vec<Entry> {
+        let node_name = self.node.map(|n| n.name.as_str());
+        let zone = self.node.and_then(|n| n.zone.as_deref());
+        cluster
+            .routes
+            .iter()
+            .flat_map(|route| gateway::entries(cluster, route, node_name, zone))
+            .collect()
     }
 
     /// One IR entry per port and family of the Service.

@@ -6,6 +6,7 @@
 //! kind, which parses every field once and reports the values that fail.
 
 pub mod addr;
+pub mod gateway;
 pub mod lint;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,9 @@ pub struct Cluster {
     /// `spec.cidrs` of every ServiceCIDR object, in input order (lowering
     /// joins them with `--service-cidr`).
     pub service_cidrs: Vec<IpNet>,
+    /// TCPRoutes and UDPRoutes attached to Gateway listeners, one per
+    /// (route, Gateway, listener), sorted by route then listener.
+    pub routes: Vec<gateway::AttachedRoute>,
 }
 
 /// What the inputs hold besides what gets rules, for lint: the Services

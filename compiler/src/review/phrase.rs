@@ -21,6 +21,7 @@ pub fn frontend(f: &FrontendRef) -> String {
         FrontendKind::ExternalIp => "external IP",
         FrontendKind::LoadBalancer => "LoadBalancer IP",
         FrontendKind::NodePort => "NodePort",
+        FrontendKind::Gateway => "Gateway address",
     };
     match f.address {
         None => format!("{kind} {}", f.port),

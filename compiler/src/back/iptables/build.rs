@@ -196,6 +196,7 @@ impl<'a> Emitter<'a> {
                     FrontendKind::ExternalIp => "external-ip",
                     FrontendKind::LoadBalancer => "load-balancer",
                     FrontendKind::NodePort => "node-port",
+                    FrontendKind::Gateway => "gateway",
                 };
                 let tail = |out: &mut String| {
                     for part in ["-p ", proto, " -m comment --comment \"", &name, " ", what] {
