@@ -86,6 +86,8 @@ fn explain_gives_each_ref_its_share() {
             port,
             protocol,
             from: None,
+            from_this_node: false,
+            arrives_on: None,
         };
         let explained = explanation(&ruleset, &query);
         assert!(!explained.sources.is_empty());
