@@ -2,7 +2,8 @@
 //! first on PATH, which prints a fixture's manifests as `kubectl get -o
 //! yaml` would, and the real built `knc`: the plugin must print exactly
 //! what `knc` prints for the same objects, pass every argument through
-//! untouched, and read ServiceCIDRs only where the API serves them.
+//! untouched, and read ServiceCIDRs and the Gateway API's kinds only where
+//! the API serves them.
 
 mod common;
 
@@ -11,13 +12,22 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The fake: answers the two `get`s the plugin makes from
-/// `$FAKE_FIXTURE` (the ServiceCIDRs from its `service-cidrs.yaml`; an
-/// API server without them when there is none), logs its arguments, and
-/// fails as `$FAKE_FAIL` says (`get`: the main get; `forbidden`: the
-/// ServiceCIDRs).
+/// The fake: answers the `get`s the plugin makes from `$FAKE_FIXTURE`
+/// (the ServiceCIDRs from its `service-cidrs.yaml`, Gateways from
+/// `gateway.yaml`, TCPRoutes and UDPRoutes from `routes.yaml`; an API
+/// server without the kind when there is no such file), logs its
+/// arguments, and fails as `$FAKE_FAIL` says (`get`: the main get;
+/// `forbidden`: the ServiceCIDRs).
 const FAKE_KUBECTL: &str = r#"#!/bin/sh
 printf '%s\n' "$*" >>"$FAKE_LOG"
+served() {
+    if [ -f "$1" ]; then
+        cat "$1"
+    else
+        echo 'error: the server doesn'"'"'t have a resource type "'"$2"'"' >&2
+        exit 1
+    fi
+}
 case "$*" in
 "get services,endpointslices,nodes -A -o yaml")
     if [ "${FAKE_FAIL:-}" = get ]; then
@@ -25,10 +35,26 @@ case "$*" in
         exit 1
     fi
     for f in "$FAKE_FIXTURE"/*.yaml; do
-        [ "$(basename "$f")" = service-cidrs.yaml ] && continue
+        case "$(basename "$f")" in
+        service-cidrs.yaml | gateway.yaml | routes.yaml) continue ;;
+        esac
         printf -- '---\n'
         cat "$f"
     done
+    ;;
+"get gateways.gateway.networking.k8s.io -A -o yaml")
+    served "$FAKE_FIXTURE/gateway.yaml" gateways.gateway.networking.k8s.io
+    ;;
+"get tcproutes.gateway.networking.k8s.io -A -o yaml")
+    # Both kinds of route are in one file: one get prints them all.
+    served "$FAKE_FIXTURE/routes.yaml" tcproutes.gateway.networking.k8s.io
+    ;;
+"get udproutes.gateway.networking.k8s.io -A -o yaml")
+    if [ -f "$FAKE_FIXTURE/routes.yaml" ]; then
+        printf 'apiVersion: v1\nkind: List\nitems: []\n'
+    else
+        served /nonexistent udproutes.gateway.networking.k8s.io
+    fi
     ;;
 "get servicecidrs -o yaml")
     if [ "${FAKE_FAIL:-}" = forbidden ]; then
@@ -102,7 +128,9 @@ impl FakeCluster {
             .map(|e| e.unwrap().path())
             .filter(|p| {
                 p.extension().is_some_and(|e| e == "yaml")
-                    && p.file_name().unwrap() != "service-cidrs.yaml"
+                    && !["service-cidrs.yaml", "gateway.yaml", "routes.yaml"]
+                        .iter()
+                        .any(|served_apart| p.file_name().unwrap() == *served_apart)
             })
             .collect();
         paths.sort();
@@ -167,7 +195,11 @@ fn compile_prints_what_knc_compiles_from_the_fixture() {
     let log = std::fs::read_to_string(cluster.log()).unwrap();
     assert_eq!(
         log,
-        "get services,endpointslices,nodes -A -o yaml\nget servicecidrs -o yaml\n"
+        "get services,endpointslices,nodes -A -o yaml\n\
+         get servicecidrs -o yaml\n\
+         get gateways.gateway.networking.k8s.io -A -o yaml\n\
+         get tcproutes.gateway.networking.k8s.io -A -o yaml\n\
+         get udproutes.gateway.networking.k8s.io -A -o yaml\n"
     );
     assert_eq!(cluster.leftovers(), Vec::<String>::new());
 }
@@ -230,6 +262,27 @@ fn service_cidrs_are_read_when_served() {
         text(&direct.stdout)
     );
     assert_same(&plugin, &direct);
+}
+
+/// Gateways and routes are read where the Gateway API is installed: a
+/// route's weighted backends are explained as from the fixture.
+#[test]
+fn gateway_routes_are_read_when_served() {
+    let cluster = FakeCluster::new("gateway-weighted");
+    for to in ["203.0.113.20:9000", "203.0.113.20:53/udp"] {
+        let args = ["--node", "node1", "--to", to, "--output", "json"];
+        let plugin = cluster.plugin(&[&["explain"], &args[..]].concat(), None);
+        let direct = knc(
+            &[&["explain", "fixtures/gateway-weighted"], &args[..]].concat(),
+            None,
+        );
+        assert!(
+            text(&direct.stdout).contains("\"kind\": \"gateway\""),
+            "{}",
+            text(&direct.stdout)
+        );
+        assert_same(&plugin, &direct);
+    }
 }
 
 #[test]
