@@ -49,7 +49,7 @@ fn check(cx: &Context<'_>, out: &mut Vec<Diagnostic>) {
             kept_by.describe(),
             cx.document(&kept_by.origin).position("metadata.name")
         );
-        let label = "only one Service receives this traffic";
+        let label = "only one of them receives this traffic";
         out.push(
             cx.warning(
                 &lost_by.origin,
