@@ -222,10 +222,7 @@ impl<'a> Emitter<'a> {
             }
         }
         let width = self.width();
-        let prefix = |out: &mut String, p: u128, len: u32| {
-            out.push_str("-d ");
-            push_net(out, width, p, len);
-        };
+        let prefix = destination_match(width);
         Tree {
             width,
             kind: "DST",
@@ -547,10 +544,7 @@ impl<'a> Emitter<'a> {
             }
         }
         let width = self.width();
-        let prefix = |out: &mut String, p: u128, len: u32| {
-            out.push_str("-d ");
-            push_net(out, width, p, len);
-        };
+        let prefix = destination_match(width);
         Tree {
             width,
             kind: "CIP",
@@ -639,6 +633,14 @@ fn push_host_net(out: &mut String, a: IpAddr) {
         IpAddr::V4(_) => "/32",
         IpAddr::V6(_) => "/128",
     });
+}
+
+/// Matches destination prefix `p`/`len` of a `width`-bit family: `-d NET`.
+fn destination_match(width: u32) -> impl Fn(&mut String, u128, u32) {
+    move |out, p, len| {
+        out.push_str("-d ");
+        push_net(out, width, p, len);
+    }
 }
 
 /// Appends `prefix/len`, the prefix an IPv4 (`width` 32) or IPv6 address.
