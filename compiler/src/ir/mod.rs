@@ -169,6 +169,20 @@ pub enum LocalDetector {
     Interface(String),
 }
 
+/// Greatest common divisor (0 with 0 is 0): weights are reduced by it.
+pub(crate) fn gcd(a: u128, b: u128) -> u128 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// [`gcd`] of two `u64`s.
+pub(crate) fn gcd64(a: u64, b: u64) -> u64 {
+    gcd(a.into(), b.into()) as u64
+}
+
 impl LocalDetector {
     /// Whether this is [`LocalDetector::Cidrs`].
     pub fn is_cidrs(&self) -> bool {

@@ -453,10 +453,7 @@ pub fn refresh_endpoints(
         }
     }
     for key in keys {
-        let found = cluster
-            .services
-            .binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(&key.0, &key.1)));
-        if let Ok(i) = found {
+        if let Some(i) = cluster.service_index(&key.0, &key.1) {
             cluster.services[i].endpoints =
                 joined_endpoints(slices.get_mut(key), legacy.remove(key));
         }

@@ -149,12 +149,8 @@ pub(super) fn drop_claimed_frontends(services: &mut [Entry], cluster: &Cluster) 
 /// The model Service (or Gateway API route) an IR entry was lowered from
 /// (the model's Services are sorted by namespace and name).
 fn service_ref(cluster: &Cluster, entry: &Entry) -> Option<ServiceRef> {
-    let found = cluster.services.binary_search_by(|s| {
-        (s.namespace.as_str(), s.name.as_str())
-            .cmp(&(entry.namespace.as_str(), entry.name.as_str()))
-    });
-    if let Ok(i) = found {
-        return Some(ServiceRef::of(&cluster.services[i]));
+    if let Some(service) = cluster.service(&entry.namespace, &entry.name) {
+        return Some(ServiceRef::of(service));
     }
     let route = cluster
         .routes

@@ -12,10 +12,11 @@ use std::net::IpAddr;
 
 use super::endpoints;
 use crate::ir::{
-    Backend, BackendSets, Entry, Family, Frontend, FrontendKind, Route, Routing, Selection, SetKind,
+    gcd, gcd64, Backend, BackendSets, Entry, Family, Frontend, FrontendKind, Route, Routing,
+    Selection, SetKind,
 };
 use crate::model::gateway::{AttachedRoute, BackendRef};
-use crate::model::{self, Cluster};
+use crate::model::Cluster;
 
 /// Largest per-endpoint weight [`split_weights`] gives; past it the exact
 /// integers are scaled down and rounded.
@@ -119,7 +120,7 @@ fn backends(
         }
     }
     // Sums of two refs' weights stay below 2^21 and may share a divisor.
-    let divisor = summed.values().copied().fold(0, gcd).max(1);
+    let divisor = summed.values().copied().fold(0, gcd64).max(1);
     summed
         .into_iter()
         .map(|((address, port), weight)| Backend {
@@ -146,7 +147,7 @@ fn ref_endpoints(
     if !backend.is_service {
         return Vec::new();
     }
-    let Some(service) = find_service(cluster, &backend.namespace, &backend.name) else {
+    let Some(service) = cluster.service(&backend.namespace, &backend.name) else {
         return Vec::new();
     };
     let protocol = route.kind.protocol();
@@ -160,19 +161,6 @@ fn ref_endpoints(
     let candidates = endpoints::candidates(service, port, family, node);
     let chosen = endpoints::categorize(&candidates, node, zone);
     chosen.cluster.iter().map(|c| (c.address, c.port)).collect()
-}
-
-/// The model Service `namespace/name` (the model's Services are sorted).
-fn find_service<'a>(
-    cluster: &'a Cluster,
-    namespace: &str,
-    name: &str,
-) -> Option<&'a model::Service> {
-    let i = cluster
-        .services
-        .binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(namespace, name)))
-        .ok()?;
-    Some(&cluster.services[i])
 }
 
 /// Per-endpoint weights for backendRefs given as (weight, number of
@@ -191,7 +179,7 @@ pub fn split_weights(refs: &[(u32, usize)]) -> Vec<u32> {
     let mut overflow = false;
     for &(_, n) in refs.iter().filter(|r| used(r)) {
         let n = n as u128;
-        lcm = lcm / gcd128(lcm, n) * n;
+        lcm = lcm / gcd(lcm, n) * n;
         if lcm > u128::from(u64::MAX) {
             overflow = true;
             break;
@@ -208,7 +196,7 @@ pub fn split_weights(refs: &[(u32, usize)]) -> Vec<u32> {
                 }
             })
             .collect();
-        let divisor = exact.iter().copied().fold(0, gcd128).max(1);
+        let divisor = exact.iter().copied().fold(0, gcd).max(1);
         let reduced: Vec<u128> = exact.iter().map(|w| w / divisor).collect();
         if reduced
             .iter()
@@ -239,22 +227,6 @@ pub fn split_weights(refs: &[(u32, usize)]) -> Vec<u32> {
             }
         })
         .collect()
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
-fn gcd128(a: u128, b: u128) -> u128 {
-    if b == 0 {
-        a
-    } else {
-        gcd128(b, a % b)
-    }
 }
 
 #[cfg(test)]

@@ -159,13 +159,7 @@ pub fn relower(
     let context = Context::new(cluster, node, options);
     let mut fresh: Vec<Entry> = keys
         .iter()
-        .filter_map(|(ns, name)| {
-            let i = cluster
-                .services
-                .binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(ns, name)))
-                .ok()?;
-            Some(context.service(&cluster.services[i]))
-        })
+        .filter_map(|(ns, name)| Some(context.service(cluster.service(ns, name)?)))
         .flatten()
         .collect();
     fresh.sort_by(|a, b| entry_key(a).cmp(&entry_key(b)));

@@ -37,6 +37,21 @@ pub struct Cluster {
     pub routes: Vec<gateway::AttachedRoute>,
 }
 
+impl Cluster {
+    /// The index of Service `namespace/name` in [`Cluster::services`].
+    pub fn service_index(&self, namespace: &str, name: &str) -> Option<usize> {
+        self.services
+            .binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(namespace, name)))
+            .ok()
+    }
+
+    /// Service `namespace/name`, if the cluster has it.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
+        self.service_index(namespace, name)
+            .map(|i| &self.services[i])
+    }
+}
+
 /// What the inputs hold besides what gets rules, for lint: the Services
 /// that get none (headless, ExternalName), every EndpointSlice and
 /// Endpoints object with the Service it names, and the facts about

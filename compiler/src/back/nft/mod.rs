@@ -68,8 +68,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::ir::{
-    selection, Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, LocalDetector, Route,
-    Routing, Ruleset, Selection, SetKind,
+    gcd64, selection, Backend, Entry, Family, FamilyScope, Frontend, FrontendKind, LocalDetector,
+    Route, Routing, Ruleset, Selection, SetKind,
 };
 use crate::text::{push_decimal, push_ipv4};
 
@@ -968,7 +968,7 @@ pub fn slots(backends: &[Backend]) -> Vec<u32> {
         .iter()
         .map(|b| u64::from(b.weight.max(1)))
         .collect();
-    let divisor = weights.iter().copied().fold(0, gcd).max(1);
+    let divisor = weights.iter().copied().fold(0, gcd64).max(1);
     let mut slots: Vec<u64> = weights.iter().map(|w| w / divisor).collect();
     let total: u64 = slots.iter().sum();
     let max = u64::from(MAX_SLOTS).max(backends.len() as u64);
@@ -976,14 +976,6 @@ pub fn slots(backends: &[Backend]) -> Vec<u32> {
         slots = slots.iter().map(|s| (s * max / total).max(1)).collect();
     }
     slots.into_iter().map(|s| s as u32).collect()
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
 }
 
 /// Keeps comment text inside a safe alphabet so nothing from a manifest can
